@@ -1,0 +1,3 @@
+from thinnka.cli import main
+
+main()

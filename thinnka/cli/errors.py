@@ -1,0 +1,48 @@
+"""Turning exceptions into exit codes and one clear line on stderr."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from thinnka.errors import ConfigError, LeaseHeld, RunNotFound, ThinnkaError
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "run_app"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def exit_code_for(error: BaseException) -> int:
+    if isinstance(error, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(error, ConfigError | RunNotFound):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
+    """Run the typer app; never let a traceback reach the user for expected errors."""
+    try:
+        result = app(args=args, standalone_mode=False)
+    except click.exceptions.Abort:
+        return EXIT_INTERRUPTED
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.ClickException as usage:
+        usage.show()
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("Interrupted.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except LeaseHeld as held:
+        print(f"Error: {held.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except ThinnkaError as error:
+        print(f"Error: {error.message}", file=sys.stderr)
+        return exit_code_for(error)
+    return result if isinstance(result, int) else EXIT_OK

@@ -1,0 +1,99 @@
+"""Commands for operating an installation: reap, recover, gpus, doctor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from thinnka.cli import app
+from thinnka.cli._common import open_command_session, print_json
+from thinnka.cli.options import COMMON_OPTIONS, with_options
+
+
+@app.command("reap")
+@with_options(COMMON_OPTIONS)
+def reap_command(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be terminated."),
+    **values: Any,
+) -> int:
+    """Terminate this installation's pods that no live run owns.
+
+    Only pods carrying this installation's THINNKA_OWNER are considered; pods
+    of other installations and pods not made by thinnka are never touched.
+    """
+    from thinnka.recovery import reap
+
+    session = open_command_session(values["env_file"], values["log_json"])
+    report = reap(session, dry_run=dry_run)
+    verb = "would terminate" if dry_run else "terminated"
+    for pod in report.reaped:
+        typer.echo(f"{verb} {pod.id} ({pod.name})")
+    for pod, error in report.errors:
+        typer.echo(f"could not terminate {pod.id} ({pod.name}): {error}", err=True)
+    if not report.reaped and not report.errors:
+        typer.echo("No stray pods.")
+    return 1 if report.errors else 0
+
+
+@app.command("recover")
+@with_options(COMMON_OPTIONS)
+def recover_command(**values: Any) -> int:
+    """Finish or clean up runs whose process died, then reap stray pods (for cron).
+
+    Runs with a live lease are left alone; a run in training is re-attached
+    and followed to the end. Safe to start every few minutes.
+    """
+    from thinnka.cli.console import ConsoleOutput
+    from thinnka.recovery import recover
+
+    session = open_command_session(values["env_file"], values["log_json"])
+    report = recover(session, ConsoleOutput(secrets=session.settings.secrets()))
+    for run_id, state in report.driven:
+        typer.echo(f"{run_id}: {state}")
+    for run_id, error in report.errors:
+        typer.echo(f"{run_id}: {error}", err=True)
+    for pod in report.reaped:
+        typer.echo(f"reaped {pod.id} ({pod.name})")
+    return 1 if report.errors else 0
+
+
+@app.command("gpus")
+@with_options(COMMON_OPTIONS)
+def gpus_command(
+    gpu_count: int = typer.Option(1, "--gpu-count", help="Price and stock for this many GPUs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    **values: Any,
+) -> int:
+    """Show Runpod's GPU catalog: memory, price per hour and stock."""
+    from thinnka.operations import gpu_catalog
+
+    session = open_command_session(values["env_file"], values["log_json"])
+    offers = gpu_catalog(session, gpu_count)
+    if as_json:
+        print_json([offer.to_json() for offer in offers])
+        return 0
+    from thinnka.cli.render import print_gpus
+
+    print_gpus(offers)
+    return 0
+
+
+@app.command("doctor")
+@with_options(COMMON_OPTIONS)
+def doctor_command(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
+    **values: Any,
+) -> int:
+    """Check settings, keys, the database and the services thinnka needs."""
+    from thinnka.doctor import run_checks
+
+    session = open_command_session(values["env_file"], values["log_json"])
+    checks = run_checks(session)
+    if as_json:
+        print_json([check.to_json() for check in checks])
+    else:
+        for check in checks:
+            mark = {"ok": "[ok]", "warn": "[warn]", "fail": "[FAIL]"}[check.status]
+            typer.echo(f"{mark:7} {check.name}: {check.detail}")
+    return 1 if any(check.status == "fail" for check in checks) else 0

@@ -1,0 +1,134 @@
+"""Commands that start or drive runs: run, plan, resume, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from thinnka.cli import app
+from thinnka.cli._common import open_command_session, print_json, sigterm_as_interrupt
+from thinnka.cli.options import COMMON_OPTIONS, RUN_OPTIONS, options_from_kwargs, with_options
+
+
+def _exit_code(run: Any) -> int:
+    from thinnka.machine import Outcome, RunState
+
+    if run.state is RunState.terminated and run.outcome is Outcome.succeeded:
+        return 0
+    return 1
+
+
+def _report_end(run: Any, output: Any) -> None:
+    from thinnka.machine import RunState
+
+    if run.state is RunState.terminated:
+        cost = f"${run.cost_usd:.4f}"
+        output.event("done", f"Run {run.id} ended: {run.outcome.value}, pod cost {cost}.")
+    elif run.state is RunState.training:
+        output.event("detached", f"Training runs on the pod; `thinnka resume {run.id}` follows it.")
+    else:
+        output.event("stopped", f"Run {run.id} stopped in state {run.state.value}.")
+
+
+@app.command("run")
+@with_options(RUN_OPTIONS, COMMON_OPTIONS)
+def run_command(**values: Any) -> int:
+    """Fine-tune a model on a rented GPU: check, plan, create a pod, train, push, terminate.
+
+    The first line on stdout is `run <run-id>`. Exit 0 when the run succeeded,
+    1 when it failed or was cancelled (its pod cleaned up), 2 for invalid
+    options (nothing created), 130 when interrupted (the pod is cleaned up).
+
+    Example: thinnka run --repo-id Qwen/Qwen2.5-0.5B-Instruct --sft --max-steps 100
+    """
+    from thinnka.cli.console import ConsoleOutput
+    from thinnka.operations import drive, start_run
+
+    options = options_from_kwargs(values)
+    if options.dry_run:
+        return _plan(options, values, as_json=False)
+    session = open_command_session(values["env_file"], values["log_json"])
+    output = ConsoleOutput(secrets=session.settings.secrets())
+    sigterm_as_interrupt()
+    run_id, runner = start_run(session, options, output)
+    typer.echo(f"run {run_id}")
+    run = drive(runner, run_id, detach=options.detach)
+    _report_end(run, output)
+    return 0 if options.detach and run.outcome is None else _exit_code(run)
+
+
+def _plan(options: Any, values: dict[str, Any], *, as_json: bool) -> int:
+    from thinnka.cli.render import print_plan
+    from thinnka.operations import plan_run
+    from thinnka.options import validate
+
+    validate(options)
+    session = open_command_session(values["env_file"], values["log_json"])
+    plan = plan_run(session, options)
+    if as_json:
+        print_json(plan.to_json())
+    else:
+        print_plan(plan)
+    return 0
+
+
+@app.command("plan")
+@with_options(RUN_OPTIONS, COMMON_OPTIONS)
+def plan_command(
+    as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
+    **values: Any,
+) -> int:
+    """Check the model and plan a run without renting anything.
+
+    Shows the memory estimate, the GPU candidates with prices, the rendered
+    recipe and the launch command. Works without credentials for a public model;
+    what it cannot check without them is reported as a warning.
+    """
+    return _plan(options_from_kwargs(values), values, as_json=as_json)
+
+
+@app.command("resume")
+@with_options(COMMON_OPTIONS)
+def resume_command(
+    run_id: str = typer.Argument(..., help="The run to continue, e.g. r-7f3k2q."),
+    **values: Any,
+) -> int:
+    """Continue a run whose process died: re-attach to its pod and finish it.
+
+    Exits 1 naming the holder when another live process drives the run.
+    """
+    from thinnka.cli.console import ConsoleOutput
+    from thinnka.operations import resume_run
+
+    session = open_command_session(values["env_file"], values["log_json"])
+    output = ConsoleOutput(secrets=session.settings.secrets())
+    sigterm_as_interrupt()
+    run = resume_run(session, run_id, output)
+    _report_end(run, output)
+    return _exit_code(run)
+
+
+@app.command("cancel")
+@with_options(COMMON_OPTIONS)
+def cancel_command(
+    run_id: str = typer.Argument(..., help="The run to cancel."),
+    **values: Any,
+) -> int:
+    """Cancel a run and terminate its pod.
+
+    When another live process drives the run, it is asked to stop and cleans
+    up itself; otherwise the cleanup runs here.
+    """
+    from thinnka.cli.console import ConsoleOutput
+    from thinnka.operations import cancel_run
+
+    session = open_command_session(values["env_file"], values["log_json"])
+    output = ConsoleOutput(secrets=session.settings.secrets())
+    result = cancel_run(session, run_id, output)
+    if result.holder:
+        typer.echo(f"Cancel requested; {result.holder} drives {run_id} and will clean up.")
+        return 0
+    outcome = result.run.outcome.value if result.run.outcome else result.run.state.value
+    typer.echo(f"{run_id}: {result.run.state.value} ({outcome})")
+    return 0 if result.run.state.is_final() else 1

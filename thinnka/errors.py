@@ -1,0 +1,136 @@
+"""The exception tree of thinnka.
+
+Every error thinnka raises on purpose is a ``ThinnkaError``; the CLI maps the
+branches to exit codes, and clients translate their libraries' errors into
+these at the boundary, so nothing above the clients sees an httpx, paramiko or
+huggingface_hub exception.
+
+    ThinnkaError
+      ConfigError          bad options, settings or recipe: exit 2, nothing created
+      PreflightError       gated model, no write access, nothing fits: no pod exists yet
+      RemoteError          Runpod, the Hub or SSH answered badly (carries .retryable)
+        AuthError          401/403: never retried
+        CapacityError      no stock for the GPU asked for: try the next candidate
+        NotFoundError      the remote object does not exist (any more)
+        TransientError     429, 5xx, timeouts, dropped connections: retried with backoff
+      StepTimeout          a handler ran past its deadline
+      StateConflict        a guarded write matched no row: someone else moved the run
+        LeaseHeld          another live process drives this run
+      RunNotFound          no run with that id
+      Cancelled            the run was cancelled while a step was working
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "Cancelled",
+    "CapacityError",
+    "ConfigError",
+    "LeaseHeld",
+    "NotFoundError",
+    "PreflightError",
+    "RemoteError",
+    "RunNotFound",
+    "StateConflict",
+    "StepTimeout",
+    "ThinnkaError",
+    "TransientError",
+]
+
+
+class ThinnkaError(Exception):
+    """Base of every error thinnka raises on purpose.
+
+    ``reason`` is a short stable code stored with a failed run (``gated``,
+    ``no_capacity``, ...), so scripts can branch on it without parsing text.
+    """
+
+    reason: str = "error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(ThinnkaError):
+    """The user's options, settings or recipe are invalid; fix them and run again."""
+
+    reason = "invalid_config"
+
+
+class PreflightError(ThinnkaError):
+    """A check before spending money failed (gated model, read-only token, no GPU fits)."""
+
+    reason = "preflight"
+
+
+class RemoteError(ThinnkaError):
+    """A remote service answered with an error."""
+
+    reason = "remote"
+    retryable: bool = False
+
+
+class AuthError(RemoteError):
+    """The credentials were refused; retrying cannot help."""
+
+    reason = "auth"
+
+
+class CapacityError(RemoteError):
+    """The provider has no capacity for what was asked; another GPU type may work."""
+
+    reason = "no_capacity"
+
+
+class NotFoundError(RemoteError):
+    """The remote object does not exist."""
+
+    reason = "not_found"
+
+
+class TransientError(RemoteError):
+    """Rate limit, server error or network trouble; worth retrying with backoff."""
+
+    reason = "transient"
+    retryable = True
+
+
+class StepTimeout(ThinnkaError):
+    """A step ran past its deadline."""
+
+    reason = "timeout"
+
+
+class StateConflict(ThinnkaError):
+    """A guarded state write matched no row: the run moved, or its lease is not ours."""
+
+    reason = "conflict"
+
+
+class LeaseHeld(StateConflict):
+    """Another live process holds the run's lease."""
+
+    reason = "lease_held"
+
+    def __init__(self, message: str, *, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class RunNotFound(ThinnkaError):
+    """No run with that id exists in this database."""
+
+    reason = "run_not_found"
+
+
+class Cancelled(ThinnkaError):
+    """The run was cancelled (``thinnka cancel``, Ctrl-C or SIGTERM) while a step worked."""
+
+    reason = "cancelled"

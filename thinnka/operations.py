@@ -1,0 +1,153 @@
+"""The library surface the CLI calls: one function per command.
+
+Each function takes resolved settings and plain values and returns records;
+the CLI only parses, calls and prints (the sqlite-utils split).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thinnka.errors import ConfigError, LeaseHeld
+from thinnka.handlers.base import Handler, Output
+from thinnka.machine import RunState
+from thinnka.options import RunOptions, validate
+from thinnka.runner import Runner
+from thinnka.settings import Settings
+from thinnka.store import RunRecord, Store, open_store
+
+__all__ = [
+    "CancelResult",
+    "Session",
+    "cancel_run",
+    "check_run_credentials",
+    "open_session",
+    "resume_run",
+    "run_dir",
+    "run_summary",
+    "start_run",
+]
+
+
+@dataclass
+class Session:
+    """What every command works with: settings, the store, how to reach services."""
+
+    settings: Settings
+    store: Store
+    services: Any = None
+    handlers: Mapping[str, Handler] | None = None
+
+    def runner(self, output: Output) -> Runner:
+        if self.handlers is None:
+            from thinnka.handlers import default_handlers
+
+            self.handlers = default_handlers()
+        if self.services is None:
+            from thinnka.services import Services
+
+            self.services = Services(self.settings, self.store)
+        return Runner(
+            self.store, self.settings, handlers=self.handlers, output=output, services=self.services
+        )
+
+
+def open_session(settings: Settings) -> Session:
+    return Session(settings=settings, store=open_store(settings))
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    """The local folder of a run: copies of its remote logs."""
+    return settings.state_dir / "runs" / run_id
+
+
+def check_run_credentials(settings: Settings, options: RunOptions) -> None:
+    """The original's checks 8–10, before a row exists: keys and SSH key material."""
+    if not settings.runpod_api_key:
+        raise ConfigError("RUNPOD_API_KEY is required.")
+    if not settings.hf_token:
+        raise ConfigError("HF_TOKEN or HUGGINGFACE_HUB_TOKEN is required.")
+    if options.report_to == "wandb" and not settings.wandb_api_key:
+        raise ConfigError("--report-to wandb needs WANDB_API_KEY in the environment or .env.")
+    from thinnka.sshkeys import resolve_key_pair
+
+    resolve_key_pair(options, settings)
+
+
+def start_run(session: Session, options: RunOptions, output: Output) -> tuple[str, Runner]:
+    """Validate everything, then create the run (leased to the returned runner)."""
+    validate(options)
+    check_run_credentials(session.settings, options)
+    runner = session.runner(output)
+    from thinnka.rendering import validate_overrides
+
+    validate_overrides(options)
+    run = runner.create(options)
+    return run.id, runner
+
+
+def drive(runner: Runner, run_id: str, *, detach: bool) -> RunRecord:
+    return runner.drive(run_id, stop_at=RunState.training if detach else None)
+
+
+def resume_run(session: Session, run_id: str, output: Output) -> RunRecord:
+    run = session.store.get(run_id)
+    runner = session.runner(output)
+    return runner.drive(run.id)
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    run: RunRecord
+    driven_here: bool
+    holder: str | None
+
+
+def cancel_run(session: Session, run_id: str, output: Output) -> CancelResult:
+    """Ask a run to stop; drive its cleanup here unless a live process drives it."""
+    run = session.store.get(run_id)
+    if run.state.is_final():
+        return CancelResult(run, driven_here=False, holder=None)
+    session.store.request_cancel(run_id)
+    try:
+        run = session.runner(output).drive(run_id)
+    except LeaseHeld as held:
+        return CancelResult(session.store.get(run_id), driven_here=False, holder=held.holder)
+    return CancelResult(run, driven_here=True, holder=None)
+
+
+def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]:
+    """The JSON shape of ``show --json`` (and, without events, of ``ls --json``)."""
+    data: dict[str, Any] = {
+        "id": run.id,
+        "state": run.state.value,
+        "outcome": run.outcome.value if run.outcome else None,
+        "repo_id": run.repo_id,
+        "hub_model_id": run.hub_model_id,
+        "trainer": run.options.trainer,
+        "mode": run.options.mode,
+        "pod_id": run.pod_id,
+        "pod_name": run.pod_name,
+        "gpu_type": run.gpu_type,
+        "gpu_count": run.gpu_count,
+        "cost_per_hr": run.cost_per_hr,
+        "cost_usd": round(run.cost_usd, 6),
+        "error": (
+            {"message": run.error_message, "reason": run.error_reason}
+            if run.error_message
+            else None
+        ),
+        "lease_owner": run.lease_owner if run.lease_live() else None,
+        "created_at": run.created_at.isoformat(),
+        "updated_at": run.updated_at.isoformat(),
+        "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+    }
+    if events:
+        data["options"] = run.options.to_json()
+        data["plan"] = run.plan
+        data["remote"] = run.remote
+        data["events"] = [event.to_json() for event in store.events(run.id)]
+    return data

@@ -1,0 +1,222 @@
+"""Drives a run through its state machine; the only place transitions fire.
+
+For each step the runner takes the forward edge out of the run's state,
+gives its handler a deadline-bound context, and, when the handler succeeds,
+fires the trigger on a strict ``transitions`` machine and persists the move
+with a guarded write (state + facts + event row in one transaction). A
+failing step moves the run to ``failed`` with the error recorded; cleanup then
+moves it to ``terminated``. The driving process holds a lease, renewed by a
+heartbeat thread, so ``resume`` and ``recover`` never drive a live run twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from thinnka.errors import Cancelled, StateConflict, ThinnkaError
+from thinnka.handlers.base import Handler, Output, StepContext
+from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
+from thinnka.settings import Settings
+from thinnka.store import RunRecord, Store
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "Runner", "make_owner_id"]
+
+logger = structlog.get_logger(__name__)
+
+DEFAULT_LEASE_SECONDS = 60.0
+_CANCEL_REASONS = frozenset({"cancelled", "interrupted"})
+
+
+def make_owner_id() -> str:
+    """A lease owner id that tells a person which process holds a run."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class _Heartbeat:
+    """Renews the lease in the background; notices when it was lost."""
+
+    def __init__(self, store: Store, run_id: str, owner: str, seconds: float) -> None:
+        self._store, self._run_id, self._owner, self._seconds = store, run_id, owner, seconds
+        self._stop = threading.Event()
+        self.lost = False
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{run_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._seconds / 3):
+            try:
+                if not self._store.renew_lease(self._run_id, self._owner, seconds=self._seconds):
+                    self.lost = True
+                    return
+            except Exception:  # a locked database now and then: try again next beat
+                logger.warning("lease renewal failed; retrying", run_id=self._run_id)
+
+
+class _Model:
+    """The object the transitions machine moves (state lives in the database)."""
+
+    state: RunState
+
+
+class Runner:
+    """Creates runs and drives them; one instance per command."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        *,
+        handlers: Mapping[str, Handler],
+        output: Output,
+        services: Any = None,
+        owner: str | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.handlers = dict(handlers)
+        self.output = output
+        self.services = services
+        self.owner = owner or make_owner_id()
+        self.lease_seconds = lease_seconds
+
+    # ------------------------------------------------------------------ API
+    def create(self, options: Any) -> RunRecord:
+        """A new run in ``created``, leased to this runner from the first instant."""
+        return self.store.create_run(options, owner=self.owner, lease_seconds=self.lease_seconds)
+
+    def drive(self, run_id: str, *, stop_at: RunState | None = None) -> RunRecord:
+        """Advance ``run_id`` until it is terminated (or reaches ``stop_at``).
+
+        Raises ``LeaseHeld`` when another live process drives it. A
+        ``KeyboardInterrupt`` cancels the run, cleans up, and is re-raised.
+        """
+        run = self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
+        interrupted: KeyboardInterrupt | None = None
+        with structlog.contextvars.bound_contextvars(run_id=run_id), _Heartbeat(
+            self.store, run_id, self.owner, self.lease_seconds
+        ) as heartbeat:
+            try:
+                while not run.state.is_final():
+                    if stop_at is not None and run.state is stop_at:
+                        break
+                    if heartbeat.lost:
+                        raise StateConflict(f"Lost the lease on run {run_id}; stopping.")
+                    if run.cancel_requested and run.state is not RunState.failed:
+                        run = self._fail(run, Cancelled("Run cancelled on request."))
+                        continue
+                    try:
+                        run = self._step(run, heartbeat)
+                    except KeyboardInterrupt as exc:
+                        if self.store.get(run_id).state is RunState.failed:
+                            raise  # interrupted during cleanup: `recover` finishes it
+                        interrupted = exc
+                        self.output.event("interrupted", "Interrupted; cleaning up.")
+                        run = self._fail(
+                            self.store.get(run_id),
+                            Cancelled("Interrupted by the user.", reason="interrupted"),
+                        )
+                    except StateConflict:
+                        raise
+                    except ThinnkaError as exc:
+                        if run.state is RunState.failed:
+                            return self._cleanup_failed(run, exc)
+                        run = self._fail(self.store.get(run_id), exc)
+                    except Exception as exc:  # a bug: still clean up the pod
+                        logger.exception("step crashed", state=run.state.value)
+                        error = ThinnkaError(f"Internal error: {exc!r}", reason="internal")
+                        if run.state is RunState.failed:
+                            return self._cleanup_failed(run, error)
+                        run = self._fail(self.store.get(run_id), error)
+            finally:
+                self.store.release_lease(run_id, self.owner)
+        if interrupted is not None:
+            raise interrupted
+        return self.store.get(run_id)
+
+    # ------------------------------------------------------------------ steps
+    def _step(self, run: RunRecord, heartbeat: _Heartbeat) -> RunRecord:
+        transition = next_transition(run.state)
+        if transition is None:  # pragma: no cover - the completeness test forbids it
+            raise StateConflict(f"No way forward from {run.state.value}")
+        handler = self.handlers[transition.trigger]
+        ctx = self._context(run, handler, heartbeat)
+        started = time.monotonic()
+        result = handler.run(ctx)
+        model = _Model()
+        build_machine(model, run.state)
+        getattr(model, transition.trigger)()  # the machine validates the edge
+        outcome = Outcome.succeeded if transition.source is RunState.pushed else None
+        updated = self.store.transition(
+            run.id,
+            owner=self.owner,
+            source=transition.source,
+            dest=model.state,
+            trigger=transition.trigger,
+            message=result.message,
+            updates=result.updates,
+            outcome=outcome,
+        )
+        logger.info(
+            "transition",
+            trigger=transition.trigger,
+            src=transition.source.value,
+            dst=updated.state.value,
+            elapsed_s=round(time.monotonic() - started, 3),
+        )
+        return updated
+
+    def _context(self, run: RunRecord, handler: Handler, heartbeat: _Heartbeat) -> StepContext:
+        def check_cancelled() -> None:
+            if heartbeat.lost:
+                raise StateConflict(f"Lost the lease on run {run.id}; stopping.")
+            if run.state is not RunState.failed and self.store.get(run.id).cancel_requested:
+                raise Cancelled("Run cancelled on request.")
+
+        return StepContext(
+            run=run,
+            settings=self.settings,
+            services=self.services,
+            output=self.output,
+            deadline=time.monotonic() + handler.timeout_s(run),
+            record=lambda facts: self.store.record(run.id, owner=self.owner, updates=facts),
+            note=lambda kind, message: self.store.add_event(run.id, kind, message),
+            check_cancelled=check_cancelled,
+        )
+
+    def _fail(self, run: RunRecord, error: ThinnkaError) -> RunRecord:
+        """Record the error and move to ``failed``; cleanup follows in the loop."""
+        outcome = Outcome.cancelled if error.reason in _CANCEL_REASONS else Outcome.failed
+        self.output.event("error", error.message, reason=error.reason)
+        return self.store.transition(
+            run.id,
+            owner=self.owner,
+            source=run.state,
+            dest=RunState.failed,
+            trigger=FAIL_TRIGGER,
+            message=error.message,
+            updates={"error_message": error.message, "error_reason": error.reason},
+            outcome=outcome,
+        )
+
+    def _cleanup_failed(self, run: RunRecord, error: ThinnkaError) -> RunRecord:
+        """Cleanup itself failed: leave the run ``failed`` for ``recover`` to retry."""
+        message = f"Cleanup failed, will be retried by `thinnka recover`: {error.message}"
+        self.store.add_event(run.id, "cleanup_error", message)
+        self.output.event("cleanup_error", message)
+        return self.store.get(run.id)

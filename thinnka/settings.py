@@ -1,0 +1,154 @@
+"""Settings from the environment and ``.env``.
+
+As in the original tool, a ``.env`` found from the working directory upward
+(or given with ``--env-file``) overrides the process environment. Secrets are
+wrapped in ``Secret`` so that no repr, log line or traceback shows them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from thinnka.errors import ConfigError
+
+__all__ = ["SETTINGS_DOC", "Secret", "Settings", "load_settings"]
+
+DEFAULT_RUNPOD_API_BASE_URL = "https://api.runpod.io"
+
+# (variable, what it is for) — the README's configuration table and example.env
+# are checked against this list by a test.
+SETTINGS_DOC: tuple[tuple[str, str], ...] = (
+    ("RUNPOD_API_KEY", "Runpod API key (required for run; plan and gpus work without it)"),
+    ("RUNPOD_API_BASE_URL", "Runpod API base URL; GraphQL is served at {base}/graphql"),
+    ("HF_TOKEN", "Hugging Face token with write access to the target namespace"),
+    ("HUGGINGFACE_HUB_TOKEN", "Fallback name for HF_TOKEN"),
+    ("HF_ENDPOINT", "Hugging Face Hub endpoint (huggingface_hub's own variable)"),
+    ("SSH_PUBLIC_KEY", "Public key installed on the pod (else ~/.ssh/id_ed25519.pub)"),
+    ("RUNPOD_SSH_PUBLIC_KEY", "Fallback name for SSH_PUBLIC_KEY"),
+    ("SSH_PRIVATE_KEY_PATH", "Private key used to reach the pod (else ~/.ssh/id_ed25519)"),
+    ("PROGRESS_WEBHOOK_URL", "Generic JSON webhook that receives progress events"),
+    ("DISCORD_WEBHOOK_URL", "Discord webhook that receives progress events"),
+    ("WANDB_API_KEY", "Weights & Biases key, forwarded to the trainer for --report-to wandb"),
+    ("THINNKA_STATE_DIR", "Runtime folder for thinnka.db and runs/<run-id>/ (default ./state)"),
+    ("THINNKA_DB_URL", "Any SQLAlchemy URL; overrides the SQLite file in THINNKA_STATE_DIR"),
+)
+
+
+class Secret:
+    """A string that never shows itself in repr/str; ask with ``reveal()``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything thinnka reads from the environment, resolved once per command."""
+
+    state_dir: Path
+    db_url: str | None = None
+    runpod_api_key: Secret | None = None
+    runpod_api_base_url: str = DEFAULT_RUNPOD_API_BASE_URL
+    hf_token: Secret | None = None
+    hf_endpoint: str | None = None
+    ssh_public_key: str | None = None
+    ssh_private_key_path: str | None = None
+    progress_webhook_url: str | None = None
+    discord_webhook_url: str | None = None
+    wandb_api_key: Secret | None = None
+    env_file: Path | None = None
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.state_dir / 'thinnka.db'}"
+
+    @property
+    def graphql_url(self) -> str:
+        return self.runpod_api_base_url.rstrip("/") + "/graphql"
+
+    def secrets(self) -> list[str]:
+        """Every secret value, for scrubbing output that came from elsewhere."""
+        found = [s.reveal() for s in (self.runpod_api_key, self.hf_token, self.wandb_api_key) if s]
+        return [value for value in found if len(value) >= 4]
+
+
+def load_settings(
+    env_file: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Read settings; ``.env`` values win over the process environment.
+
+    ``environ`` and ``cwd`` exist for tests; commands pass nothing.
+    """
+    from dotenv import dotenv_values
+
+    values = dict(os.environ if environ is None else environ)
+    found: Path | None = None
+    if env_file is not None:
+        found = Path(env_file).expanduser()
+        if not found.is_file():
+            raise ConfigError(f"--env-file {str(env_file)!r} does not exist.")
+    else:
+        # python-dotenv's find_dotenv(usecwd=True) walks up from the process
+        # cwd; walking ourselves lets tests (and ``cwd``) choose the start.
+        start = cwd or Path.cwd()
+        found = next((d / ".env" for d in (start, *start.parents) if (d / ".env").is_file()), None)
+    if found is not None:
+        for key, value in dotenv_values(found).items():
+            if value is not None:
+                values[key] = value
+
+    def get(name: str) -> str | None:
+        value = values.get(name, "").strip()
+        return value or None
+
+    def secret(*names: str) -> Secret | None:
+        for name in names:
+            value = get(name)
+            if value:
+                return Secret(value)
+        return None
+
+    state_dir = Path(get("THINNKA_STATE_DIR") or "state").expanduser()
+    if not state_dir.is_absolute():
+        state_dir = (cwd or Path.cwd()) / state_dir
+    return Settings(
+        state_dir=state_dir,
+        db_url=get("THINNKA_DB_URL"),
+        runpod_api_key=secret("RUNPOD_API_KEY"),
+        runpod_api_base_url=get("RUNPOD_API_BASE_URL") or DEFAULT_RUNPOD_API_BASE_URL,
+        hf_token=secret("HF_TOKEN", "HUGGINGFACE_HUB_TOKEN"),
+        hf_endpoint=get("HF_ENDPOINT"),
+        ssh_public_key=get("SSH_PUBLIC_KEY") or get("RUNPOD_SSH_PUBLIC_KEY"),
+        ssh_private_key_path=get("SSH_PRIVATE_KEY_PATH"),
+        progress_webhook_url=get("PROGRESS_WEBHOOK_URL"),
+        discord_webhook_url=get("DISCORD_WEBHOOK_URL"),
+        wandb_api_key=secret("WANDB_API_KEY"),
+        env_file=found,
+        extra={k: v for k, v in values.items() if k.startswith("THINNKA_")},
+    )

@@ -1,0 +1,21 @@
+"""Persistence of runs: SQLite by default, any SQLAlchemy URL by ``THINNKA_DB_URL``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from thinnka.store.repo import EventRecord, RunRecord, Store
+
+if TYPE_CHECKING:
+    from thinnka.settings import Settings
+
+__all__ = ["EventRecord", "RunRecord", "Store", "open_store"]
+
+
+def open_store(settings: Settings) -> Store:
+    """Open (and create or upgrade) the database the settings point at."""
+    from thinnka.store.db import create_db_engine, migrate
+
+    engine = create_db_engine(settings.database_url, settings.state_dir)
+    migrate(engine, settings.state_dir)
+    return Store(engine)

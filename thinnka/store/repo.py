@@ -1,0 +1,371 @@
+"""Run records and the guarded writes that move them.
+
+Every state change is a compare-and-set: ``UPDATE runs SET state=:dest ...
+WHERE id=:id AND state=:source AND lease_owner=:owner`` plus its event row in
+the same transaction. A write that matches no row raises ``StateConflict``
+naming what it found instead; nothing is silently overwritten.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from thinnka.errors import LeaseHeld, RunNotFound, StateConflict, ThinnkaError
+from thinnka.machine import Outcome, RunState
+from thinnka.options import RunOptions
+from thinnka.store.models import MetaRow, RunEventRow, RunRow, utcnow
+
+__all__ = ["EventRecord", "RunRecord", "Store"]
+
+# Columns a step may record besides the state; state, outcome and leases move
+# only through their own guarded methods.
+FACT_COLUMNS = frozenset(
+    {
+        "hub_model_id", "plan", "pod_name", "pod_id", "gpu_type", "gpu_count", "cost_per_hr",
+        "cost_usd", "pod_started_at", "ssh_host", "ssh_port", "host_key", "remote",
+        "error_message", "error_reason",
+    }
+)  # fmt: skip
+
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstuvwxyz"  # no i, l, o: easy to read aloud
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    run_id: str
+    at: dt.datetime
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "from": self.from_state,
+            "to": self.to_state,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A run as stored; what crosses the boundary out of ``thinnka.store``."""
+
+    id: str
+    state: RunState
+    outcome: Outcome | None
+    options: RunOptions
+    repo_id: str
+    hub_model_id: str | None
+    plan: dict[str, Any] | None
+    pod_name: str | None
+    pod_id: str | None
+    gpu_type: str | None
+    gpu_count: int | None
+    cost_per_hr: float | None
+    cost_usd: float
+    pod_started_at: dt.datetime | None
+    ssh_host: str | None
+    ssh_port: int | None
+    host_key: str | None
+    remote: dict[str, Any]
+    error_message: str | None
+    error_reason: str | None
+    cancel_requested: bool
+    lease_owner: str | None
+    lease_expires_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    ended_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: RunRow) -> RunRecord:
+        return cls(
+            id=row.id,
+            state=RunState(row.state),
+            outcome=Outcome(row.outcome) if row.outcome else None,
+            options=RunOptions.from_json(row.options),
+            repo_id=row.repo_id,
+            hub_model_id=row.hub_model_id,
+            plan=row.plan,
+            pod_name=row.pod_name,
+            pod_id=row.pod_id,
+            gpu_type=row.gpu_type,
+            gpu_count=row.gpu_count,
+            cost_per_hr=row.cost_per_hr,
+            cost_usd=row.cost_usd or 0.0,
+            pod_started_at=row.pod_started_at,
+            ssh_host=row.ssh_host,
+            ssh_port=row.ssh_port,
+            host_key=row.host_key,
+            remote=dict(row.remote or {}),
+            error_message=row.error_message,
+            error_reason=row.error_reason,
+            cancel_requested=bool(row.cancel_requested),
+            lease_owner=row.lease_owner,
+            lease_expires_at=row.lease_expires_at,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            ended_at=row.ended_at,
+        )
+
+    def lease_live(self, now: dt.datetime | None = None) -> bool:
+        if self.lease_owner is None or self.lease_expires_at is None:
+            return False
+        return self.lease_expires_at > (now or utcnow())
+
+
+class Store:
+    """All reads and writes of runs; one short transaction per call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # ------------------------------------------------------------ installation
+    def installation_id(self) -> str:
+        """The id pods carry as THINNKA_OWNER; made once per database."""
+        with self._sessions.begin() as session:
+            row = session.get(MetaRow, "installation_id")
+            if row is not None:
+                return row.value
+        candidate = "inst-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
+        try:
+            with self._sessions.begin() as session:
+                session.add(MetaRow(key="installation_id", value=candidate))
+        except IntegrityError:
+            pass  # another process made it first; theirs wins
+        with self._sessions.begin() as session:
+            return session.get(MetaRow, "installation_id").value  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------ create / read
+    def create_run(
+        self, options: RunOptions, *, owner: str | None = None, lease_seconds: float = 60.0
+    ) -> RunRecord:
+        """Insert a run in ``created`` (optionally leased to ``owner`` at once)."""
+        now = utcnow()
+        for _ in range(20):
+            run_id = "r-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
+            try:
+                with self._sessions.begin() as session:
+                    session.add(
+                        RunRow(
+                            id=run_id,
+                            state=RunState.created.value,
+                            options=options.to_json(),
+                            repo_id=options.repo_id,
+                            hub_model_id=options.hub_model_id,
+                            remote={},
+                            cost_usd=0.0,
+                            cancel_requested=False,
+                            lease_owner=owner,
+                            lease_expires_at=(
+                                now + dt.timedelta(seconds=lease_seconds) if owner else None
+                            ),
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    session.flush()
+                    self._event(session, run_id, "created", None, RunState.created, "Run created.")
+                return self.get(run_id)
+            except IntegrityError:
+                continue  # id collision: draw again
+        raise StateConflict("could not allocate a unique run id")
+
+    def get(self, run_id: str) -> RunRecord:
+        with self._sessions() as session:
+            row = session.get(RunRow, run_id)
+            if row is None:
+                raise RunNotFound(f"No run {run_id!r} in this database.")
+            return RunRecord.from_row(row)
+
+    def list_runs(self, *, include_terminated: bool = False) -> list[RunRecord]:
+        query = select(RunRow).order_by(RunRow.created_at.desc(), RunRow.id)
+        if not include_terminated:
+            query = query.where(RunRow.state != RunState.terminated.value)
+        with self._sessions() as session:
+            return [RunRecord.from_row(row) for row in session.scalars(query)]
+
+    def events(self, run_id: str) -> list[EventRecord]:
+        query = select(RunEventRow).where(RunEventRow.run_id == run_id).order_by(RunEventRow.id)
+        with self._sessions() as session:
+            return [
+                EventRecord(e.id, e.run_id, e.at, e.kind, e.from_state, e.to_state, e.message)
+                for e in session.scalars(query)
+            ]
+
+    def count_runs(self) -> int:
+        with self._sessions() as session:
+            return int(session.scalar(select(func.count()).select_from(RunRow)) or 0)
+
+    # ------------------------------------------------------------ guarded writes
+    def transition(
+        self,
+        run_id: str,
+        *,
+        owner: str,
+        source: RunState,
+        dest: RunState,
+        trigger: str,
+        message: str = "",
+        updates: Mapping[str, Any] | None = None,
+        outcome: Outcome | None = None,
+    ) -> RunRecord:
+        """Move ``run_id`` from ``source`` to ``dest`` if it is there and ours."""
+        values = self._facts(updates)
+        now = utcnow()
+        values.update(state=dest.value, updated_at=now)
+        if outcome is not None:
+            values["outcome"] = outcome.value
+        if dest.is_final():
+            values["ended_at"] = now
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(RunRow)
+                .where(
+                    RunRow.id == run_id,
+                    RunRow.state == source.value,
+                    RunRow.lease_owner == owner,
+                )
+                .values(**values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise self._conflict(session, run_id, f"move {source.value} → {dest.value}")
+            self._event(session, run_id, trigger, source, dest, message or trigger)
+        return self.get(run_id)
+
+    def record(self, run_id: str, *, owner: str, updates: Mapping[str, Any]) -> RunRecord:
+        """Write step facts (pod id, offsets, ...) if ``owner`` still holds the lease."""
+        values = self._facts(updates)
+        values["updated_at"] = utcnow()
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.lease_owner == owner)
+                .values(**values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise self._conflict(session, run_id, "record facts")
+        return self.get(run_id)
+
+    def add_event(self, run_id: str, kind: str, message: str) -> None:
+        with self._sessions.begin() as session:
+            self._event(session, run_id, kind, None, None, message)
+
+    def request_cancel(self, run_id: str) -> RunRecord:
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.state != RunState.terminated.value)
+                .values(cancel_requested=True, updated_at=utcnow())
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                self._event(session, run_id, "cancel_requested", None, None, "Cancel requested.")
+        return self.get(run_id)
+
+    # ------------------------------------------------------------ leases
+    def acquire_lease(self, run_id: str, owner: str, *, seconds: float) -> RunRecord:
+        """Take the run's lease if it is free, expired or already ours."""
+        now = utcnow()
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(RunRow)
+                .where(
+                    RunRow.id == run_id,
+                    or_(
+                        RunRow.lease_owner.is_(None),
+                        RunRow.lease_owner == owner,
+                        RunRow.lease_expires_at.is_(None),
+                        RunRow.lease_expires_at < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_expires_at=now + dt.timedelta(seconds=seconds))
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                row = session.get(RunRow, run_id)
+                if row is None:
+                    raise RunNotFound(f"No run {run_id!r} in this database.")
+                holder = row.lease_owner or "?"
+                until = row.lease_expires_at.isoformat() if row.lease_expires_at else "?"
+                raise LeaseHeld(
+                    f"Run {run_id} is being driven by {holder} (lease until {until}).",
+                    holder=holder,
+                )
+        return self.get(run_id)
+
+    def renew_lease(self, run_id: str, owner: str, *, seconds: float) -> bool:
+        expires = utcnow() + dt.timedelta(seconds=seconds)
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.lease_owner == owner)
+                .values(lease_expires_at=expires)
+            )
+            return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+    def release_lease(self, run_id: str, owner: str) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.lease_owner == owner)
+                .values(lease_owner=None, lease_expires_at=None)
+            )
+
+    def runs_needing_recovery(self) -> list[RunRecord]:
+        """Runs not terminated whose lease is free or expired."""
+        now = utcnow()
+        query = select(RunRow).where(
+            RunRow.state != RunState.terminated.value,
+            or_(RunRow.lease_expires_at.is_(None), RunRow.lease_expires_at < now),
+        )
+        with self._sessions() as session:
+            return [RunRecord.from_row(row) for row in session.scalars(query)]
+
+    # ------------------------------------------------------------ helpers
+    def _facts(self, updates: Mapping[str, Any] | None) -> dict[str, Any]:
+        values = dict(updates or {})
+        unknown = set(values) - FACT_COLUMNS
+        if unknown:
+            raise ValueError(f"not a recordable run fact: {sorted(unknown)}")
+        return values
+
+    def _event(
+        self,
+        session: Session,
+        run_id: str,
+        kind: str,
+        source: RunState | None,
+        dest: RunState | None,
+        message: str,
+    ) -> None:
+        session.execute(
+            insert(RunEventRow).values(
+                run_id=run_id,
+                at=utcnow(),
+                kind=kind,
+                from_state=source.value if source else None,
+                to_state=dest.value if dest else None,
+                message=message,
+            )
+        )
+
+    def _conflict(self, session: Session, run_id: str, what: str) -> ThinnkaError:
+        row = session.get(RunRow, run_id)
+        if row is None:
+            return RunNotFound(f"No run {run_id!r} in this database.")
+        return StateConflict(
+            f"Could not {what} for run {run_id}: it is {row.state} "
+            f"and its lease is held by {row.lease_owner or 'nobody'}."
+        )
