@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-class RunState(str, enum.Enum):
+class RunState(enum.StrEnum):
     """Where a run is. Values equal names, so the stored text reads the same either way."""
 
     # A row exists with the user's validated options; nothing remote was touched.
@@ -84,7 +84,7 @@ _MAY_HOLD_POD = frozenset(
 )
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """How a terminated run ended; None while it is not terminated."""
 
     succeeded = "succeeded"

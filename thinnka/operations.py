@@ -24,7 +24,9 @@ __all__ = [
     "Session",
     "cancel_run",
     "check_run_credentials",
+    "gpu_catalog",
     "open_session",
+    "plan_run",
     "resume_run",
     "run_dir",
     "run_summary",
@@ -41,17 +43,24 @@ class Session:
     services: Any = None
     handlers: Mapping[str, Handler] | None = None
 
+    def get_services(self) -> Any:
+        if self.services is None:
+            from thinnka.services import Services
+
+            self.services = Services(self.settings, self.store)
+        return self.services
+
     def runner(self, output: Output) -> Runner:
         if self.handlers is None:
             from thinnka.handlers import default_handlers
 
             self.handlers = default_handlers()
-        if self.services is None:
-            from thinnka.services import Services
-
-            self.services = Services(self.settings, self.store)
         return Runner(
-            self.store, self.settings, handlers=self.handlers, output=output, services=self.services
+            self.store,
+            self.settings,
+            handlers=self.handlers,
+            output=output,
+            services=self.get_services(),
         )
 
 
@@ -151,3 +160,19 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
         data["remote"] = run.remote
         data["events"] = [event.to_json() for event in store.events(run.id)]
     return data
+
+
+def plan_run(session: Session, options: RunOptions) -> Any:
+    """``thinnka plan``: gate, estimate, choose GPUs and render; nothing is created."""
+    from thinnka.planner import make_plan
+
+    return make_plan(session.get_services(), options)
+
+
+def gpu_catalog(session: Session, gpu_count: int) -> list[Any]:
+    """Runpod's GPU types with price and stock for ``gpu_count`` GPUs, cheapest first."""
+    offers = session.get_services().runpod.gpu_offers(gpu_count)
+    return sorted(
+        offers,
+        key=lambda o: (o.price_per_hour is None, o.price_per_hour or 0.0, -o.memory_gb),
+    )

@@ -220,7 +220,9 @@ def validate(options: RunOptions) -> RunOptions:
     if o.effective_vllm_mode == "server" and o.gpu_count < 2:
         raise ConfigError("--vllm-mode server needs --gpu-count 2 or more (one GPU serves vLLM).")
 
-    if o.skip_setup and (o.custom_dependencies or o.transformers_version or o.transformers_from_git):
+    if o.skip_setup and (
+        o.custom_dependencies or o.transformers_version or o.transformers_from_git
+    ):
         raise ConfigError(
             "--skip-setup installs nothing, so --custom-dependencies, --transformers-version "
             "and --transformers-from-git cannot apply. Drop one side."

@@ -108,9 +108,10 @@ class Runner:
         """
         run = self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
         interrupted: KeyboardInterrupt | None = None
-        with structlog.contextvars.bound_contextvars(run_id=run_id), _Heartbeat(
-            self.store, run_id, self.owner, self.lease_seconds
-        ) as heartbeat:
+        with (
+            structlog.contextvars.bound_contextvars(run_id=run_id),
+            _Heartbeat(self.store, run_id, self.owner, self.lease_seconds) as heartbeat,
+        ):
             try:
                 while not run.state.is_final():
                     if stop_at is not None and run.state is stop_at:

@@ -30,7 +30,9 @@ def resolve_key_pair(options: RunOptions, settings: Settings, home: Path | None 
     if not public:
         raise ConfigError("SSH public key not found. Set SSH_PUBLIC_KEY or --ssh-public-key.")
     if not public.startswith(("ssh-", "ecdsa-", "sk-")):
-        raise ConfigError("The SSH public key does not look like one (expected 'ssh-ed25519 AAAA...').")
+        raise ConfigError(
+            "The SSH public key does not look like one (expected 'ssh-ed25519 AAAA...')."
+        )
     raw_private = options.ssh_private_key or settings.ssh_private_key_path
     private = Path(raw_private).expanduser() if raw_private else ssh_dir / "id_ed25519"
     if not private.is_file():

@@ -41,9 +41,9 @@ def _root(
 
 
 # Importing the command modules registers their commands, in this order in --help.
-from thinnka.cli import runs as _runs  # noqa: E402
-from thinnka.cli import inspect as _inspect  # noqa: E402, I001
+from thinnka.cli import inspect as _inspect  # noqa: E402
 from thinnka.cli import ops as _ops  # noqa: E402
+from thinnka.cli import runs as _runs  # noqa: E402
 
 _ = (_runs, _inspect, _ops)
 

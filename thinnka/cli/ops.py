@@ -67,11 +67,12 @@ def gpus_command(
 ) -> int:
     """Show Runpod's GPU catalog: memory, price per hour and stock."""
     from thinnka.operations import gpu_catalog
+    from thinnka.planner import offer_json
 
     session = open_command_session(values["env_file"], values["log_json"])
     offers = gpu_catalog(session, gpu_count)
     if as_json:
-        print_json([offer.to_json() for offer in offers])
+        print_json([offer_json(offer) for offer in offers])
         return 0
     from thinnka.cli.render import print_gpus
 

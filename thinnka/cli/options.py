@@ -43,12 +43,14 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     _o("pod_name", "--pod-name", str | None, None,
        "Pod name prefix (default thinnka-<model>-<N>x); the run id is always appended."),
     _o("cloud_type", "--cloud-type", str, "ALL", "Runpod cloud: ALL, SECURE or COMMUNITY."),
-    _o("volume_gb", "--volume-gb", int, 300, "Persistent volume size in GB (0: sized from the model)."),
+    _o("volume_gb", "--volume-gb", int, 300,
+       "Persistent volume size in GB (0: sized from the model)."),
     _o("container_disk_gb", "--container-disk-gb", int | None, None,
        "Container disk in GB (default: sized from the model, at least 40)."),
     _o("min_vcpu", "--min-vcpu", int, 4, "Minimum vCPUs of the pod."),
     _o("min_memory", "--min-memory", int, 16, "Minimum system memory of the pod in GB."),
-    _o("dataset_name", "--dataset-name", str, "open-r1/OpenR1-Math-220k", "Training data set repo."),
+    _o("dataset_name", "--dataset-name", str, "open-r1/OpenR1-Math-220k",
+       "Training data set repo."),
     _o("dataset_prompt_column", "--dataset-prompt-column", str, "problem",
        "Column holding the prompt (GRPO)."),
     _o("reasoning_tag", "--reasoning-tag", str, "<think>", "Tag that opens the reasoning (GRPO)."),
@@ -147,7 +149,9 @@ def _parameter(spec: OptionSpec) -> inspect.Parameter:
     )
 
 
-def with_options(*specs: tuple[OptionSpec, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def with_options(
+    *specs: tuple[OptionSpec, ...],
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Append the given option tables to a command's signature."""
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["print_run", "print_runs_table"]
+__all__ = ["print_gpus", "print_plan", "print_run", "print_runs_table"]
 
 _console = Console(highlight=False, soft_wrap=True)
 
@@ -60,3 +60,49 @@ def print_run(data: dict[str, Any]) -> None:
             event["message"],
         )
     _console.print(table)
+
+
+def print_gpus(offers: list[Any]) -> None:
+    table = Table("id", "name", "memory", "GPUs", "$/hour", "stock")
+    for offer in offers:
+        price = "-" if offer.price_per_hour is None else f"{offer.price_per_hour:.2f}"
+        table.add_row(
+            offer.id,
+            offer.display_name,
+            f"{offer.memory_gb:g} GB",
+            str(offer.gpu_count),
+            price,
+            offer.stock or "none",
+        )
+    _console.print(table)
+
+
+def print_plan(plan: Any) -> None:
+    import yaml
+
+    data = plan.to_json()
+    _console.print(f"[bold]Plan[/bold] {data['mode'].upper()} of {data['repo_id']} "
+                   f"→ {data['hub_model_id']} ({data['trainer']})")  # fmt: skip
+    _console.print(f"  parameters  {data['model']['parameters']:,}")
+    memory = Table("memory per GPU", "GB", box=None)
+    for label, value in data["memory"]["breakdown_gb"].items():
+        memory.add_row(label, f"{value:.2f}")
+    memory.add_row("[bold]needs[/bold]", f"[bold]{data['memory']['required_gb']:.1f}[/bold]")
+    _console.print(memory)
+    gpus = Table("#", "GPU", "memory", "$/hour", "stock")
+    for rank, offer in enumerate(data["candidates"], start=1):
+        price = "-" if offer["price_per_hour"] is None else f"{offer['price_per_hour']:.2f}"
+        gpus.add_row(str(rank), offer["id"], f"{offer['memory_gb']:g} GB", price,
+                     offer["stock"] or "none")  # fmt: skip
+    _console.print(gpus)
+    _console.print(
+        f"  transformers  {data['transformers']['spec']}  ({data['transformers']['reason']})"
+    )
+    for note in data["notes"]:
+        _console.print(f"  note: {note}")
+    for warning in data["warnings"]:
+        _console.print(f"  [yellow]warning:[/yellow] {warning}")
+    _console.print("[bold]recipe[/bold]")
+    _console.print(yaml.safe_dump(data["recipe"], sort_keys=False).rstrip(), markup=False)
+    _console.print("[bold]command[/bold]")
+    _console.print(" ".join(data["command"]), markup=False)

@@ -72,7 +72,8 @@ class GpuOffer:
 
     @property
     def label(self) -> str:
-        return self.display_name if self.gpu_count == 1 else f"{self.gpu_count}× {self.display_name}"
+        count = f"{self.gpu_count}× " if self.gpu_count > 1 else ""
+        return f"{count}{self.display_name}"
 
 
 @dataclass(frozen=True)
@@ -203,13 +204,14 @@ def _why_nothing(
         if o.in_stock and (o.max_gpu_count is None or o.gpu_count <= o.max_gpu_count)
     ]
     if not available:
-        names = ", ".join(sorted({o.display_name for o in fitting}))
-        return f"No GPU with at least {need} is in stock for {count} GPU(s) per pod: {names}."
+        gone = ", ".join(sorted({o.display_name for o in fitting}))
+        return f"No GPU with at least {need} is in stock for {count} GPU(s) per pod: {gone}."
     wanted = (gpu_type or "").strip().lower()
     matching = [o for o in available if wanted in o.search_name]
     if not matching:
-        names = ", ".join(sorted({o.display_name for o in available}))
-        return f"--gpu-type {gpu_type!r} matches nothing that fits ({need} or more): try {names}."
+        names = sorted({o.display_name for o in available})
+        listed = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        return f"--gpu-type {gpu_type!r} matches nothing that fits ({need} or more): try {listed}."
     priced = [o for o in matching if o.price_per_hour is not None]
     cap = f"--max-price ${max_price or 0:.2f}/h"
     if not priced:

@@ -55,7 +55,7 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "vocab_size": ("vocab_size",),
 }
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt")
-_NOT_WEIGHTS = ("training_args", "optimizer", "scheduler", "rng_state", "trainer_state")
+_NOT_WEIGHTS = ("training_args", "optimizer", "scheduler", "rng_state", "trainer_state", "adapter_")
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class ModelFacts:
     def architecture_known(self) -> bool:
         return bool(self.hidden_size and self.num_hidden_layers)
 
-    def arch(self) -> _Arch:
+    def _arch(self) -> _Arch:
         p = self.num_parameters
         # Without a config, assume a Llama-like shape (P ≈ 12·L·h², L ≈ h/128): rough,
         # but it keeps activations and logits from silently counting as zero.
@@ -146,8 +146,7 @@ class ModelFacts:
         heads = self.num_attention_heads or max(1, hidden // 128)
         head_dim = self.head_dim or hidden // heads
         tied = self.tie_word_embeddings
-        if tied is None:
-            tied = self.model_type in _TIED_BY_DEFAULT
+        tied = self.model_type in _TIED_BY_DEFAULT if tied is None else tied
         return _Arch(
             layers=layers,
             hidden=hidden,
@@ -163,7 +162,7 @@ class ModelFacts:
 
     def config_parameters(self) -> int:
         """Parameter count implied by the architecture alone (dense decoder)."""
-        a = self.arch()
+        a = self._arch()
         bias = a.layers * (a.q + 2 * a.kv) if self.model_type in _QKV_BIAS else 0
         return self._embedding_config(a) + a.layers * _layer_linear(a) + bias
 
@@ -175,33 +174,34 @@ class ModelFacts:
     @property
     def linear_params(self) -> int:
         """P_lin: parameters in quantizable linear layers (P minus the embedding side)."""
-        return max(0, self.num_parameters - self._embedding_config(self.arch()))
+        return max(0, self.num_parameters - self._embedding_config(self._arch()))
 
     @property
     def layer_linear_params(self) -> int:
         """Linear parameters of one decoder layer (QLoRA's transient dequantized layer)."""
-        return self.linear_params // self.arch().layers
+        return self.linear_params // self._arch().layers
 
     @property
     def largest_layer_params(self) -> int:
         """P_ll as DeepSpeed counts it: the largest module, usually the embedding."""
-        a = self.arch()
+        a = self._arch()
         return max(a.vocab * a.hidden, self.layer_linear_params)
 
     def lora_params(self, r: int) -> int:
         """P_lora for all-linear targets: r · L · Σ(d_in + d_out)."""
-        a = self.arch()
+        a = self._arch()
         mlp = (3 if a.gated else 2) * (a.hidden + a.inter)
         base = r * a.layers * (4 * a.hidden + 2 * a.q + 2 * a.kv + mlp)
         formula = a.layers * _layer_linear(a)
-        # MoE and other layouts have more linear weight than the dense formula sees;
-        # all-linear LoRA adapts those too, so scale up (never down).
-        return int(base * max(1.0, self.linear_params / formula)) if formula else base
+        # MoE and other layouts have far more linear weight than the dense formula sees
+        # (biases alone are not worth it); all-linear LoRA adapts those too.
+        ratio = self.linear_params / formula if formula else 1.0
+        return int(base * ratio) if ratio > 1.1 else base
 
     @property
     def kv_bytes_per_token(self) -> int:
         """bf16 K and V for every layer: 2 · L · kv · 2."""
-        a = self.arch()
+        a = self._arch()
         return 2 * a.layers * a.kv * 2
 
     def _embedding_config(self, a: _Arch) -> int:
@@ -237,38 +237,33 @@ def _dtype_bytes(cfg: dict[str, Any]) -> int:
 
 
 def _pick_weight_files(files: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    """One copy of the weights: the first non-empty group in order of preference.
+    """One copy of the weights: the best group present, in order of preference.
 
     Repos often ship the same weights several times (safetensors + pytorch_model.bin,
     Meta's ``original/consolidated.00.pth``, Mistral's ``consolidated.safetensors``,
-    GGUF quantisations); the original summed them all. GGUF is never counted: it is
-    quantized and cannot be trained from anyway.
+    GGUF quantisations); the original summed them all. Groups: 0 top-level HF
+    safetensors, 1 top-level ``pytorch_model*.bin``, 2 native consolidated/original
+    checkpoints, 3 any other top-level .bin/.pt/.pth/.ckpt. GGUF is never counted: it
+    is quantized and cannot be trained from anyway.
     """
-
-    def base(name: str) -> str:
-        return name.rsplit("/", 1)[-1].lower()
-
-    def top(name: str) -> bool:
-        return "/" not in name
-
-    def native(name: str) -> bool:
-        return base(name).startswith("consolidated") or name.startswith("original/")
-
-    def junk(name: str) -> bool:
-        return base(name).startswith(_NOT_WEIGHTS) or base(name).startswith("adapter_")
-
-    weights = [(n, s) for n, s in files if n.lower().endswith(_WEIGHT_SUFFIXES) and not junk(n)]
-    groups = (
-        lambda n: top(n) and n.endswith(".safetensors") and not native(n),
-        lambda n: top(n) and base(n).startswith("pytorch_model") and n.endswith(".bin"),
-        native,
-        lambda n: top(n) and not n.endswith(".safetensors"),
-    )
-    for keep in groups:
-        picked = [(n, s) for n, s in weights if keep(n)]
-        if picked:
-            return picked
-    return []
+    rows: list[tuple[int, str, int]] = []
+    for name, size in files:
+        low = name.lower()
+        base = low.rsplit("/", 1)[-1]
+        if not low.endswith(_WEIGHT_SUFFIXES) or base.startswith(_NOT_WEIGHTS):
+            continue
+        top, safetensors = "/" not in low, low.endswith(".safetensors")
+        native = base.startswith("consolidated") or low.startswith("original/")
+        if top and safetensors and not native:
+            rows.append((0, name, size))
+        elif top and base.startswith("pytorch_model") and low.endswith(".bin"):
+            rows.append((1, name, size))
+        elif native:
+            rows.append((2, name, size))
+        elif top and not safetensors:
+            rows.append((3, name, size))
+    best = min((group for group, _, _ in rows), default=None)
+    return [(name, size) for group, name, size in rows if group == best]
 
 
 @dataclass(frozen=True)
@@ -321,8 +316,11 @@ def shape_for(options: RunOptions, trainer: str | None = None) -> TrainingShape:
       3 into 2 (4-bit loads fail under ZeRO-3 on Open R1); GRPO keeps the flag. On one
       GPU the stage stays, but N = 1 leaves nothing to shard.
     - vLLM server mode trains on ``gpu_count - 1`` processes (one GPU serves vLLM).
-    - The colocate share is left to thinnka (None) so a GPU can be chosen for it, and
-      ``beta`` follows the trainer's TRL: 0.04 on Open R1's TRL 0.18, 0.0 on newer TRL.
+    - The colocate share is TRL's 0.3, which is what the pod runs with unless the
+      recipe sets another (``--set vllm_gpu_memory_utilization=...`` does, and is
+      honoured here). A shape with None instead lets ``vllm_utilization_for`` pick
+      the share per GPU, which only holds if the recipe then writes that value.
+    - ``beta`` follows the trainer's TRL: 0.04 on Open R1's TRL 0.18, 0.0 on newer TRL.
     - ``--set`` overrides of beta, vllm_gpu_memory_utilization, lora_r and
       gradient_checkpointing are honoured; the recipe renderer validates their types.
     """
@@ -346,7 +344,9 @@ def shape_for(options: RunOptions, trainer: str | None = None) -> TrainingShape:
         completion_length=options.max_completion_length,
         num_generations=options.num_generations,
         vllm="server" if vllm == "server" else "colocate" if vllm else None,
-        vllm_gpu_memory_utilization=_number(over, "vllm_gpu_memory_utilization", None),
+        vllm_gpu_memory_utilization=_number(
+            over, "vllm_gpu_memory_utilization", TRL_VLLM_UTILIZATION
+        ),
         beta=_number(over, "beta", 0.04 if trainer == "openr1" else 0.0) or 0.0,
         gradient_checkpointing=over.get("gradient_checkpointing", "true").lower() != "false",
         lora_r=int(_number(over, "lora_r", 16) or 16),
@@ -388,6 +388,7 @@ class MemoryEstimate:
 
     @property
     def training(self) -> int:
+        """Bytes on one training GPU for training itself (everything but vLLM)."""
         return (
             self.weights + self.gradients + self.optimizer + self.lora_states + self.activations
             + self.logits + self.reference_model + self.generation + self.cuda_overhead
@@ -431,7 +432,6 @@ class MemoryEstimate:
             return False
         return self.training <= g * (1 - self.margin)
 
-    @property
     def required_gb(self) -> float:
         """Smallest GPU memory (GB, one decimal) that ``fits``: the value to filter on."""
         t = self.training / (1 - self.margin)
@@ -471,7 +471,7 @@ class MemoryEstimate:
 
 def estimate(facts: ModelFacts, shape: TrainingShape) -> MemoryEstimate:
     """Per-GPU memory for training ``facts`` as ``shape`` says (vram.md §4 A–E)."""
-    a = facts.arch()
+    a = facts._arch()
     p = facts.num_parameters
     n = shape.num_processes
     stage = shape.zero_stage
@@ -480,7 +480,7 @@ def estimate(facts: ModelFacts, shape: TrainingShape) -> MemoryEstimate:
     if a.guessed:
         notes.append("config.json gave no architecture: activations and logits use a guess.")
 
-    grads = optim = lora = 0
+    weights = grads = optim = lora = 0.0
     if shape.method == "full":
         # DeepSpeed's own estimators (ZeRO-2 4P + 16P/N, ZeRO-3 18P/N + 4·P_ll) rather
         # than the paper's, because they count the buffers DeepSpeed really allocates.
@@ -493,6 +493,7 @@ def estimate(facts: ModelFacts, shape: TrainingShape) -> MemoryEstimate:
             weights, grads, optim = 2 * p, 2 * p, 12 * p
     else:
         adapters = facts.lora_params(shape.lora_r)
+        frozen: float
         if shape.method == "lora":
             frozen, transient = 2 * p, 2 * facts.largest_layer_params
         else:

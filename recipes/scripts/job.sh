@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs one thinnka job (setup, train, merge) on the pod, detached from any SSH
+# session: thinnka starts it with setsid/nohup, so a dropped connection or a
+# dead orchestrator does not stop it. Usage (in the run folder): job.sh NAME
+#   NAME.cmd   the command, written by thinnka with every argument shell-quoted
+#   NAME.pid   this job's pid, written first
+#   NAME.exit  its exit code, written last (atomically)
+# Values come from run.env (KEY='value' lines); nothing is interpolated here.
+set -uo pipefail
+name="$1"
+cd "$(dirname "$0")"
+echo "$$" > "${name}.pid.tmp" && mv "${name}.pid.tmp" "${name}.pid"
+if [ -f run.env ]; then
+  set -a
+  # shellcheck disable=SC1091
+  . ./run.env
+  set +a
+fi
+if [ "${THINNKA_TRACE:-0}" = "1" ]; then export PS4='+ '; fi
+bash "./${name}.cmd"
+status=$?
+echo "$status" > "${name}.exit.tmp" && mv "${name}.exit.tmp" "${name}.exit"
+exit "$status"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Launches the trainer on the pod: venv, GPU preflight, secrets from files.
+# Usage: train.sh COMMAND... (run by job.sh; values come from run.env).
+set -euo pipefail
+# shellcheck disable=SC1091
+. "${VENV}/bin/activate"
+if [ "${THINNKA_USE_CPU:-false}" != "true" ]; then
+  gpus=$( (nvidia-smi -L 2>/dev/null || true) | grep -c '^GPU' || true)
+  if [ "${gpus}" -eq 0 ]; then
+    echo "No GPU is visible on the pod (nvidia-smi lists none). Check the pod's GPU allocation," \
+         "or render the recipe with use_cpu=true to train on the CPU." >&2
+    exit 3
+  fi
+fi
+# Secrets are read from 0600 files, never passed as arguments; tracing stays
+# off while they are handled.
+{ set +x; } 2>/dev/null
+if [ -f wandb_key ]; then
+  WANDB_API_KEY="$(cat wandb_key)"
+  export WANDB_API_KEY
+fi
+if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
+exec "$@"

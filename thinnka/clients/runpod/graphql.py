@@ -1,0 +1,237 @@
+"""``RunpodApi`` over Runpod's GraphQL endpoint, with httpx.
+
+The key travels only in ``Authorization: Bearer`` (never in the URL, so it
+cannot leak through an error message). Errors are classified at this
+boundary: auth errors are never retried; 429, 5xx and dropped connections are
+retried with jittered exponential backoff, a bounded number of times; GraphQL
+``errors[]`` are mapped by message substring, as Runpod's own clients do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import httpx
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from thinnka import __version__
+from thinnka.clients.runpod.types import GpuOffer, Pod, PodPort, PodSpec
+from thinnka.errors import (
+    AuthError,
+    CapacityError,
+    NotFoundError,
+    RemoteError,
+    TransientError,
+)
+
+__all__ = ["GraphQLRunpod", "classify_graphql_error"]
+
+T = TypeVar("T")
+
+_CAPACITY = ("no longer any instances available", "no instances available", "not enough free gpus")
+_POD_FIELDS = """
+    id name desiredStatus costPerHr uptimeSeconds gpuCount env
+    machine { gpuDisplayName }
+    runtime { uptimeInSeconds ports { ip isIpPublic privatePort publicPort type } }
+"""
+
+
+def classify_graphql_error(message: str) -> RemoteError:
+    """Turn Runpod's ``errors[0].message`` into the matching thinnka error."""
+    lowered = message.lower()
+    text = f"Runpod: {message.strip()}"
+    if any(marker in lowered for marker in _CAPACITY):
+        return CapacityError(text)
+    if "unauthorized" in lowered or "permission" in lowered:
+        return AuthError(text)
+    if "not found" in lowered:
+        return NotFoundError(text)
+    if "something went wrong" in lowered or "try again later" in lowered:
+        return TransientError(text)
+    return RemoteError(text)
+
+
+class GraphQLRunpod:
+    """Runpod through GraphQL. Thread-safe enough for one command's use."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = 30.0,
+        attempts: int = 5,
+        max_delay: float = 60.0,
+        backoff_max: float = 8.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {
+            "User-Agent": f"thinnka/{__version__}",
+            "Content-Type": "application/json",
+        }
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
+        )
+        self._retrying = retry(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
+            wait=wait_random_exponential(multiplier=0.5, max=backoff_max),
+            reraise=True,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ------------------------------------------------------------ transport
+    def _post_once(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = self._client.post("/graphql", json={"query": query, "variables": variables})
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"Runpod API timed out ({type(exc).__name__}).") from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"Runpod API unreachable ({type(exc).__name__}).") from None
+        status = response.status_code
+        if status in (401, 403):
+            raise AuthError(f"Runpod refused the API key (HTTP {status}).")
+        if status == 429 or status >= 500:
+            raise TransientError(f"Runpod API answered HTTP {status}.")
+        if status != 200:
+            raise RemoteError(f"Runpod API answered HTTP {status}: {_short(response.text)}")
+        try:
+            body = response.json()
+        except json.JSONDecodeError:
+            raise TransientError("Runpod API answered with something that is not JSON.") from None
+        errors = body.get("errors") or []
+        if errors:
+            raise classify_graphql_error(str(errors[0].get("message", "unknown GraphQL error")))
+        return body.get("data") or {}
+
+    def _post(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        call: Callable[[], dict[str, Any]] = lambda: self._post_once(query, variables or {})  # noqa: E731
+        return self._retrying(call)()  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------ RunpodApi
+    def gpu_offers(self, gpu_count: int, cloud_type: str = "ALL") -> list[GpuOffer]:
+        secure = {"SECURE": True, "COMMUNITY": False}.get(cloud_type)
+        price_input: dict[str, Any] = {"gpuCount": gpu_count}
+        if secure is not None:
+            price_input["secureCloud"] = secure
+        data = self._post(
+            """query GpuOffers($price: GpuLowestPriceInput) {
+                gpuTypes { id displayName memoryInGb maxGpuCount
+                  lowestPrice(input: $price) { uninterruptablePrice stockStatus } } }""",
+            {"price": price_input},
+        )
+        offers = []
+        for item in data.get("gpuTypes") or []:
+            if item.get("id") in (None, "unknown"):
+                continue
+            price = item.get("lowestPrice") or {}
+            offers.append(
+                GpuOffer(
+                    id=item["id"],
+                    display_name=item.get("displayName") or item["id"],
+                    memory_gb=float(item.get("memoryInGb") or 0),
+                    gpu_count=gpu_count,
+                    price_per_gpu_hour=price.get("uninterruptablePrice"),
+                    stock=price.get("stockStatus"),
+                    max_gpu_count=item.get("maxGpuCount"),
+                )
+            )
+        return offers
+
+    def create_pod(self, spec: PodSpec) -> Pod:
+        # Not retried here: a create that timed out may have succeeded. The
+        # provision step looks for the run's pod before it creates again.
+        variables = {
+            "input": {
+                "cloudType": spec.cloud_type,
+                "gpuTypeId": spec.gpu_type_id,
+                "gpuCount": spec.gpu_count,
+                "name": spec.name,
+                "imageName": spec.image,
+                "volumeInGb": spec.volume_gb,
+                "containerDiskInGb": spec.container_disk_gb,
+                "minVcpuCount": spec.min_vcpu,
+                "minMemoryInGb": spec.min_memory_gb,
+                "dockerArgs": "",
+                "ports": spec.ports,
+                "volumeMountPath": spec.volume_mount_path,
+                "supportPublicIp": spec.support_public_ip,
+                "startSsh": True,
+                "env": [{"key": k, "value": v} for k, v in spec.env.items()],
+            }
+        }
+        data = self._post_once(
+            f"""mutation Create($input: PodFindAndDeployOnDemandInput!) {{
+                podFindAndDeployOnDemand(input: $input) {{ {_POD_FIELDS} }} }}""",
+            variables,
+        )
+        pod = data.get("podFindAndDeployOnDemand")
+        if not pod or not pod.get("id"):
+            raise RemoteError("Runpod did not return a pod id.")
+        return _pod(pod)
+
+    def get_pod(self, pod_id: str) -> Pod | None:
+        data = self._post(
+            f"query Pod($input: PodFilter) {{ pod(input: $input) {{ {_POD_FIELDS} }} }}",
+            {"input": {"podId": pod_id}},
+        )
+        pod = data.get("pod")
+        return _pod(pod) if pod else None
+
+    def list_pods(self) -> list[Pod]:
+        data = self._post(f"query Pods {{ myself {{ pods {{ {_POD_FIELDS} }} }} }}")
+        return [_pod(item) for item in ((data.get("myself") or {}).get("pods") or [])]
+
+    def terminate_pod(self, pod_id: str) -> None:
+        self._post(
+            "mutation Terminate($input: PodTerminateInput!) { podTerminate(input: $input) }",
+            {"input": {"podId": pod_id}},
+        )
+
+
+def _pod(data: dict[str, Any]) -> Pod:
+    runtime = data.get("runtime") or None
+    ports: tuple[PodPort, ...] | None = None
+    if runtime and runtime.get("ports") is not None:
+        ports = tuple(
+            PodPort(
+                ip=p.get("ip") or "",
+                is_ip_public=bool(p.get("isIpPublic")),
+                private_port=int(p.get("privatePort") or 0),
+                public_port=int(p.get("publicPort") or 0),
+                type=p.get("type") or "",
+            )
+            for p in runtime["ports"]
+        )
+    env: dict[str, str] = {}
+    for item in data.get("env") or []:
+        key, _, value = str(item).partition("=")
+        env[key] = value
+    return Pod(
+        id=data["id"],
+        name=data.get("name") or "",
+        desired_status=data.get("desiredStatus") or "",
+        cost_per_hr=data.get("costPerHr"),
+        env=env,
+        ports=ports,
+        uptime_seconds=(runtime or {}).get("uptimeInSeconds", data.get("uptimeSeconds")),
+        gpu_count=data.get("gpuCount"),
+        gpu_display_name=(data.get("machine") or {}).get("gpuDisplayName"),
+    )
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,32 @@
+"""created → gated: the model is readable with this token, and the token may push."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from thinnka.handlers.base import StepContext, StepResult
+from thinnka.planner import check_gate
+from thinnka.store import RunRecord
+
+__all__ = ["GateHandler"]
+
+
+class GateHandler:
+    trigger: ClassVar[str] = "check_gate"
+
+    def timeout_s(self, run: RunRecord) -> float:
+        return 300.0
+
+    def run(self, ctx: StepContext) -> StepResult:
+        gate = check_gate(ctx.services, ctx.run.options, require_write=True)
+        for warning in gate.warnings:
+            ctx.output.event("model_checked", warning)
+        ctx.output.event(
+            "model_checked", f"{gate.repo_id} is readable; will push to {gate.hub_model_id}."
+        )
+        plan = dict(ctx.run.plan or {})
+        plan["gate"] = gate.to_json()
+        return StepResult(
+            message=f"Model readable; token may write {gate.hub_model_id}.",
+            updates={"plan": plan, "hub_model_id": gate.hub_model_id},
+        )

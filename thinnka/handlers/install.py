@@ -1,0 +1,99 @@
+"""connected → installed: run files uploaded, secrets placed, the trainer installed.
+
+The HF token goes over SFTP into ``$HF_HOME/token`` with mode 0600 (never on
+a command line, never in the pod's env); the W&B key likewise into the run
+folder. The setup script takes its values from ``run.env`` and keeps a marker
+keyed by what it installed, so running it again skips the work.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, ClassVar
+
+from thinnka.errors import RemoteError
+from thinnka.handlers.base import StepContext, StepResult
+from thinnka.handlers.jobs import follow_job, start_job
+from thinnka.handlers.pod import open_shell
+from thinnka.planner import GateFacts
+from thinnka.remote import remote_paths, render_for
+from thinnka.resources import resource_dir
+from thinnka.store import RunRecord
+
+__all__ = ["InstallHandler", "rendered_for_run", "run_env"]
+
+_OWN_SCRIPTS = ("job.sh", "train.sh")
+
+
+def rendered_for_run(ctx: StepContext) -> tuple[Any, Any]:
+    """(paths, rendered) of this run; rendering is pure, so every step re-derives it."""
+    gate = GateFacts.from_json((ctx.run.plan or {})["gate"])
+    paths = remote_paths(ctx.settings, ctx.run.id, ctx.run.options, gate)
+    return paths, render_for(ctx.run.options, gate, paths)
+
+
+def run_env(ctx: StepContext, paths: Any, rendered: Any) -> dict[str, str]:
+    """Non-secret values every job on the pod sees (``run.env``)."""
+    env = {
+        "VENV": paths.venv,
+        "HF_HOME": paths.hf_home,
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "PYTHONUNBUFFERED": "1",
+        "THINNKA_RUN_ID": ctx.run.id,
+        "THINNKA_TRACE": "1" if ctx.run.options.debug_remote else "0",
+        "THINNKA_USE_CPU": "true" if rendered.recipe.get("use_cpu") else "false",
+    }
+    if ctx.settings.hf_endpoint:
+        env["HF_ENDPOINT"] = ctx.settings.hf_endpoint
+        env["HF_HUB_DISABLE_XET"] = "1"  # a non-Hub endpoint speaks no xet
+    env.update(rendered.setup_env)
+    return env
+
+
+class InstallHandler:
+    trigger: ClassVar[str] = "install"
+
+    def timeout_s(self, run: RunRecord) -> float:
+        return 3600.0
+
+    def run(self, ctx: StepContext) -> StepResult:
+        from thinnka.rendering import write_env_file
+
+        paths, rendered = rendered_for_run(ctx)
+        shell = open_shell(ctx)
+        made = shell.run(
+            f"mkdir -p {shlex.quote(paths.run_dir)} {shlex.quote(paths.hf_home)}", timeout=60
+        )
+        if not made.ok:
+            raise RemoteError(f"Could not create the run folder on the pod: {made.stderr.strip()}")
+        remote = dict(ctx.run.remote)
+        remote.update(run_dir=paths.run_dir, output_dir=paths.output_dir, venv=paths.venv)
+        ctx.save(remote=remote)
+
+        token = ctx.settings.hf_token
+        if token:
+            shell.put_text(f"{paths.hf_home}/token", token.reveal(), mode=0o600)
+        if ctx.settings.wandb_api_key and ctx.run.options.report_to == "wandb":
+            shell.put_text(
+                f"{paths.run_dir}/wandb_key", ctx.settings.wandb_api_key.reveal(), mode=0o600
+            )
+        scripts = resource_dir("recipes") / "scripts"
+        for name in {*_OWN_SCRIPTS, rendered.setup_script}:
+            shell.put_text(f"{paths.run_dir}/{name}", (scripts / name).read_text(), mode=0o755)
+        for name, text in rendered.files.items():
+            shell.put_text(f"{paths.run_dir}/{name}", text)
+        shell.put_text(f"{paths.run_dir}/run.env", write_env_file(run_env(ctx, paths, rendered)))
+        ctx.output.event("config_uploaded", f"Recipe and scripts uploaded to {paths.run_dir}.")
+
+        label = "Checking the image" if ctx.run.options.skip_setup else "Installing the trainer"
+        ctx.output.event("setup_start", f"{label} ({ctx.run.options.trainer}).")
+        start_job(shell, paths.run_dir, "setup", ["bash", rendered.setup_script])
+        outcome = follow_job(ctx, shell, "setup", "setup")
+        if outcome.exit_code != 0:
+            tail = "\n".join(outcome.tail[-30:])
+            raise RemoteError(
+                f"Setup failed with exit status {outcome.exit_code}. Last output:\n{tail}",
+                reason="setup_failed",
+            )
+        ctx.output.event("setup_done", "Trainer ready.")
+        return StepResult(message=f"Trainer ready ({rendered.transformers_spec}).")

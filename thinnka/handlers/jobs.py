@@ -1,0 +1,169 @@
+"""Detached jobs on the pod, and following their logs without gaps or repeats.
+
+A job (setup, train, merge) runs under ``recipes/scripts/job.sh`` in its own
+session, writing ``NAME.log``, ``NAME.pid`` and ``NAME.exit`` in the run
+folder. Starting is idempotent (an atomic ``mkdir NAME.started`` guards it),
+so a crash between "start" and "record" never starts a second training.
+
+Following reads the log from a byte offset kept in the database. Only
+complete lines advance the offset, and the local copy's size is recorded with
+it in the same write, so re-attaching continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from thinnka.clients.ssh import PodShell
+from thinnka.errors import RemoteError
+from thinnka.handlers.base import StepContext
+
+__all__ = ["JobOutcome", "follow_job", "start_job"]
+
+_TQDM = re.compile(r"(\d+)/(\d+) \[")
+_READ_LIMIT = 1 << 20
+
+
+def start_job(shell: PodShell, run_dir: str, name: str, argv: list[str]) -> int:
+    """Start ``argv`` as job ``name`` unless it was started before; return its pid."""
+    d = shlex.quote(run_dir)
+    n = shlex.quote(name)
+    script = f"""
+set -eu
+cd {d}
+if mkdir {n}.started 2>/dev/null; then
+  printf '%s\\n' {shlex.quote(shlex.join(argv))} > {n}.cmd
+  setsid nohup bash ./job.sh {n} > {n}.log 2>&1 < /dev/null &
+fi
+for _ in $(seq 200); do [ -s {n}.pid ] && break; sleep 0.05; done
+cat {n}.pid
+"""
+    result = shell.run(script, timeout=60)
+    if not result.ok or not result.stdout.strip().isdigit():
+        raise RemoteError(f"Could not start {name} on the pod: {result.stderr.strip()[-500:]}")
+    return int(result.stdout.strip())
+
+
+def job_exit_code(shell: PodShell, run_dir: str, name: str) -> int | None:
+    """The job's exit code, None while it runs; raises if it died unrecorded."""
+    d, n = shlex.quote(run_dir), shlex.quote(name)
+    result = shell.run(
+        f"cd {d}; if [ -f {n}.exit ]; then cat {n}.exit; "
+        f'elif kill -0 "$(cat {n}.pid)" 2>/dev/null; then echo running; else echo gone; fi',
+        timeout=30,
+    )
+    answer = result.stdout.strip()
+    if answer == "running":
+        return None
+    if answer.lstrip("-").isdigit():
+        return int(answer)
+    raise RemoteError(f"The {name} process on the pod is gone without an exit code.")
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    exit_code: int
+    tail: list[str]
+
+
+class _LineSplitter:
+    """Complete lines from a byte stream; ``\\r`` ends a progress update, not a line."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, chunk: bytes) -> tuple[list[tuple[str, bool]], int]:
+        """(text, is_progress) items and how many bytes they consumed."""
+        data = self.pending + chunk
+        items: list[tuple[str, bool]] = []
+        consumed = 0
+        for match in re.finditer(rb"([^\r\n]*)(\r\n|\n|\r)", data):
+            text = match.group(1).decode("utf-8", errors="replace")
+            items.append((text, match.group(2) == b"\r"))
+            consumed = match.end()
+        self.pending = data[consumed:]
+        return items, consumed
+
+
+def follow_job(ctx: StepContext, shell: PodShell, name: str, stage: str) -> JobOutcome:
+    """Stream job ``name``'s log until it exits; keep offsets and a local copy."""
+    run_dir = ctx.run.remote["run_dir"]
+    logs = dict(ctx.run.remote.get("logs", {}))
+    position = dict(logs.get(name, {"offset": 0, "local": None}))
+    local = _local_log(ctx)
+    local_size = _align_local_copy(local, position.get("local"))
+    splitter = _LineSplitter()
+    tail: list[str] = []
+    delay = 0.2
+    last_progress = 0.0
+    while True:
+        ctx.check_cancelled()
+        ctx.check_deadline(f"The {name} job")
+        exit_code = job_exit_code(shell, run_dir, name)
+        chunk = shell.read_from(f"{run_dir}/{name}.log", position["offset"], _READ_LIMIT)
+        if chunk:
+            items, consumed = splitter.feed(chunk)
+            splitter.pending = b""  # re-read unconsumed bytes next time from the offset
+            shown: list[str] = []
+            for text, is_progress in items:
+                if is_progress:
+                    last_progress = _progress(ctx, stage, text, last_progress)
+                    continue
+                if text.strip():
+                    shown.append(text)
+            if consumed:
+                with open(local, "ab") as handle:
+                    for text in shown:
+                        handle.write(f"[{stage}] {text}\n".encode())
+                local_size = local.stat().st_size
+                position = {"offset": position["offset"] + consumed, "local": local_size}
+                logs[name] = position
+                remote = dict(ctx.run.remote)
+                remote["logs"] = logs
+                ctx.save(remote=remote)
+                for text in shown:
+                    ctx.output.line(stage, text)
+                    tail.append(text)
+                del tail[:-200]
+            delay = 0.2
+            if len(chunk) == _READ_LIMIT:
+                continue
+        if exit_code is not None and not chunk:
+            return JobOutcome(exit_code=exit_code, tail=tail)
+        time.sleep(delay)
+        delay = min(delay * 1.5, 2.0)  # quick while output flows, patient when idle
+
+
+def _progress(ctx: StepContext, stage: str, text: str, last: float) -> float:
+    match = _TQDM.search(text)
+    if match is None:
+        return last
+    done, total = int(match.group(1)), int(match.group(2))
+    progress = getattr(ctx.output, "progress", None)
+    if progress is not None:
+        progress(stage, done, total, text.strip())
+    return time.monotonic()
+
+
+def _local_log(ctx: StepContext) -> Path:
+    folder = ctx.settings.state_dir / "runs" / ctx.run.id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "remote.log"
+
+
+def _align_local_copy(path: Path, recorded: int | None) -> int:
+    """Cut the local copy back to what the database says was written (a crash may
+    have left lines after the last recorded offset; they will be read again)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        return 0
+    size = path.stat().st_size
+    if recorded is not None and size > recorded:
+        with open(path, "r+b") as handle:
+            handle.truncate(recorded)
+        return recorded
+    return size

@@ -1,0 +1,43 @@
+"""Reaching the pod of a run over SSH (shared by the steps after connect)."""
+
+from __future__ import annotations
+
+import time
+
+from thinnka.clients.ssh import PodShell, SshTarget, connect
+from thinnka.errors import StateConflict
+from thinnka.handlers.base import StepContext
+from thinnka.sshkeys import resolve_key_pair
+
+__all__ = ["open_shell", "ssh_user"]
+
+
+def ssh_user(ctx: StepContext) -> str:
+    # Runpod pods log in as root; THINNKA_SSH_USER exists for the emulated pods.
+    return ctx.settings.extra.get("THINNKA_SSH_USER") or "root"
+
+
+def open_shell(ctx: StepContext, *, timeout: float = 120.0) -> PodShell:
+    """The run's pod shell, reusing one opened earlier in this process."""
+    run = ctx.run
+    if run.ssh_host is None or run.ssh_port is None:
+        raise StateConflict(f"Run {run.id} has no SSH address recorded.")
+    shells: dict[str, PodShell] = ctx.services.__dict__.setdefault("_shells", {})
+    shell = shells.get(run.id)
+    if shell is not None and shell.is_active():
+        return shell
+    target = SshTarget(
+        host=run.ssh_host,
+        port=run.ssh_port,
+        user=ssh_user(ctx),
+        key_path=resolve_key_pair(run.options, ctx.settings).private_key_path,
+        pinned_host_key=run.host_key,
+    )
+    shell = connect(target, deadline=min(ctx.deadline, time.monotonic() + timeout))
+    shells[run.id] = shell
+    return shell
+
+
+def close_shells(services: object) -> None:
+    for shell in getattr(services, "__dict__", {}).pop("_shells", {}).values():
+        shell.close()

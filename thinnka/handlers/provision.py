@@ -1,0 +1,156 @@
+"""estimated → provisioned: a pod exists and its id is recorded.
+
+Idempotent by construction: the pod's name and its ``THINNKA_RUN_ID`` env are
+written down before the create call, and before every create the account is
+searched for a pod of this run, which is adopted instead of creating a
+second one (a create that timed out on our side may have succeeded).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from typing import ClassVar
+
+from thinnka.clients.runpod import Pod, PodSpec
+from thinnka.errors import CapacityError, TransientError
+from thinnka.handlers.base import StepContext, StepResult
+from thinnka.planner import GateFacts
+from thinnka.sshkeys import resolve_key_pair
+from thinnka.store import RunRecord
+from thinnka.store.models import utcnow
+
+__all__ = ["ProvisionHandler", "find_run_pods", "pod_name_for"]
+
+_CREATE_ATTEMPTS = 3
+
+
+def pod_name_for(run: RunRecord) -> str:
+    """``thinnka-<model>-<N>x-<run-id>`` (or ``<--pod-name>-<run-id>``); unique per run."""
+    options = run.options
+    if options.pod_name:
+        base = options.pod_name
+    else:
+        model = re.sub(r"[^a-z0-9]+", "-", options.repo_id.split("/")[-1].lower()).strip("-")
+        base = f"thinnka-{model[:32]}-{options.gpu_count}x"
+    return f"{base}-{run.id}"
+
+
+def find_run_pods(pods: list[Pod], run_id: str, owner: str) -> list[Pod]:
+    """This run's pods: the env tags say so (names alone are not unique on Runpod)."""
+    return [
+        pod
+        for pod in pods
+        if pod.env.get("THINNKA_RUN_ID") == run_id and pod.env.get("THINNKA_OWNER") == owner
+    ]
+
+
+class ProvisionHandler:
+    trigger: ClassVar[str] = "provision"
+
+    def timeout_s(self, run: RunRecord) -> float:
+        return 600.0
+
+    def run(self, ctx: StepContext) -> StepResult:
+        run = ctx.run
+        owner = ctx.services.owner
+        name = run.pod_name or pod_name_for(run)
+        if run.pod_name is None:
+            run = ctx.save(pod_name=name)  # the intent, before any create call
+
+        adopted = self._adopt(ctx, owner)
+        if adopted is not None:
+            return self._result(ctx, adopted, adopted.gpu_display_name or "", adopted=True)
+
+        plan = run.plan or {}
+        gate = GateFacts.from_json(plan["gate"])
+        env = self._pod_env(ctx, owner)
+        last_error: Exception | None = None
+        for candidate in plan.get("candidates", []):
+            ctx.check_cancelled()
+            ctx.output.event("gpu_try", f"Trying {candidate['display_name']}.")
+            spec = self._spec(ctx, name, candidate["id"], gate, env)
+            try:
+                pod = self._create(ctx, spec, owner)
+            except CapacityError as exc:
+                last_error = exc
+                ctx.note("gpu_fail", f"{candidate['id']}: {exc.message}")
+                ctx.output.event("gpu_fail", f"{candidate['display_name']}: no capacity.")
+                continue
+            return self._result(ctx, pod, candidate["id"], adopted=False)
+        raise CapacityError(
+            f"Unable to create a pod on any candidate GPU. Last error: {last_error}"
+            if last_error
+            else "No GPU candidates to try."
+        )
+
+    # -------------------------------------------------------------- pieces
+    def _adopt(self, ctx: StepContext, owner: str) -> Pod | None:
+        mine = find_run_pods(ctx.services.runpod.list_pods(), ctx.run.id, owner)
+        for extra in mine[1:]:  # never keep two pods for one run
+            ctx.services.runpod.terminate_pod(extra.id)
+            ctx.note("pod_terminated", f"Terminated duplicate pod {extra.id}.")
+        return mine[0] if mine else None
+
+    def _create(self, ctx: StepContext, spec: PodSpec, owner: str) -> Pod:
+        delay = 1.0
+        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+            try:
+                return ctx.services.runpod.create_pod(spec)
+            except TransientError:
+                # The create may have landed even though we saw an error.
+                adopted = self._adopt(ctx, owner)
+                if adopted is not None:
+                    return adopted
+                if attempt == _CREATE_ATTEMPTS or ctx.remaining() < delay:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pod_env(self, ctx: StepContext, owner: str) -> dict[str, str]:
+        keys = resolve_key_pair(ctx.run.options, ctx.settings)
+        root = ctx.settings.extra.get("THINNKA_REMOTE_ROOT") or "/workspace"
+        env = {
+            "THINNKA_RUN_ID": ctx.run.id,
+            "THINNKA_OWNER": owner,
+            "PUBLIC_KEY": keys.public_key,
+            "SSH_PUBLIC_KEY": keys.public_key,
+            "HF_HOME": f"{root.rstrip('/')}/.cache/huggingface",
+        }
+        if ctx.settings.hf_endpoint:
+            env["HF_ENDPOINT"] = ctx.settings.hf_endpoint
+        return env  # never the HF token: it travels over SFTP
+
+    def _spec(
+        self, ctx: StepContext, name: str, gpu_type_id: str, gate: GateFacts, env: dict[str, str]
+    ) -> PodSpec:
+        options = ctx.run.options
+        size_gb = gate.model_facts().num_parameters * 2 / 1e9  # bf16 weights on disk
+        volume = options.volume_gb or max(40, math.ceil(size_gb * 2))
+        disk = options.container_disk_gb or max(40, math.ceil(size_gb * 1.5))
+        return PodSpec(
+            name=name,
+            image=options.effective_image,
+            gpu_type_id=gpu_type_id,
+            gpu_count=options.gpu_count,
+            cloud_type=options.cloud_type,
+            volume_gb=volume,
+            container_disk_gb=disk,
+            min_vcpu=options.min_vcpu,
+            min_memory_gb=options.min_memory,
+            env=env,
+        )
+
+    def _result(self, ctx: StepContext, pod: Pod, gpu_type: str, *, adopted: bool) -> StepResult:
+        ctx.save(
+            pod_id=pod.id,
+            gpu_type=gpu_type,
+            gpu_count=pod.gpu_count or ctx.run.options.gpu_count,
+            cost_per_hr=pod.cost_per_hr,
+            pod_started_at=ctx.run.pod_started_at or utcnow(),
+        )
+        verb = "Adopted" if adopted else "Created"
+        ctx.output.event("pod_created", f"{verb} pod {pod.id} with {gpu_type}.")
+        return StepResult(message=f"{verb} pod {pod.id} ({gpu_type}).")

@@ -1,0 +1,43 @@
+"""installed → training: the trainer runs detached on the pod; its pid is recorded.
+
+Starting is guarded on the pod (``mkdir train.started``), so running this
+step again after a crash finds the training already started and adopts it.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from thinnka.handlers.base import StepContext, StepResult
+from thinnka.handlers.install import rendered_for_run
+from thinnka.handlers.jobs import start_job
+from thinnka.handlers.pod import open_shell
+from thinnka.store import RunRecord
+from thinnka.store.models import utcnow
+
+__all__ = ["TrainHandler"]
+
+
+class TrainHandler:
+    trigger: ClassVar[str] = "train"
+
+    def timeout_s(self, run: RunRecord) -> float:
+        return 300.0
+
+    def run(self, ctx: StepContext) -> StepResult:
+        paths, rendered = rendered_for_run(ctx)
+        remote = dict(ctx.run.remote)
+        if "hub_baseline" not in remote:
+            # The newest commit before training; the push step wants one after it.
+            # Comparing Hub times with Hub times keeps local clock skew out of it.
+            baseline = ctx.services.hub.last_commit_at(ctx.run.hub_model_id)
+            remote["hub_baseline"] = baseline.isoformat() if baseline else None
+            remote["train_started_at"] = utcnow().isoformat()
+            ctx.save(remote=remote)
+        shell = open_shell(ctx)
+        mode = ctx.run.options.mode.upper()
+        ctx.output.event("train_start", f"Starting {mode} training.")
+        pid = start_job(shell, paths.run_dir, "train", ["bash", "train.sh", *rendered.command])
+        remote = dict(ctx.run.remote)
+        remote["train_pid"] = pid
+        return StepResult(message=f"Training started (pid {pid}).", updates={"remote": remote})

@@ -1,0 +1,62 @@
+"""The records that go into and come out of ``render``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ModelContext", "Rendered", "RemotePaths"]
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """Facts the gate step read from the Hub about the model to train."""
+
+    hub_model_id: str
+    has_chat_template: bool
+    # False for Gemma 1/2-style templates that raise "System role not supported".
+    system_role_supported: bool = True
+    transformers_version: str | None = None  # from the model's config.json
+    model_type: str | None = None
+    # whoami's name: the default hub id is <hub_username>/<basename>-<mode>-thinnka.
+    hub_username: str | None = None
+
+
+@dataclass(frozen=True)
+class RemotePaths:
+    """Where things live on the pod."""
+
+    run_dir: str  # /workspace/thinnka/<run-id>: every file of Rendered.files goes here
+    output_dir: str  # training output
+    venv: str  # the trainer's venv
+    hf_home: str  # /workspace/.cache/huggingface
+    openr1_dir: str = "/opt/open-r1"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Everything the pipeline uploads and runs for one training run.
+
+    Upload every ``files`` entry to ``run_dir``, run ``setup_command`` (it sources
+    ``setup.env``), then ``command`` in ``run_dir`` with the venv active, then
+    ``merge_command`` when ``merge``.
+    """
+
+    recipe: dict[str, Any]
+    accelerate: dict[str, Any]
+    command: list[str]
+    files: dict[str, str]
+    setup_env: dict[str, str]
+    setup_script: str  # setup_openr1.sh, setup_trl.sh, or check_image.sh with --skip-setup
+    notes: list[str]
+    transformers_spec: str
+    transformers_reason: str
+    gpu_processes: int
+    merge: bool
+    setup_command: list[str] = field(default_factory=list)
+    merge_command: list[str] | None = None
+    # Server mode only: the `trl vllm-serve` argv that `command` (serve_and_train.py) starts
+    # on the first GPU before training; shown so logs and docs can name it.
+    server_command: list[str] | None = None
+    # The thinnka-side settings the launch scripts read (thinnka_train.json).
+    train_settings: dict[str, Any] = field(default_factory=dict)
