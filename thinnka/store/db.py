@@ -31,9 +31,13 @@ def create_db_engine(url: str, state_dir: Path) -> Engine:
         path = Path(parsed.database).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         # The database holds run records (never secrets, but pod ids and hosts):
-        # readable by its owner only. SQLite gives -wal/-shm the same mode.
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
+        # readable by its owner only; SQLite gives -wal/-shm the same mode.
+        # Only a missing file is created here: closing a descriptor of a file
+        # that SQLite has open drops this process's POSIX locks on it, and
+        # another process may then delete the WAL under our connections.
+        if not path.exists():
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
         os.chmod(path, 0o600)
     state_dir.mkdir(parents=True, exist_ok=True)
     connect_args: dict[str, Any] = {"timeout": 30} if is_sqlite else {}

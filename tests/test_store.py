@@ -1,0 +1,166 @@
+"""The run store on a real SQLite file: migrations, guarded writes, events, leases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, text
+
+from thinnka.errors import LeaseHeld, RunNotFound, StateConflict
+from thinnka.machine import Outcome, RunState
+from thinnka.options import RunOptions
+from thinnka.settings import load_settings
+from thinnka.store import Store, open_store
+from thinnka.store.db import create_db_engine, head_revision, migrate
+
+
+def _store(folder: Path) -> Store:
+    return open_store(load_settings(environ={"THINNKA_STATE_DIR": str(folder)}, cwd=folder))
+
+
+def test_migrations_create_schema_from_empty_and_rerun_is_a_noop(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'x.db'}", tmp_path)
+    assert migrate(engine, tmp_path) is True
+    tables = set(inspect(engine).get_table_names())
+    assert {"runs", "run_events", "meta", "alembic_version"} <= tables
+    with engine.connect() as connection:
+        version = connection.execute(text("select version_num from alembic_version")).scalar()
+    assert version == head_revision()
+    assert migrate(engine, tmp_path) is False
+
+
+def test_database_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    path = tmp_path / "thinnka.db"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with store.engine.connect() as connection:
+        assert connection.execute(text("pragma journal_mode")).scalar() == "wal"
+
+
+def test_installation_id_is_made_once(tmp_path: Path) -> None:
+    first = _store(tmp_path).installation_id()
+    assert first.startswith("inst-")
+    assert _store(tmp_path).installation_id() == first
+
+
+def test_run_keeps_every_option_and_gets_a_readable_id(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    options = RunOptions(repo_id="org/m", sft=True, overrides=(("learning_rate", "2e-5"),))
+    run = store.create_run(options)
+    assert run.id.startswith("r-") and len(run.id) == 8
+    assert store.get(run.id).options == options
+    assert [e.kind for e in store.events(run.id)] == ["created"]
+
+
+def test_guarded_transition_writes_state_facts_and_event_together(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(), owner="me")
+    moved = store.transition(
+        run.id, owner="me", source=RunState.created, dest=RunState.gated,
+        trigger="check_gate", message="ok", updates={"hub_model_id": "u/x"},
+    )  # fmt: skip
+    assert moved.state is RunState.gated and moved.hub_model_id == "u/x"
+    last = store.events(run.id)[-1]
+    assert (last.kind, last.from_state, last.to_state, last.message) == (
+        "check_gate", "created", "gated", "ok",
+    )  # fmt: skip
+
+
+def test_transition_from_the_wrong_state_is_a_conflict_and_changes_nothing(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(), owner="me")
+    with pytest.raises(StateConflict, match="it is created"):
+        store.transition(
+            run.id, owner="me", source=RunState.gated, dest=RunState.estimated,
+            trigger="estimate", updates={"pod_id": "p1"},
+        )  # fmt: skip
+    after = store.get(run.id)
+    assert after.state is RunState.created and after.pod_id is None
+    assert len(store.events(run.id)) == 1
+
+
+def test_transition_without_the_lease_is_a_conflict(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(), owner="someone-else")
+    with pytest.raises(StateConflict, match="someone-else"):
+        store.transition(
+            run.id, owner="me", source=RunState.created, dest=RunState.gated, trigger="check_gate"
+        )
+    assert store.get(run.id).state is RunState.created
+
+
+def test_final_transition_sets_outcome_and_end_time(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(), owner="me")
+    store.transition(run.id, owner="me", source=RunState.created, dest=RunState.failed,
+                     trigger="fail", outcome=Outcome.failed)  # fmt: skip
+    done = store.transition(run.id, owner="me", source=RunState.failed,
+                            dest=RunState.terminated, trigger="cleanup")  # fmt: skip
+    assert done.outcome is Outcome.failed and done.ended_at is not None
+
+
+def test_only_known_facts_can_be_recorded(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(), owner="me")
+    with pytest.raises(ValueError, match="state"):
+        store.record(run.id, owner="me", updates={"state": "terminated"})
+
+
+def test_unknown_run_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(RunNotFound):
+        _store(tmp_path).get("r-nope00")
+
+
+def test_lease_is_exclusive_until_it_expires(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions())
+    store.acquire_lease(run.id, "a", seconds=60)
+    with pytest.raises(LeaseHeld) as held:
+        store.acquire_lease(run.id, "b", seconds=60)
+    assert held.value.holder == "a"
+    assert store.renew_lease(run.id, "a", seconds=0.001)
+    assert not store.renew_lease(run.id, "b", seconds=60)
+    expired = store.get(run.id).lease_expires_at
+    assert expired is not None
+    while dt.datetime.now(dt.UTC) <= expired:
+        pass
+    assert store.acquire_lease(run.id, "b", seconds=60).lease_owner == "b"
+    assert [r.id for r in store.runs_needing_recovery()] == []
+    store.release_lease(run.id, "b")
+    assert [r.id for r in store.runs_needing_recovery()] == [run.id]
+
+
+def _race(folder: str, run_id: str, owner: str, barrier: object, results: object) -> None:
+    store = _store(Path(folder))
+    barrier.wait()  # type: ignore[attr-defined]
+    try:
+        store.acquire_lease(run_id, owner, seconds=60)
+        results.put((owner, "won"))  # type: ignore[attr-defined]
+    except LeaseHeld as held:
+        results.put((owner, f"lost to {held.holder}"))  # type: ignore[attr-defined]
+
+
+def test_two_processes_racing_for_one_lease_exactly_one_wins(tmp_path: Path) -> None:
+    run = _store(tmp_path).create_run(RunOptions())
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):  # a few rounds, to give a race a chance to show
+        owners = [f"p{attempt}-{i}" for i in range(4)]
+        barrier, results = context.Barrier(len(owners)), context.Queue()
+        procs = [
+            context.Process(target=_race, args=(str(tmp_path), run.id, o, barrier, results))
+            for o in owners
+        ]
+        for proc in procs:
+            proc.start()
+        outcomes = dict(results.get(timeout=60) for _ in procs)
+        for proc in procs:
+            proc.join(timeout=30)
+        winners = [o for o, result in outcomes.items() if result == "won"]
+        assert len(winners) == 1, outcomes
+        assert all(r == f"lost to {winners[0]}" for o, r in outcomes.items() if o not in winners)
+        _store(tmp_path).release_lease(run.id, winners[0])
