@@ -136,13 +136,15 @@ class Runner:
                         raise
                     except ThinnkaError as exc:
                         if run.state is RunState.failed:
-                            return self._cleanup_failed(run, exc)
+                            self._cleanup_failed(run, exc)
+                            break
                         run = self._fail(self.store.get(run_id), exc)
                     except Exception as exc:  # a bug: still clean up the pod
                         logger.exception("step crashed", state=run.state.value)
                         error = ThinnkaError(f"Internal error: {exc!r}", reason="internal")
                         if run.state is RunState.failed:
-                            return self._cleanup_failed(run, error)
+                            self._cleanup_failed(run, error)
+                            break
                         run = self._fail(self.store.get(run_id), error)
             finally:
                 self.store.release_lease(run_id, self.owner)
@@ -215,9 +217,8 @@ class Runner:
             outcome=outcome,
         )
 
-    def _cleanup_failed(self, run: RunRecord, error: ThinnkaError) -> RunRecord:
+    def _cleanup_failed(self, run: RunRecord, error: ThinnkaError) -> None:
         """Cleanup itself failed: leave the run ``failed`` for ``recover`` to retry."""
         message = f"Cleanup failed, will be retried by `thinnka recover`: {error.message}"
         self.store.add_event(run.id, "cleanup_error", message)
         self.output.event("cleanup_error", message)
-        return self.store.get(run.id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from thinnka.errors import ConfigError, LeaseHeld, RunNotFound, ThinnkaError
@@ -29,13 +28,17 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
     """Run the typer app; never let a traceback reach the user for expected errors."""
     try:
         result = app(args=args, standalone_mode=False)
-    except click.exceptions.Abort:
+    except typer.Abort:
         return EXIT_INTERRUPTED
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return done.exit_code
-    except click.ClickException as usage:
-        usage.show()
-        return EXIT_USAGE
+    except typer.TyperException as usage:  # typer's (vendored click's) usage errors
+        show = getattr(usage, "show", None)
+        if show is not None:
+            show()
+        else:
+            print(f"Error: {usage}", file=sys.stderr)
+        return int(getattr(usage, "exit_code", EXIT_USAGE) or EXIT_USAGE)
     except KeyboardInterrupt:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -4,7 +4,8 @@ Pure: the catalog (``GpuOffer`` records, built by the Runpod client from ``gpuTy
 and ``lowestPrice``) comes in, an ordered candidate list goes out. The caller tries
 the candidates in order, because stock is a hint, not a reservation.
 
-Rules, applied in this order to every offer: enough memory, in stock, the GPU count
+Rules, applied in this order to every offer: usable by the training stack (CUDA with
+bf16, which the recipes hard-code), enough memory, in stock, the GPU count
 allowed per pod, the ``--gpu-type`` filter, the ``--max-price`` cap. ``explain`` says
 which rule kept or dropped each offer (for plan tables); ``choose`` returns the kept
 ones or raises ``PreflightError`` saying what emptied the list.
@@ -24,6 +25,14 @@ Strategy = Literal["priority", "cheapest"]
 
 # Runpod's stockStatus values that mean "some available"; null (or "None") means none.
 _IN_STOCK = frozenset({"High", "Medium", "Low"})
+
+# GPUs the recipes cannot train on, matched on "displayName id" lowered. Runpod lists
+# AMD Instinct cards (no CUDA for the image, vLLM or bitsandbytes) and V100s (Volta: no
+# bf16, no flash attention); the original never reached them, its families excluded them.
+_UNUSABLE: tuple[tuple[str, str], ...] = (
+    ("amd ", "not usable: AMD GPUs cannot run the CUDA training stack"),
+    ("v100", "not usable: Volta has no bf16"),
+)
 
 # The original's families, in its order, matched like it on "displayName id" lowered
 # (original-tool.md §4). The real H100 SXM id is "NVIDIA H100 80GB HBM3": only its
@@ -138,6 +147,10 @@ def choose(
     return chosen
 
 
+def _unusable(offer: GpuOffer) -> str | None:
+    return next((why for word, why in _UNUSABLE if word in offer.search_name), None)
+
+
 def _skip_reason(
     offer: GpuOffer,
     required_gb: float,
@@ -145,6 +158,8 @@ def _skip_reason(
     gpu_type: str | None,
     max_price: float | None,
 ) -> str | None:
+    if unusable := _unusable(offer):
+        return unusable
     if offer.memory_gb < required_gb:
         return f"{offer.memory_gb:g} GB < {required_gb:.1f} GB needed"
     if not offer.in_stock:
@@ -186,8 +201,9 @@ def _why_nothing(
 ) -> str:
     """The message for an empty candidate list: the rule that removed the last ones."""
     need = f"{required_gb:.1f} GB"
+    offers = [o for o in offers if _unusable(o) is None]
     if not offers:
-        return "Runpod offered no GPU types to choose from."
+        return "Runpod offered no GPU types that the training stack can use."
     fitting = [o for o in offers if o.memory_gb >= required_gb]
     if not fitting:
         in_stock = [o for o in offers if o.in_stock] or offers

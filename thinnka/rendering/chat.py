@@ -105,8 +105,7 @@ def decide_chat(options: RunOptions, model: ModelContext) -> ChatDecision:
             "(assistant turns end with <|im_end|> and the tokenizer's eos token)."
         )
     if fold:
-        notes.append(
-            "The chat template rejects a system message (Gemma 1/2 style); the system prompt is "
-            "folded into the first user turn instead."
-        )
+        what = ("system messages of the data set are merged into the first user turn"
+                if options.sft else "the system prompt is folded into the first user turn")  # fmt: skip
+        notes.append(f"The chat template rejects a system message (Gemma 1/2 style); {what}.")
     return ChatDecision(template, fold, tuple(notes))

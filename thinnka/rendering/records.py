@@ -10,16 +10,14 @@ __all__ = ["ModelContext", "Rendered", "RemotePaths"]
 
 @dataclass(frozen=True)
 class ModelContext:
-    """Facts the gate step read from the Hub about the model to train."""
+    """Facts the gate step read from the Hub about the model to train (``options.repo_id``)."""
 
-    hub_model_id: str
+    hub_model_id: str  # where the result is pushed (resolved: --hub-model-id or the default)
     has_chat_template: bool
     # False for Gemma 1/2-style templates that raise "System role not supported".
     system_role_supported: bool = True
     transformers_version: str | None = None  # from the model's config.json
     model_type: str | None = None
-    # whoami's name: the default hub id is <hub_username>/<basename>-<mode>-thinnka.
-    hub_username: str | None = None
 
 
 @dataclass(frozen=True)

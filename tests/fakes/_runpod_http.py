@@ -1,0 +1,219 @@
+"""HTTP layer of the fake Runpod: routing, transport faults, auth extraction, test controls.
+
+Why stdlib `http.server`: a real socket on 127.0.0.1 with keep-alive is all clients need, it
+starts in milliseconds, and it lets faults act at the transport level (429/5xx before any
+routing, or a dropped connection with no status line) the way a proxy in front of Runpod would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes._runpod_records import RunpodError
+from tests.fakes._runpod_rest import handle_v2
+from tests.fakes._runpod_schema import run_graphql
+
+if TYPE_CHECKING:
+    from tests.fakes.runpod import FakeRunpod
+
+__all__ = ["Server", "make_server"]
+
+
+class Server(ThreadingHTTPServer):
+    """Threaded server whose handlers reach the emulator through `server.fake`.
+
+    It tracks open connections so that `close_connections` can cut idle keep-alive sockets on
+    stop; otherwise their daemon threads would keep answering after the emulator "went away".
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+    fake: FakeRunpod
+
+    def server_activate(self) -> None:
+        self._live: set[socket.socket] = set()
+        self._live_lock = threading.Lock()
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._live_lock:
+            self._live.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._live_lock:
+            self._live.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._live_lock:
+            live, self._live = self._live, set()
+        for conn in live:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+
+def _control(fake: FakeRunpod, method: str, name: str, body: dict[str, Any]) -> Any:
+    """The HTTP control surface: the same operations as the Python API, JSON in and out."""
+    if method == "GET":
+        readers: dict[str, Callable[[], Any]] = {
+            "info": fake.info,
+            "ledger": lambda: {
+                "entries": [{**asdict(e), "terminated": e.terminated} for e in fake.ledger()]
+            },
+            "pods": lambda: {"pods": [asdict(p) for p in fake.pods(body.get("account_id"))]},
+        }
+        return readers[name]()
+    writers: dict[str, Callable[[], Any]] = {
+        "reset": fake.reset,
+        "stock": lambda: fake.set_stock(body["gpu_type_id"], body["stock"]),
+        "faults": lambda: fake.inject_faults(**body),
+        "clear_faults": fake.clear_faults,
+        "latency": lambda: fake.set_latency(float(body["seconds"])),
+        "boot_delay": lambda: fake.set_boot_delay(float(body["seconds"])),
+        "never_boot": lambda: fake.never_boot(bool(body.get("enabled", True)), body.get("pod_id")),
+        "kill": lambda: fake.kill_pod(body["pod_id"], vanish=bool(body.get("vanish"))),
+        "foreign_pod": lambda: {"id": fake.add_foreign_pod(**body)},
+        "advance": lambda: fake.advance_time(float(body["seconds"])),
+        "accounts": lambda: asdict(fake.add_account(body.get("pub_key", ""))),
+        "pub_key": lambda: fake.set_pub_key(body["pub_key"], body.get("account_id")),
+    }
+    return writers[name]()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real API behind Cloudflare
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
+    server: Server
+    timeout = 60
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silent: test output should show the client's view, not an access log."""
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        fake = self.server.fake
+        try:
+            body = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            body = ...  # unparseable: each surface answers in its own error shape
+        if url.path.startswith("/_control/"):
+            self._answer_control(fake, method, url.path.removeprefix("/_control/"), body)
+            return
+        world = fake.world
+        fault = world.take_fault(f"{method} {url.path} {raw.decode('utf-8', 'replace')}")
+        if world.latency > 0:
+            time.sleep(world.latency)
+        if fault is not None and fault.kind == "drop":
+            self.close_connection = True  # no status line at all: the client sees EOF
+            return
+        if fault is not None:
+            self._send_fault(fault.status, fault.retry_after, rest=url.path.startswith("/v2/"))
+            return
+        try:
+            self._route(method, url.path, url.query, body)
+        except Exception as exc:  # an emulator bug: make it loud, never a silent hang
+            traceback.print_exc(file=sys.stderr)
+            self._send(500, {"errors": [{"message": f"fake runpod internal error: {exc!r}"}]})
+
+    def _route(self, method: str, path: str, query: str, body: Any) -> None:
+        world = self.server.fake.world
+        caller = world.resolve_key(self._key(query))
+        if path == "/graphql" and method == "POST":
+            reply = run_graphql(world, None if body is ... else body, caller)
+            self._send(reply.status, reply.body)
+        elif path.startswith("/v2/"):
+            status, payload, content_type = handle_v2(world, method, path, body, caller)
+            self._send(status, payload, content_type=content_type, headers=_RATE_LIMIT)
+        else:
+            self._send(404, {"errors": [{"message": f"Cannot {method} {path}"}]})
+
+    def _send_fault(self, status: int, retry_after: float | None, *, rest: bool) -> None:
+        """An injected status in the surface's own error shape (problem+json on REST v2)."""
+        headers = dict(_RATE_LIMIT) if rest else {}
+        if retry_after is not None:
+            headers["Retry-After"] = f"{retry_after:g}"
+        message = _REASONS.get(status, "Error")
+        if rest:
+            problem = {"title": message, "status": status, "detail": message}
+            self._send(status, problem, content_type="application/problem+json", headers=headers)
+        else:
+            self._send(status, {"errors": [{"message": message}]}, headers=headers)
+
+    def _answer_control(self, fake: FakeRunpod, method: str, name: str, body: Any) -> None:
+        try:
+            result = _control(fake, method, name, body if isinstance(body, dict) else {})
+        except KeyError as exc:
+            self._send(404, {"error": f"unknown control or id: {exc}"})
+        except (TypeError, ValueError, RunpodError) as exc:
+            self._send(400, {"error": str(exc)})
+        else:
+            self._send(200, result if result is not None else {"ok": True})
+
+    def _key(self, query: str) -> str | None:
+        """Bearer header (what SDK 1.12.0 sends), else the legacy `?api_key=` parameter."""
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            return auth[7:].strip() or None
+        return (parse_qs(query).get("api_key") or [None])[0]
+
+    def _send(
+        self,
+        status: int,
+        payload: Any,
+        *,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = b"" if payload is None else json.dumps(payload).encode()
+        self.send_response(status)
+        if payload is not None:
+            self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+_REASONS = {
+    429: "Too Many Requests",
+    500: "Something went wrong. Please try again later or contact support.",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+_RATE_LIMIT = {"RateLimit": '"minute";r=59;t=60', "RateLimit-Policy": '"minute";q=60;w=60'}
+
+
+def make_server(fake: FakeRunpod, address: tuple[str, int]) -> Server:
+    """Bind (port 0 picks a free port) without serving yet."""
+    server = Server(address, _Handler)
+    server.fake = fake
+    return server

@@ -1,0 +1,156 @@
+"""The runner's contract, with stand-in handlers (the real ones run end to end elsewhere).
+
+Stand-ins are legitimate here: the runner's job is ordering, persistence,
+failure handling and leases, and these tests drive exactly that against a
+real SQLite file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from thinnka.errors import LeaseHeld, PreflightError, RemoteError
+from thinnka.handlers.base import StepContext, StepResult
+from thinnka.machine import HANDLER_TRIGGERS, Outcome, RunState
+from thinnka.options import RunOptions
+from thinnka.runner import Runner
+from thinnka.settings import load_settings
+from thinnka.store import Store, open_store
+
+
+@dataclass
+class Recorder:
+    events: list[tuple[str, str]] = field(default_factory=list)
+    lines: list[tuple[str, str]] = field(default_factory=list)
+
+    def event(self, name: str, message: str, **fields: Any) -> None:
+        self.events.append((name, message))
+
+    def line(self, stage: str, text: str) -> None:
+        self.lines.append((stage, text))
+
+
+class Step:
+    """A handler that records its calls and can be told to fail."""
+
+    trigger: ClassVar[str] = ""
+
+    def __init__(self, trigger: str, calls: list[str], fail: BaseException | None = None) -> None:
+        self.trigger = trigger  # type: ignore[misc]
+        self.calls = calls
+        self.fail = fail
+
+    def timeout_s(self, run: Any) -> float:
+        return 10.0
+
+    def run(self, ctx: StepContext) -> StepResult:
+        self.calls.append(self.trigger)
+        if self.fail is not None:
+            error, self.fail = self.fail, None
+            raise error
+        updates = {"pod_id": "pod-1"} if self.trigger == "provision" else {}
+        return StepResult(message=f"{self.trigger} done", updates=updates)
+
+
+def _world(tmp_path: Path, failures: dict[str, BaseException] | None = None) -> tuple[Store, Runner, list[str], Recorder]:  # noqa: E501
+    settings = load_settings(environ={"THINNKA_STATE_DIR": str(tmp_path)}, cwd=tmp_path)
+    store = open_store(settings)
+    calls: list[str] = []
+    handlers = {t: Step(t, calls, (failures or {}).get(t)) for t in HANDLER_TRIGGERS}
+    output = Recorder()
+    runner = Runner(store, settings, handlers=handlers, output=output, owner="test-owner")
+    return store, runner, calls, output
+
+
+def test_happy_path_walks_every_transition_in_order(tmp_path: Path) -> None:
+    store, runner, calls, _ = _world(tmp_path)
+    run = runner.create(RunOptions())
+    done = runner.drive(run.id)
+    assert done.state is RunState.terminated and done.outcome is Outcome.succeeded
+    assert calls == ["check_gate", "estimate", "provision", "connect", "install", "train",
+                     "push", "terminate"]  # fmt: skip
+    kinds = [e.kind for e in store.events(run.id)]
+    assert kinds == ["created", *calls]
+    assert done.pod_id == "pod-1" and done.lease_owner is None
+
+
+def test_a_failing_step_records_the_error_then_cleans_up(tmp_path: Path) -> None:
+    store, runner, calls, output = _world(tmp_path, {"install": RemoteError("boom", reason="x")})
+    run = runner.create(RunOptions())
+    done = runner.drive(run.id)
+    assert done.state is RunState.terminated and done.outcome is Outcome.failed
+    assert (done.error_message, done.error_reason) == ("boom", "x")
+    assert calls[-2:] == ["install", "cleanup"]
+    transitions = [(e.from_state, e.to_state) for e in store.events(run.id)][-2:]
+    assert transitions == [("connected", "failed"), ("failed", "terminated")]
+    assert ("error", "boom") in output.events
+
+
+def test_a_preflight_failure_never_reaches_provision(tmp_path: Path) -> None:
+    _, runner, calls, _ = _world(tmp_path, {"check_gate": PreflightError("gated", reason="gated")})
+    done = runner.drive(runner.create(RunOptions()).id)
+    assert calls == ["check_gate", "cleanup"]
+    assert done.error_reason == "gated" and done.outcome is Outcome.failed
+
+
+def test_a_crashing_handler_still_cleans_up(tmp_path: Path) -> None:
+    _, runner, calls, _ = _world(tmp_path, {"train": ZeroDivisionError("bug")})
+    done = runner.drive(runner.create(RunOptions()).id)
+    assert done.state is RunState.terminated and done.error_reason == "internal"
+    assert calls[-1] == "cleanup"
+
+
+def test_interrupt_cancels_cleans_up_and_is_reraised(tmp_path: Path) -> None:
+    store, runner, calls, _ = _world(tmp_path, {"train": KeyboardInterrupt()})
+    run = runner.create(RunOptions())
+    with pytest.raises(KeyboardInterrupt):
+        runner.drive(run.id)
+    done = store.get(run.id)
+    assert done.state is RunState.terminated and done.outcome is Outcome.cancelled
+    assert calls[-1] == "cleanup" and done.lease_owner is None
+
+
+def test_failed_cleanup_leaves_the_run_failed_for_recover(tmp_path: Path) -> None:
+    store, runner, calls, _ = _world(
+        tmp_path,
+        {"connect": RemoteError("no ssh"), "cleanup": RemoteError("runpod down")},
+    )
+    run = runner.create(RunOptions())
+    stuck = runner.drive(run.id)
+    assert stuck.state is RunState.failed and stuck.lease_owner is None
+    assert "cleanup_error" in [e.kind for e in store.events(run.id)]
+    assert [r.id for r in store.runs_needing_recovery()] == [run.id]
+    done = runner.drive(run.id)  # what `thinnka recover` does, the handler now succeeds
+    assert done.state is RunState.terminated and done.outcome is Outcome.failed
+
+
+def test_resume_continues_from_the_stored_state(tmp_path: Path) -> None:
+    store, runner, calls, _ = _world(tmp_path)
+    run = runner.create(RunOptions())
+    runner.drive(run.id, stop_at=RunState.training)
+    assert store.get(run.id).state is RunState.training
+    calls.clear()
+    done = runner.drive(run.id)
+    assert calls == ["push", "terminate"] and done.outcome is Outcome.succeeded
+
+
+def test_a_run_driven_elsewhere_is_not_touched(tmp_path: Path) -> None:
+    store, runner, calls, _ = _world(tmp_path)
+    run = store.create_run(RunOptions(), owner="other-process", lease_seconds=60)
+    with pytest.raises(LeaseHeld, match="other-process"):
+        runner.drive(run.id)
+    assert calls == [] and store.get(run.id).state is RunState.created
+
+
+def test_cancel_request_is_honoured_between_steps(tmp_path: Path) -> None:
+    store, runner, calls, _ = _world(tmp_path)
+    run = runner.create(RunOptions())
+    runner.drive(run.id, stop_at=RunState.installed)
+    store.request_cancel(run.id)
+    done = runner.drive(run.id)
+    assert done.outcome is Outcome.cancelled and calls[-1] == "cleanup"
+    assert "train" not in calls
