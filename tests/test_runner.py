@@ -56,7 +56,10 @@ class Step:
         return StepResult(message=f"{self.trigger} done", updates=updates)
 
 
-def _world(tmp_path: Path, failures: dict[str, BaseException] | None = None) -> tuple[Store, Runner, list[str], Recorder]:  # noqa: E501
+World = tuple[Store, Runner, list[str], Recorder]
+
+
+def _world(tmp_path: Path, failures: dict[str, BaseException] | None = None) -> World:
     settings = load_settings(environ={"THINNKA_STATE_DIR": str(tmp_path)}, cwd=tmp_path)
     store = open_store(settings)
     calls: list[str] = []
@@ -126,6 +129,7 @@ def test_failed_cleanup_leaves_the_run_failed_for_recover(tmp_path: Path) -> Non
     assert [r.id for r in store.runs_needing_recovery()] == [run.id]
     done = runner.drive(run.id)  # what `thinnka recover` does, the handler now succeeds
     assert done.state is RunState.terminated and done.outcome is Outcome.failed
+    assert calls[-2:] == ["cleanup", "cleanup"]
 
 
 def test_resume_continues_from_the_stored_state(tmp_path: Path) -> None:

@@ -184,7 +184,7 @@ class GraphQLRunpod:
 
     def get_pod(self, pod_id: str) -> Pod | None:
         data = self._post(
-            f"query Pod($input: PodFilter) {{ pod(input: $input) {{ {_POD_FIELDS} }} }}",
+            f"query Pod($input: PodFilter!) {{ pod(input: $input) {{ {_POD_FIELDS} }} }}",
             {"input": {"podId": pod_id}},
         )
         pod = data.get("pod")
