@@ -8,7 +8,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.plugins.hub_world", "tests.plugins.runpod_world"]
+pytest_plugins = [
+    "tests.plugins.hub_world",
+    "tests.plugins.runpod_world",
+    "tests.plugins.thinnka_world",
+]
 
 # Variables of the machine running the tests that would leak into thinnka's settings.
 _SETTINGS_VARS = (

@@ -87,6 +87,8 @@ def _api(state: HubState, req: Request, segs: list[str]) -> Response:
         return read.auth_check(state, req, repo, write=rest[1:] == ["write"])
     if verb == ("GET", "refs"):
         return read.refs(state, req, repo)
+    if verb == ("GET", "commits") and len(rest) == 2:
+        return read.commits(state, req, repo, rest[1])
     if verb[1] in ("xet-read-token", "xet-write-token"):
         raise HubError(404, "Xet is not enabled on this fake Hub: set HF_HUB_DISABLE_XET=1")
     raise HubError(404, f"Sorry, the fake Hub does not implement {req.method} {req.raw_path}")

@@ -295,6 +295,26 @@ def refs(state: HubState, req: Request, repo: Repo) -> Response:
     return json_response(data)
 
 
+def commits(state: HubState, req: Request, repo: Repo, revision: str) -> Response:
+    """`GET /api/{type}s/{repo}/commits/{rev}`: the history, newest first (one page)."""
+    with state.lock:
+        snap: Snapshot | None = repo.resolve(revision)
+        authors = {c.oid: c.user for c in state.ledger if c.repo_id == repo.repo_id}
+        history = []
+        while snap is not None:
+            history.append(
+                {
+                    "id": snap.oid,
+                    "title": snap.summary,
+                    "message": "",
+                    "authors": [{"user": authors.get(snap.oid) or repo.namespace}],
+                    "date": hub_time(snap.date),
+                }
+            )
+            snap = repo.snapshots.get(snap.parent) if snap.parent else None
+    return json_response(history)
+
+
 def auth_check(state: HubState, req: Request, repo: Repo, write: bool) -> Response:
     """`GET /api/{type}s/{repo}/auth-check[/write]`: the gated/write answers without a file."""
     state.check_file_access(req.token, repo)

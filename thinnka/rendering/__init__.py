@@ -8,7 +8,7 @@ whitelists of recipe keys are data files (``recipes/schema``), so ``thinnka --he
 from __future__ import annotations
 
 from thinnka.rendering.chat import CHATML_DEFAULT, system_prompt
-from thinnka.rendering.records import ModelContext, Rendered, RemotePaths
+from thinnka.rendering.records import ModelContext, RemotePaths, Rendered
 from thinnka.rendering.render import render, script_text, validate_overrides
 from thinnka.rendering.schema import load_schema
 from thinnka.rendering.setup_env import write_env_file
@@ -28,8 +28,8 @@ __all__ = [
     "TRL_PIN",
     "TRL_STACK",
     "ModelContext",
-    "Rendered",
     "RemotePaths",
+    "Rendered",
     "TransformersChoice",
     "choose_transformers",
     "load_schema",

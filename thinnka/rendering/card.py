@@ -25,8 +25,14 @@ def _lr(value: Any) -> str:
     return f"{float(value):.1e}" if value is not None else "trainer default"
 
 
-def model_card(options: RunOptions, model: ModelContext, recipe: dict[str, Any], *,
-               trainer_label: str, stage: int | None) -> str:  # fmt: skip
+def model_card(
+    options: RunOptions,
+    model: ModelContext,
+    recipe: dict[str, Any],
+    *,
+    trainer_label: str,
+    stage: int | None,
+) -> str:
     hub_id = model.hub_model_id
     base = options.repo_id
     front = {
@@ -38,8 +44,10 @@ def model_card(options: RunOptions, model: ModelContext, recipe: dict[str, Any],
     }
     zero = f"ZeRO-{stage}" if stage else "none (single process, no DeepSpeed)"
     steps = str(recipe["max_steps"]) if recipe.get("max_steps") else "Default (full epochs)"
-    lora = (f"r={recipe.get('lora_r')}, alpha={recipe.get('lora_alpha')}, "
-            f"dropout={recipe.get('lora_dropout')}, target={recipe.get('lora_target_modules')}")  # fmt: skip
+    lora = (
+        f"r={recipe.get('lora_r')}, alpha={recipe.get('lora_alpha')}, "
+        f"dropout={recipe.get('lora_dropout')}, target={recipe.get('lora_target_modules')}"
+    )
     items = [
         ("Base Model", f"[{base}](https://huggingface.co/{base})"),
         ("Model Name", hub_id),
@@ -48,8 +56,11 @@ def model_card(options: RunOptions, model: ModelContext, recipe: dict[str, Any],
         ("LoRA", lora),
         ("ZeRO Stage", zero),
         ("Trainer", trainer_label),
-        ("Dataset", f"[{options.dataset_name}](https://huggingface.co/datasets/{options.dataset_name})"),
-    ]  # fmt: skip
+        (
+            "Dataset",
+            f"[{options.dataset_name}](https://huggingface.co/datasets/{options.dataset_name})",
+        ),
+    ]
     if options.dataset_fraction < 1:
         items.append(("Dataset Fraction", f"{options.dataset_fraction * 100:.1f}%"))
     items += [
@@ -91,8 +102,13 @@ def model_card(options: RunOptions, model: ModelContext, recipe: dict[str, Any],
     return "\n".join(lines)
 
 
-def merge_settings(options: RunOptions, model: ModelContext, paths: RemotePaths,
-                   recipe: dict[str, Any], chat_template: str | None) -> dict[str, Any]:  # fmt: skip
+def merge_settings(
+    options: RunOptions,
+    model: ModelContext,
+    paths: RemotePaths,
+    recipe: dict[str, Any],
+    chat_template: str | None,
+) -> dict[str, Any]:
     """merge.json: what merge.py reads (nothing is pasted into its source)."""
     return {
         "adapter_dir": paths.output_dir,

@@ -56,7 +56,10 @@ def system_prompt(options: RunOptions) -> str:
     else:
         text += "First think step by step."
     if options.answer_tag and options.answer_end_tag:
-        text += f" Then provide the final answer inside {options.answer_tag} and {options.answer_end_tag}."
+        text += (
+            f" Then provide the final answer inside {options.answer_tag}"
+            f" and {options.answer_end_tag}."
+        )
     else:
         text += " Then provide the final answer directly after thinking."
     return text
@@ -105,7 +108,10 @@ def decide_chat(options: RunOptions, model: ModelContext) -> ChatDecision:
             "(assistant turns end with <|im_end|> and the tokenizer's eos token)."
         )
     if fold:
-        what = ("system messages of the data set are merged into the first user turn"
-                if options.sft else "the system prompt is folded into the first user turn")  # fmt: skip
+        what = (
+            "system messages of the data set are merged into the first user turn"
+            if options.sft
+            else "the system prompt is folded into the first user turn"
+        )
         notes.append(f"The chat template rejects a system message (Gemma 1/2 style); {what}.")
     return ChatDecision(template, fold, tuple(notes))

@@ -59,25 +59,48 @@ def train_argv(paths: RemotePaths, *, trainer: str, mode: str, wrapper: bool) ->
         script = f"{run_dir}/thinnka_openr1.py"
     else:
         script = f"{paths.openr1_dir}/src/open_r1/{mode}.py"
-    return ["accelerate", "launch", "--config_file", f"{run_dir}/accelerate.yaml",
-            script, "--config", f"{run_dir}/recipe.yaml"]  # fmt: skip
+    return [
+        "accelerate",
+        "launch",
+        "--config_file",
+        f"{run_dir}/accelerate.yaml",
+        script,
+        "--config",
+        f"{run_dir}/recipe.yaml",
+    ]
 
 
-def server_files(paths: RemotePaths, *, model: str, revision: str, gpu_count: int,
-                 max_model_len: int, trust_remote_code: bool,
-                 train: list[str]) -> tuple[list[str], list[str], dict[str, Any]]:  # fmt: skip
+def server_files(
+    paths: RemotePaths,
+    *,
+    model: str,
+    revision: str,
+    gpu_count: int,
+    max_model_len: int,
+    trust_remote_code: bool,
+    train: list[str],
+) -> tuple[list[str], list[str], dict[str, Any]]:
     """(command, server argv, serve_and_train.json) for vLLM server mode on one node."""
     server = [
-        "trl", "vllm-serve",
-        "--model", model,
-        "--revision", revision,
-        "--tensor_parallel_size", "1",
-        "--data_parallel_size", "1",
-        "--gpu_memory_utilization", "0.9",
-        "--max_model_len", str(max_model_len),
-        "--host", SERVER_HOST,
-        "--port", str(SERVER_PORT),
-    ]  # fmt: skip
+        "trl",
+        "vllm-serve",
+        "--model",
+        model,
+        "--revision",
+        revision,
+        "--tensor_parallel_size",
+        "1",
+        "--data_parallel_size",
+        "1",
+        "--gpu_memory_utilization",
+        "0.9",
+        "--max_model_len",
+        str(max_model_len),
+        "--host",
+        SERVER_HOST,
+        "--port",
+        str(SERVER_PORT),
+    ]
     if trust_remote_code:
         server.append("--trust_remote_code")
     base = f"http://{SERVER_HOST}:{SERVER_PORT}"
@@ -90,6 +113,9 @@ def server_files(paths: RemotePaths, *, model: str, revision: str, gpu_count: in
         "health_urls": [f"{base}/health/", f"{base}/health"],
         "startup_timeout_s": SERVER_STARTUP_TIMEOUT_S,
     }
-    command = ["python", f"{paths.run_dir}/serve_and_train.py",
-               f"{paths.run_dir}/serve_and_train.json"]  # fmt: skip
+    command = [
+        "python",
+        f"{paths.run_dir}/serve_and_train.py",
+        f"{paths.run_dir}/serve_and_train.json",
+    ]
     return command, server, settings

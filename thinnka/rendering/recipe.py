@@ -8,7 +8,6 @@ here, or left out when it stays null) and ``blocks`` holds groups merged in when
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,14 @@ if TYPE_CHECKING:
     from thinnka.rendering.records import ModelContext, RemotePaths
     from thinnka.rendering.rewards_module import RewardPlan
 
-__all__ = ["Template", "apply_overrides", "base_recipe", "load_template", "resolve_override_keys"]
+__all__ = [
+    "Template",
+    "apply_overrides",
+    "base_recipe",
+    "load_template",
+    "require_known",
+    "resolve_override_keys",
+]
 
 
 @dataclass(frozen=True)
@@ -50,9 +56,17 @@ def _report_to(options: RunOptions) -> str | list[str]:
     return "none" if options.report_to == "none" else [options.report_to]
 
 
-def base_recipe(options: RunOptions, model: ModelContext, paths: RemotePaths, *, trainer: str,
-                chat: ChatDecision, rewards: RewardPlan | None, merge: bool,
-                num_generations: int | None) -> dict[str, Any]:  # fmt: skip
+def base_recipe(
+    options: RunOptions,
+    model: ModelContext,
+    paths: RemotePaths,
+    *,
+    trainer: str,
+    chat: ChatDecision,
+    rewards: RewardPlan | None,
+    merge: bool,
+    num_generations: int | None,
+) -> dict[str, Any]:
     """The recipe before overrides: template order, nulls filled, unset keys dropped."""
     template = load_template(trainer, options.mode)
     recipe = template.recipe
@@ -105,8 +119,14 @@ def base_recipe(options: RunOptions, model: ModelContext, paths: RemotePaths, *,
         # Open R1 subsamples each mixture entry to weight × rows after a seeded shuffle; it
         # prefers the mixture when dataset_name is also set (kept, as the original did).
         recipe["dataset_mixture"] = {
-            "datasets": [{"id": options.dataset_name, "config": None, "split": "train",
-                          "weight": options.dataset_fraction}],  # fmt: skip
+            "datasets": [
+                {
+                    "id": options.dataset_name,
+                    "config": None,
+                    "split": "train",
+                    "weight": options.dataset_fraction,
+                }
+            ],
             "seed": options.dataset_seed,
         }
     return {k: v for k, v in recipe.items() if v is not None}
@@ -134,16 +154,18 @@ def resolve_override_keys(options: RunOptions, schema: Schema) -> list[tuple[str
     return resolved
 
 
-def apply_overrides(recipe: dict[str, Any], options: RunOptions,
-                    schema: Schema) -> tuple[list[str], set[str]]:  # fmt: skip
+def apply_overrides(
+    recipe: dict[str, Any], options: RunOptions, schema: Schema
+) -> tuple[list[str], set[str]]:
     """Apply --set in order (last wins); returns (notes, keys the user set)."""
     notes: list[str] = []
     touched: set[str] = set()
     for given, key, raw in resolve_override_keys(options, schema):
         value = coerce(schema, key, raw)
         if given != key:
-            notes.append(f"--set {given} is spelled {key} for the {schema.trainer} trainer; "
-                         f"set {key}.")  # fmt: skip
+            notes.append(
+                f"--set {given} is spelled {key} for the {schema.trainer} trainer; set {key}."
+            )
         touched.add(key)
         if value is None:
             recipe.pop(key, None)  # null means "the trainer's default"
@@ -152,15 +174,11 @@ def apply_overrides(recipe: dict[str, Any], options: RunOptions,
     return notes, touched
 
 
-def drop_keys(recipe: dict[str, Any], keys: Iterable[str]) -> None:
-    for key in keys:
-        recipe.pop(key, None)
-
-
 def require_known(recipe: dict[str, Any], schema: Schema) -> None:
     """Every key of the final recipe must be one the trainer's parser takes."""
     try:
         check_keys(recipe, schema, origin="rendered recipe")
     except ConfigError as exc:  # only reachable when a template drifts from the schema
-        raise ConfigError(f"{exc} (template recipes/templates/{schema.trainer}_"
-                          f"{schema.mode}.yaml is out of date)") from None  # fmt: skip
+        raise ConfigError(
+            f"{exc} (template recipes/templates/{schema.trainer}_{schema.mode}.yaml is out of date)"
+        ) from None

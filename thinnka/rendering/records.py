@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ModelContext", "Rendered", "RemotePaths"]
+__all__ = ["ModelContext", "RemotePaths", "Rendered"]
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,23 @@ from thinnka.errors import ConfigError
 from thinnka.rendering import launch
 from thinnka.rendering.card import merge_settings, model_card
 from thinnka.rendering.chat import ChatDecision, decide_chat, system_prompt
-from thinnka.rendering.recipe import apply_overrides, base_recipe, require_known, resolve_override_keys
-from thinnka.rendering.records import ModelContext, Rendered, RemotePaths
+from thinnka.rendering.recipe import (
+    apply_overrides,
+    base_recipe,
+    require_known,
+    resolve_override_keys,
+)
+from thinnka.rendering.records import ModelContext, RemotePaths, Rendered
 from thinnka.rendering.rewards_module import RewardPlan, plan_rewards
 from thinnka.rendering.rules import Placement, batch_rule, check_vllm, is_quantized, place
 from thinnka.rendering.schema import coerce, load_schema
 from thinnka.rendering.setup_env import SetupFacts, setup_values
-from thinnka.rendering.versions import OPENR1_STACK, TRL_PIN, TransformersChoice, choose_transformers
+from thinnka.rendering.versions import (
+    OPENR1_STACK,
+    TRL_PIN,
+    TransformersChoice,
+    choose_transformers,
+)
 from thinnka.resources import resource_dir
 
 if TYPE_CHECKING:
@@ -56,8 +66,9 @@ def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def _vllm(options: RunOptions, recipe: dict[str, Any],
-          trainer: str) -> tuple[str | None, int, list[str]]:  # fmt: skip
+def _vllm(
+    options: RunOptions, recipe: dict[str, Any], trainer: str
+) -> tuple[str | None, int, list[str]]:
     """(final vLLM mode, training processes, notes) from the recipe after overrides."""
     notes = check_vllm(options, recipe)
     if not recipe.get("use_vllm"):
@@ -100,8 +111,9 @@ def _flash_attn(choice: TransformersChoice, trainer: str) -> TransformersChoice:
     return TransformersChoice(spec, choice.version, reason, choice.from_git)
 
 
-def _train_settings(options: RunOptions, recipe: dict[str, Any], trainer: str,
-                    chat: ChatDecision) -> dict[str, Any]:  # fmt: skip
+def _train_settings(
+    options: RunOptions, recipe: dict[str, Any], trainer: str, chat: ChatDecision
+) -> dict[str, Any]:
     """thinnka_train.json: what thinnka's launch wrappers add to the trainer's own script."""
     grpo = not options.sft
     settings: dict[str, Any] = {"mode": options.mode, "fold_system_prompt": chat.fold_system}
@@ -126,8 +138,16 @@ def render(options: RunOptions, model: ModelContext, paths: RemotePaths) -> Rend
     chat = decide_chat(options, model)
     rewards: RewardPlan | None = plan_rewards(options, trainer) if grpo else None
     notes: list[str] = list(chat.notes)
-    recipe = base_recipe(options, model, paths, trainer=trainer, chat=chat, rewards=rewards,
-                         merge=options.merge_model, num_generations=options.num_generations)  # fmt: skip
+    recipe = base_recipe(
+        options,
+        model,
+        paths,
+        trainer=trainer,
+        chat=chat,
+        rewards=rewards,
+        merge=options.merge_model,
+        num_generations=options.num_generations,
+    )
     override_notes, touched = apply_overrides(recipe, options, schema)
     notes += override_notes
 
@@ -147,14 +167,17 @@ def render(options: RunOptions, model: ModelContext, paths: RemotePaths) -> Rend
     require_known(recipe, schema)
 
     attn_fa2 = recipe.get("attn_implementation") == "flash_attention_2"
-    choice = choose_transformers(options, trainer, model.transformers_version,
-                                 deepspeed=placement.stage is not None)  # fmt: skip
+    choice = choose_transformers(
+        options, trainer, model.transformers_version, deepspeed=placement.stage is not None
+    )
     if attn_fa2:
         choice = _flash_attn(choice, trainer)
     notes.append(choice.reason)
     if options.report_to == "wandb":
-        notes.append("report_to: [wandb]; WANDB_API_KEY reaches the pod as a 0600 file, never "
-                     "as an argument.")  # fmt: skip
+        notes.append(
+            "report_to: [wandb]; WANDB_API_KEY reaches the pod as a 0600 file, never "
+            "as an argument."
+        )
     if trainer == "trl" and options.dataset_fraction < 1:
         notes.append(
             f"--dataset-fraction {options.dataset_fraction}: thinnka's launcher shuffles the "
@@ -172,13 +195,17 @@ def render(options: RunOptions, model: ModelContext, paths: RemotePaths) -> Rend
     command, server_command = train, None
     if vllm_mode == "server":
         max_len = (recipe.get("max_prompt_length") or options.max_prompt_length) + int(
-            recipe.get("max_completion_length", options.max_completion_length))  # fmt: skip
+            recipe.get("max_completion_length", options.max_completion_length)
+        )
         command, server_command, serve = launch.server_files(
-            paths, model=str(recipe["model_name_or_path"]),
-            revision=str(recipe.get("model_revision", "main")), gpu_count=options.gpu_count,
-            max_model_len=max_len, trust_remote_code=bool(recipe.get("trust_remote_code")),
+            paths,
+            model=str(recipe["model_name_or_path"]),
+            revision=str(recipe.get("model_revision", "main")),
+            gpu_count=options.gpu_count,
+            max_model_len=max_len,
+            trust_remote_code=bool(recipe.get("trust_remote_code")),
             train=train,
-        )  # fmt: skip
+        )
         files["serve_and_train.py"] = script_text("serve_and_train.py")
         files["serve_and_train.json"] = _json(serve)
     files["recipe.yaml"] = _dump(recipe)
@@ -196,8 +223,9 @@ def render(options: RunOptions, model: ModelContext, paths: RemotePaths) -> Rend
     merge_command = None
     if merge:
         label = f"Open R1 (TRL {OPENR1_STACK['trl']})" if trainer == "openr1" else f"TRL {TRL_PIN}"
-        files["MODEL_CARD.md"] = model_card(options, model, recipe, trainer_label=label,
-                                            stage=placement.stage)  # fmt: skip
+        files["MODEL_CARD.md"] = model_card(
+            options, model, recipe, trainer_label=label, stage=placement.stage
+        )
         files["merge.py"] = script_text("merge.py")
         files["merge.json"] = _json(merge_settings(options, model, paths, recipe, chat.template))
         merge_command = ["python", f"{paths.run_dir}/merge.py", f"{paths.run_dir}/merge.json"]
@@ -208,12 +236,20 @@ def render(options: RunOptions, model: ModelContext, paths: RemotePaths) -> Rend
         )
 
     facts = SetupFacts(
-        trainer=trainer, venv=paths.venv, openr1_dir=paths.openr1_dir, grpo=grpo,
-        vllm=vllm_mode is not None, quantized=is_quantized(recipe),
-        peft=bool(recipe.get("use_peft")) or merge, deepspeed=placement.stage is not None,
-        flash_attn=attn_fa2, report_to=options.report_to, transformers_spec=choice.spec,
-        custom=options.custom_dependencies, trace=options.debug_remote,
-    )  # fmt: skip
+        trainer=trainer,
+        venv=paths.venv,
+        openr1_dir=paths.openr1_dir,
+        grpo=grpo,
+        vllm=vllm_mode is not None,
+        quantized=is_quantized(recipe),
+        peft=bool(recipe.get("use_peft")) or merge,
+        deepspeed=placement.stage is not None,
+        flash_attn=attn_fa2,
+        report_to=options.report_to,
+        transformers_spec=choice.spec,
+        custom=options.custom_dependencies,
+        trace=options.debug_remote,
+    )
     setup_script = "check_image.sh" if options.skip_setup else f"setup_{trainer}.sh"
     return Rendered(
         recipe=recipe,

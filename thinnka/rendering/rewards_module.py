@@ -34,8 +34,12 @@ class RewardPlan:
 
 
 def plan_rewards(options: RunOptions, trainer: str) -> RewardPlan:
-    tags = (options.reasoning_tag, options.reasoning_end_tag,
-            options.answer_tag, options.answer_end_tag)  # fmt: skip
+    tags = (
+        options.reasoning_tag,
+        options.reasoning_end_tag,
+        options.answer_tag,
+        options.answer_end_tag,
+    )
     config = {
         "reasoning_tag": options.reasoning_tag,
         "reasoning_end_tag": options.reasoning_end_tag,
@@ -44,14 +48,16 @@ def plan_rewards(options: RunOptions, trainer: str) -> RewardPlan:
     }
     has_tags = bool(options.reasoning_tag or options.answer_tag)
     if trainer == "openr1" and tags == BUILTIN_TAGS:
-        return RewardPlan(("accuracy", "format", "tag_count"), False, config,
-                          "Rewards: Open R1's accuracy, format and tag_count.")  # fmt: skip
-    if trainer == "openr1":
-        accuracy = "accuracy"  # math-verify on the whole completion; tag-agnostic
-    else:
-        # thinnka's accuracy reads the answer between the answer tags (or after the reasoning
-        # end tag) and falls back to exact matching when math-verify is missing.
-        accuracy = f"{MODULE}.accuracy_reward"
+        return RewardPlan(
+            ("accuracy", "format", "tag_count"),
+            False,
+            config,
+            "Rewards: Open R1's accuracy, format and tag_count.",
+        )
+    # Open R1's accuracy runs math-verify on the whole completion (tag-agnostic). thinnka's
+    # reads the answer between the answer tags (or after the reasoning end tag) and falls back
+    # to exact matching when math-verify is missing.
+    accuracy = "accuracy" if trainer == "openr1" else f"{MODULE}.accuracy_reward"
     names = [accuracy]
     if has_tags:
         names += [f"{MODULE}.format_reward", f"{MODULE}.tag_count_reward"]

@@ -21,7 +21,7 @@ from thinnka.errors import ConfigError
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
 
-__all__ = ["Placement", "adjust_generations", "batch_rule", "is_quantized", "place"]
+__all__ = ["Placement", "adjust_generations", "batch_rule", "check_vllm", "is_quantized", "place"]
 
 
 def adjust_generations(requested: int, effective: int) -> int | None:
@@ -74,8 +74,14 @@ class Placement:
     notes: tuple[str, ...]
 
 
-def place(options: RunOptions, recipe: dict[str, Any], processes: int, *,
-          vllm_mode: str | None, trainer: str) -> Placement:  # fmt: skip
+def place(
+    options: RunOptions,
+    recipe: dict[str, Any],
+    processes: int,
+    *,
+    vllm_mode: str | None,
+    trainer: str,
+) -> Placement:
     """The accelerate config and ZeRO stage of the final recipe."""
     notes: list[str] = []
     quantized = is_quantized(recipe)
@@ -86,24 +92,30 @@ def place(options: RunOptions, recipe: dict[str, Any], processes: int, *,
         )
     if recipe.get("use_cpu"):
         return Placement("single", None, ("use_cpu: one CPU process, no DeepSpeed.",))
+    if options.shard_model and options.sft:
+        notes.append("Sharded SFT enabled; disabling QLoRA.")
+    if processes == 1 and vllm_mode != "colocate":
+        notes.append("One training process: no DeepSpeed (ZeRO has nothing to shard across).")
+        return Placement("single", None, tuple(notes))
     stage = options.deepspeed_stage
     if options.shard_model:
         if stage != 3:
             notes.append("Model sharding enabled; forcing ZeRO-3.")
         stage = 3
-        if options.sft:
-            notes.append("Sharded SFT enabled; disabling QLoRA.")
     elif quantized and stage == 3:
         stage = 2
         if options.sft:
-            notes.append("QLoRA SFT is incompatible with ZeRO-3; using ZeRO-2 instead.")
+            note = "QLoRA SFT is incompatible with ZeRO-3; using ZeRO-2 instead."
         else:
-            notes.append("4-bit/8-bit loading is incompatible with ZeRO-3; using ZeRO-2 instead.")
+            note = "4-bit/8-bit loading is incompatible with ZeRO-3; using ZeRO-2 instead."
         if trainer == "trl":
-            notes.append("(TRL stack: kept to the rule proven on Open R1's pins.)")
-    if processes == 1 and vllm_mode != "colocate":
-        notes.append("One training process: no DeepSpeed (ZeRO has nothing to shard across).")
-        return Placement("single", None, tuple(notes))
+            note += " (The TRL stack keeps the rule proven on Open R1's pins.)"
+        notes.append(note)
+    if processes == 1:
+        notes.append(
+            f"One training process with colocated vLLM: kept under the DeepSpeed launcher "
+            f"(ZeRO-{stage}), which sets up the torch.distributed environment vLLM's engine needs."
+        )
     return Placement(f"zero{stage}", stage, tuple(notes))
 
 
@@ -119,5 +131,7 @@ def check_vllm(options: RunOptions, recipe: dict[str, Any]) -> list[str]:
     recipe["use_vllm"] = False
     for key in ("vllm_mode", "vllm_max_model_length", "vllm_server_host", "vllm_server_port"):
         recipe.pop(key, None)
-    return ["GRPO with 4-bit loading cannot use vLLM (trl #3654); generating with "
-            "transformers instead (use_vllm: false)."]  # fmt: skip
+    return [
+        "GRPO with 4-bit loading cannot use vLLM (trl #3654); generating with "
+        "transformers instead (use_vllm: false)."
+    ]

@@ -90,8 +90,10 @@ def check_keys(recipe: Mapping[str, Any], schema: Schema, *, origin: str = "reci
     unknown = [k for k in recipe if k not in schema.keys]
     if not unknown:
         return
-    parts = [f"{k!r} is not a {schema.trainer} {schema.mode.upper()} recipe key."
-             f"{schema.suggestion(k)}" for k in unknown]  # fmt: skip
+    parts = [
+        f"{k!r} is not a {schema.trainer} {schema.mode.upper()} recipe key.{schema.suggestion(k)}"
+        for k in unknown
+    ]
     raise ConfigError(f"{origin}: " + " ".join(parts))
 
 
@@ -111,8 +113,8 @@ _FAIL = object()
 
 def _coerce(spec: KeySpec, text: str) -> Any:
     lowered = text.lower()
-    if spec.optional and lowered in _NULL:
-        return None
+    if lowered in _NULL:
+        return None  # any key: leave it out of the recipe, i.e. the trainer's default
     if "any" in spec.types:
         return yaml.safe_load(text) if text else ""
     if "bool" in spec.types:
@@ -141,8 +143,6 @@ def _coerce(spec: KeySpec, text: str) -> Any:
         return [item.strip() for item in text.split(",") if item.strip()]
     if "str" in spec.types:
         return text
-    if "dict" in spec.types and text.startswith("{"):
-        return _FAIL
     return _FAIL
 
 
@@ -151,13 +151,20 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m thinnka.rendering.schema",
         description="Rewrite the recipe-key whitelists under recipes/schema/.",
     )
-    parser.add_argument("--regenerate", action="store_true",
-                        help="rewrite trl_{grpo,sft}.json from the installed TRL")  # fmt: skip
-    parser.add_argument("--regenerate-openr1", action="store_true",
-                        help="rewrite openr1_{grpo,sft}.json from TRL 0.18 / transformers 4.52.3 wheels")  # fmt: skip
+    parser.add_argument(
+        "--regenerate",
+        action="store_true",
+        help="rewrite trl_{grpo,sft}.json from the installed TRL",
+    )
+    parser.add_argument(
+        "--regenerate-openr1",
+        action="store_true",
+        help="rewrite openr1_{grpo,sft}.json from TRL 0.18 / transformers 4.52.3 wheels",
+    )
     parser.add_argument("--trl-wheel", type=Path, help="path of trl-0.18.0-py3-none-any.whl")
-    parser.add_argument("--transformers-wheel", type=Path,
-                        help="path of transformers-4.52.3-py3-none-any.whl")  # fmt: skip
+    parser.add_argument(
+        "--transformers-wheel", type=Path, help="path of transformers-4.52.3-py3-none-any.whl"
+    )
     args = parser.parse_args(argv)
     if args.regenerate_openr1 and not (args.trl_wheel and args.transformers_wheel):
         parser.error("--regenerate-openr1 needs --trl-wheel and --transformers-wheel")

@@ -27,10 +27,25 @@ _NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # Every key the setup and check scripts read; the scripts hash these (in this order, as
 # KEY=value lines) for their "already installed" marker.
 SETUP_KEYS = (
-    "TRAINER", "VENV", "PYTHON_VERSION", "TORCH_SPEC", "TORCH_INDEX_URL", "VLLM_SPEC",
-    "FLASH_ATTN", "PIP_PACKAGES", "TRANSFORMERS_SPEC", "CUSTOM_DEPS", "OPENR1_DIR",
-    "OPENR1_REPO", "OPENR1_REF", "EXPECT_TRL", "NEED_VLLM", "NEED_PEFT", "NEED_FLASH_ATTN",
-)  # fmt: skip
+    "TRAINER",
+    "VENV",
+    "PYTHON_VERSION",
+    "TORCH_SPEC",
+    "TORCH_INDEX_URL",
+    "VLLM_SPEC",
+    "FLASH_ATTN",
+    "PIP_PACKAGES",
+    "TRANSFORMERS_SPEC",
+    "CUSTOM_DEPS",
+    "OPENR1_DIR",
+    "OPENR1_REPO",
+    "OPENR1_REF",
+    "EXPECT_TRL",
+    "NEED_VLLM",
+    "NEED_PEFT",
+    "NEED_BNB",
+    "NEED_FLASH_ATTN",
+)
 
 
 def write_env_file(values: Mapping[str, str]) -> str:
@@ -70,9 +85,13 @@ def setup_values(facts: SetupFacts) -> dict[str, str]:
     """The setup_env of Rendered: one value per SETUP_KEYS entry, plus THINNKA_TRACE."""
     f = facts
     if f.trainer == "openr1":
-        packages = [f"peft=={OPENR1_STACK['peft']}", "bitsandbytes>=0.43.2",
-                    # grpo.py imports dotenv at module level (open-r1.md §1.1).
-                    "python-dotenv", *_reporting(f.report_to)]  # fmt: skip
+        packages = [
+            f"peft=={OPENR1_STACK['peft']}",
+            "bitsandbytes>=0.43.2",
+            # grpo.py imports dotenv at module level (open-r1.md §1.1).
+            "python-dotenv",
+            *_reporting(f.report_to),
+        ]
         values = {
             "PYTHON_VERSION": OPENR1_STACK["python"],
             "TORCH_SPEC": f"torch=={OPENR1_STACK['torch']}",
@@ -84,8 +103,12 @@ def setup_values(facts: SetupFacts) -> dict[str, str]:
             "EXPECT_TRL": OPENR1_STACK["trl"],
         }
     else:
-        packages = [f"trl=={TRL_STACK['trl']}", f"accelerate=={TRL_STACK['accelerate']}",
-                    f"datasets=={TRL_STACK['datasets']}", f"peft=={TRL_STACK['peft']}"]  # fmt: skip
+        packages = [
+            f"trl=={TRL_STACK['trl']}",
+            f"accelerate=={TRL_STACK['accelerate']}",
+            f"datasets=={TRL_STACK['datasets']}",
+            f"peft=={TRL_STACK['peft']}",
+        ]
         if f.quantized:
             packages.append("bitsandbytes>=0.43.2")
         if f.deepspeed:
@@ -112,6 +135,7 @@ def setup_values(facts: SetupFacts) -> dict[str, str]:
         OPENR1_DIR=f.openr1_dir if f.trainer == "openr1" else "",
         NEED_VLLM="1" if f.vllm else "0",
         NEED_PEFT="1" if f.peft else "0",
+        NEED_BNB="1" if f.quantized else "0",
         NEED_FLASH_ATTN="1" if f.flash_attn else "0",
     )
     ordered = {key: values[key] for key in SETUP_KEYS}

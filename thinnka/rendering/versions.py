@@ -99,8 +99,9 @@ def _exists(v: Version) -> bool | None:
     return None if v > releases[-1] else False
 
 
-def choose_transformers(options: RunOptions, trainer: str, model_version: str | None,
-                        *, deepspeed: bool) -> TransformersChoice:  # fmt: skip
+def choose_transformers(
+    options: RunOptions, trainer: str, model_version: str | None, *, deepspeed: bool
+) -> TransformersChoice:
     """--transformers-from-git > --transformers-version > config.json's version > the stack pin."""
     window = TRANSFORMERS_WINDOWS[trainer]
     default = _DEFAULTS[trainer]
@@ -114,9 +115,11 @@ def choose_transformers(options: RunOptions, trainer: str, model_version: str | 
                 "Use --trainer trl for models that need transformers from git."
             )
         return TransformersChoice(
-            TRANSFORMERS_GIT, None, "Installing transformers from git HEAD (--transformers-from-git).",
+            TRANSFORMERS_GIT,
+            None,
+            "Installing transformers from git HEAD (--transformers-from-git).",
             from_git=True,
-        )  # fmt: skip
+        )
     if options.transformers_version:
         return _explicit(options.transformers_version, trainer, window, deepspeed=deepspeed)
     if model_version:
@@ -124,24 +127,30 @@ def choose_transformers(options: RunOptions, trainer: str, model_version: str | 
         if picked is not None:
             return picked
         return TransformersChoice(
-            f"transformers=={default}", default,
+            f"transformers=={default}",
+            default,
             f"The model's config.json says transformers {model_version}, which is not a usable "
             f"release for the {trainer} trainer ({window}); using the stack's pin {default}. "
             "Pass --transformers-version to choose another.",
-        )  # fmt: skip
+        )
     return TransformersChoice(
-        f"transformers=={default}", default,
+        f"transformers=={default}",
+        default,
         f"The model's config.json names no transformers version; using the {trainer} stack's "
         f"pin {default}.",
-    )  # fmt: skip
+    )
 
 
-def _explicit(raw: str, trainer: str, window: SpecifierSet, *, deepspeed: bool) -> TransformersChoice:
+def _explicit(
+    raw: str, trainer: str, window: SpecifierSet, *, deepspeed: bool
+) -> TransformersChoice:
     v = Version(raw)
     exists = _exists(v)
     if exists is False:
-        nearest = min(known_releases(), key=lambda r: (abs(r.major - v.major),
-                                                      abs(r.minor - v.minor), abs(r.micro - v.micro)))  # fmt: skip
+        nearest = min(
+            known_releases(),
+            key=lambda r: (abs(r.major - v.major), abs(r.minor - v.minor), abs(r.micro - v.micro)),
+        )
         raise ConfigError(
             f"--transformers-version {raw}: no such transformers release (nearest: {nearest})."
         )
@@ -152,15 +161,20 @@ def _explicit(raw: str, trainer: str, window: SpecifierSet, *, deepspeed: bool) 
             f"(it needs transformers {window}).{hint}"
         )
     if deepspeed and raw in _DEEPSPEED_BAD[trainer]:
-        raise ConfigError(f"transformers {raw} is excluded by TRL's DeepSpeed support; pick another.")
+        raise ConfigError(
+            f"transformers {raw} is excluded by TRL's DeepSpeed support; pick another."
+        )
     note = "" if exists else " (newer than thinnka's list of releases; assumed to exist)"
     return TransformersChoice(
-        f"transformers=={raw}", raw, f"Installing transformers {raw} (--transformers-version){note}."
+        f"transformers=={raw}",
+        raw,
+        f"Installing transformers {raw} (--transformers-version){note}.",
     )
 
 
-def _from_model(raw: str, trainer: str, window: SpecifierSet,
-                *, deepspeed: bool) -> TransformersChoice | None:  # fmt: skip
+def _from_model(
+    raw: str, trainer: str, window: SpecifierSet, *, deepspeed: bool
+) -> TransformersChoice | None:
     """The release that config.json's version maps to, or None to fall back to the default."""
     try:
         v = Version(raw)
@@ -173,11 +187,12 @@ def _from_model(raw: str, trainer: str, window: SpecifierSet,
             if trainer != "trl":
                 return None
             return TransformersChoice(
-                TRANSFORMERS_GIT, None,
+                TRANSFORMERS_GIT,
+                None,
                 f"The model's config.json says transformers {raw}, a development build whose "
                 f"release {release} is not published; installing from git HEAD.",
                 from_git=True,
-            )  # fmt: skip
+            )
         v, why = release, f"development build {raw}, whose release {release} exists"
     else:
         if _exists(v) is False:
@@ -186,6 +201,7 @@ def _from_model(raw: str, trainer: str, window: SpecifierSet,
     if v not in window or (deepspeed and str(v) in _DEEPSPEED_BAD[trainer]):
         return None
     return TransformersChoice(
-        f"transformers=={v}", str(v),
+        f"transformers=={v}",
+        str(v),
         f"Auto-detected from the model's config.json ({why}); fits the {trainer} stack ({window}).",
-    )  # fmt: skip
+    )

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# --skip-setup: installs nothing, only checks that the image already has what this run's
+# trainer needs, and fails with one clear message listing everything that is missing.
+# Values come from the environment (run.env) or from an env file given as $1.
+#   TRAINER VENV OPENR1_DIR EXPECT_TRL NEED_VLLM NEED_PEFT NEED_BNB NEED_FLASH_ATTN
+set -euo pipefail
+if [ "$#" -ge 1 ]; then
+  set -a
+  # shellcheck disable=SC1090
+  . "$1"
+  set +a
+fi
+if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
+: "${TRAINER:?TRAINER is not set}" "${VENV:?VENV is not set}" "${EXPECT_TRL:?EXPECT_TRL is not set}"
+
+problems=()
+if [ ! -x "$VENV/bin/python" ]; then
+  problems+=("no Python venv at ${VENV} (the ${TRAINER} trainer's venv)")
+fi
+if [ "$TRAINER" = "openr1" ]; then
+  for script in grpo sft; do
+    if [ ! -f "${OPENR1_DIR:-/opt/open-r1}/src/open_r1/${script}.py" ]; then
+      problems+=("no Open R1 checkout at ${OPENR1_DIR:-/opt/open-r1} (src/open_r1/${script}.py missing)")
+      break
+    fi
+  done
+fi
+if [ -x "$VENV/bin/python" ]; then
+  if ! report="$("$VENV/bin/python" - <<'PY' 2>&1
+import importlib
+import os
+import sys
+
+needed = ["trl", "transformers", "accelerate", "datasets"]
+if os.environ["TRAINER"] == "openr1":
+    needed.append("open_r1")
+flags = {"NEED_PEFT": "peft", "NEED_BNB": "bitsandbytes", "NEED_VLLM": "vllm"}
+needed += [module for flag, module in flags.items() if os.environ.get(flag) == "1"]
+if os.environ.get("NEED_FLASH_ATTN") == "1":
+    needed.append("flash_attn" if os.environ["TRAINER"] == "openr1" else "kernels")
+problems = []
+for name in needed:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:
+        problems.append(f"{name} does not import ({type(exc).__name__})")
+try:
+    import trl
+
+    if trl.__version__ != os.environ["EXPECT_TRL"]:
+        problems.append(f"trl is {trl.__version__}, the recipe is for trl {os.environ['EXPECT_TRL']}")
+except Exception:
+    pass
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+PY
+)"; then
+    while IFS= read -r line; do [ -n "$line" ] && problems+=("$line"); done <<< "$report"
+  fi
+fi
+if [ "${#problems[@]}" -gt 0 ]; then
+  {
+    echo "thinnka: this image cannot run the ${TRAINER} trainer with --skip-setup:"
+    for problem in "${problems[@]}"; do echo "  - ${problem}"; done
+    echo "Drop --skip-setup to install the trainer, or use an image that has it (for GRPO"
+    echo "with vLLM the image needs vllm; --no-vllm avoids that)."
+  } >&2
+  exit 1
+fi
+echo "thinnka: the image has what the ${TRAINER} trainer needs; nothing installed."

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Installs the "trl" trainer's stack into $VENV, from PyPI only. Idempotent: a marker keyed by
+# a hash of the setup values skips the work when the same values were installed before.
+# Values come from the environment (run.env, sourced by job.sh) or from an env file given as
+# $1 (KEY='value' lines written by thinnka); nothing is pasted into this script's text.
+#   VENV               venv to create (python3 -m venv --system-site-packages) or reuse
+#   TORCH_SPEC         optional torch requirement installed first and held as a constraint,
+#                      e.g. torch==2.13.0+cpu with TORCH_INDEX_URL (else the image's torch,
+#                      seen through --system-site-packages, or the one vLLM pins)
+#   VLLM_SPEC          optional vLLM requirement (GRPO with vLLM)
+#   PIP_PACKAGES       newline-separated pins (trl==..., accelerate==..., ...)
+#   TRANSFORMERS_SPEC  transformers requirement, resolved together with the pins
+#   CUSTOM_DEPS        newline-separated extra requirements (--custom-dependencies)
+#   EXPECT_TRL NEED_*  what the final import check expects
+# No secret is read here, so THINNKA_TRACE=1 may trace every line.
+set -euo pipefail
+if [ "$#" -ge 1 ]; then
+  set -a
+  # shellcheck disable=SC1090
+  . "$1"
+  set +a
+fi
+if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
+: "${VENV:?VENV is not set}" "${PIP_PACKAGES:?PIP_PACKAGES is not set}" "${EXPECT_TRL:?EXPECT_TRL is not set}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+keys=(TRAINER VENV PYTHON_VERSION TORCH_SPEC TORCH_INDEX_URL VLLM_SPEC FLASH_ATTN PIP_PACKAGES
+      TRANSFORMERS_SPEC CUSTOM_DEPS OPENR1_DIR OPENR1_REPO OPENR1_REF EXPECT_TRL NEED_VLLM
+      NEED_PEFT NEED_BNB NEED_FLASH_ATTN)
+setup_hash=$(for key in "${keys[@]}"; do printf '%s=%s\n' "$key" "${!key-}"; done | sha256sum | cut -d' ' -f1)
+marker="$VENV/.thinnka-setup/$setup_hash"
+if [ -f "$marker" ] && [ -x "$VENV/bin/python" ]; then
+  echo "thinnka: the trl stack is already installed with these values; skipping setup."
+  exit 0
+fi
+
+python_bin="${THINNKA_PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$python_bin" -m venv --help >/dev/null 2>&1; then
+    echo "thinnka: installing python3-venv"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv
+  fi
+  # --system-site-packages: the image's CUDA torch is reused instead of downloaded again.
+  "$python_bin" -m venv --system-site-packages "$VENV"
+fi
+pip=("$VENV/bin/python" -m pip install)
+
+lines() { printf '%s\n' "$1" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e '/^$/d'; }
+mapfile -t packages < <(lines "$PIP_PACKAGES")
+mapfile -t custom < <(lines "${CUSTOM_DEPS:-}")
+constraints="$(mktemp)"
+trap 'rm -f "$constraints"' EXIT
+if [ -n "${TORCH_SPEC:-}" ]; then
+  index=()
+  if [ -n "${TORCH_INDEX_URL:-}" ]; then index=(--extra-index-url "$TORCH_INDEX_URL"); fi
+  echo "thinnka: installing ${TORCH_SPEC}"
+  "${pip[@]}" "${index[@]}" "$TORCH_SPEC"
+  # Held for every later install, so nothing swaps in another (e.g. CUDA) torch.
+  printf '%s\n' "$TORCH_SPEC" > "$constraints"
+fi
+wanted=("${packages[@]}")
+if [ -n "${VLLM_SPEC:-}" ]; then wanted=("$VLLM_SPEC" "${wanted[@]}"); fi
+if [ -n "${TRANSFORMERS_SPEC:-}" ]; then wanted+=("$TRANSFORMERS_SPEC"); fi
+echo "thinnka: installing ${wanted[*]}"
+"${pip[@]}" -c "$constraints" "${wanted[@]}"
+if [ "${#custom[@]}" -gt 0 ]; then
+  echo "thinnka: installing custom dependencies ${custom[*]}"
+  "${pip[@]}" -c "$constraints" "${custom[@]}"
+fi
+
+"$VENV/bin/python" - <<'PY'
+import importlib
+import os
+import sys
+
+expect = os.environ["EXPECT_TRL"]
+needed = ["trl", "transformers", "accelerate", "datasets"]
+if os.environ.get("NEED_PEFT") == "1":
+    needed.append("peft")
+if os.environ.get("NEED_BNB") == "1":
+    needed.append("bitsandbytes")
+if os.environ.get("NEED_VLLM") == "1":
+    needed.append("vllm")
+missing = []
+for name in needed:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # report every missing piece at once
+        missing.append(f"{name} ({type(exc).__name__}: {exc})")
+if missing:
+    sys.exit("thinnka: setup finished but these do not import: " + "; ".join(missing))
+import transformers
+import trl
+
+if trl.__version__ != expect:
+    sys.exit(f"thinnka: trl {trl.__version__} is installed, but the recipe was checked against {expect}")
+print(f"thinnka: trl {trl.__version__}, transformers {transformers.__version__} ready")
+PY
+if [ "${#custom[@]}" -gt 0 ]; then
+  for spec in "${custom[@]}"; do
+    name="${spec%%[<>=!~;\[ @]*}"
+    if ! "$VENV/bin/python" -m pip show -q "$name" >/dev/null 2>&1; then
+      echo "thinnka: warning: custom dependency ${name} is not installed as a distribution" >&2
+    fi
+  done
+fi
+mkdir -p "$VENV/.thinnka-setup"
+rm -f "$VENV/.thinnka-setup/"*
+touch "$marker"
+echo "thinnka: setup complete"

@@ -1,0 +1,142 @@
+"""The whole emulated world for end-to-end runs of the real ``thinnka`` program.
+
+A ``World`` is a working folder whose ``.env`` points thinnka at the Runpod
+emulator, the Hub emulator and the sshd pod, with a fresh SSH key pair that
+the emulated Runpod installs on the pod (as Runpod images do with
+``PUBLIC_KEY``). thinnka runs as a real subprocess, so it can be killed.
+
+The emulated pods all share this machine, like pods of one prebuilt image:
+their "volume" is a temporary folder (``THINNKA_REMOTE_ROOT``) and their
+trainer venv (``THINNKA_REMOTE_VENV``) is made once per session. That venv
+sees the test environment's packages through a ``.pth`` file, so the setup
+script finds TRL already installed, and anything it installs lands in the
+pod venv, never in the test environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import site
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.fakes.hub import FakeHub
+from tests.fakes.runpod import FakeRunpod
+from tests.fakes.sshd import FakeSshd, generate_key
+from tests.plugins.hub_world import hub_environment
+
+__all__ = ["World", "pod_venv", "world"]
+
+_OUR_VARS = ("RUNPOD_API_KEY", "RUNPOD_API_BASE_URL", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN",
+             "SSH_PUBLIC_KEY", "RUNPOD_SSH_PUBLIC_KEY", "SSH_PRIVATE_KEY_PATH",
+             "PROGRESS_WEBHOOK_URL", "DISCORD_WEBHOOK_URL", "WANDB_API_KEY",
+             "THINNKA_STATE_DIR", "THINNKA_DB_URL")  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def pod_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The emulated pods' trainer venv, layered over the test environment's packages."""
+    venv = tmp_path_factory.mktemp("pod") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    layered = venv / "lib" / version / "site-packages" / "_test_env.pth"
+    layered.write_text("\n".join(site.getsitepackages()) + "\n")
+    # Console scripts (accelerate, trl, ...) re-pointed at the pod venv's python.
+    ours = Path(sys.prefix) / "bin"
+    for script in ("accelerate", "trl"):
+        text = (ours / script).read_text()
+        _, _, body = text.partition("\n")
+        target = venv / "bin" / script
+        target.write_text(f"#!{venv / 'bin' / 'python'}\n{body}")
+        target.chmod(0o755)
+    return venv
+
+
+@dataclass
+class World:
+    workdir: Path
+    runpod: FakeRunpod
+    hub: FakeHub
+    sshd: FakeSshd
+    remote_root: Path
+    env: dict[str, str]
+    dotenv: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.runpod.api_key, self.runpod.read_only_key, *vars(self.hub.tokens).values()]
+
+    def write_dotenv(self, **changes: str) -> None:
+        self.dotenv.update(changes)
+        lines = [f"{key}={value}" for key, value in self.dotenv.items()]
+        (self.workdir / ".env").write_text("\n".join(lines) + "\n")
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "thinnka", *args]
+
+    def thinnka(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command(*args),
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(*args),
+            cwd=self.workdir,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def show(self, run_id: str) -> dict[str, Any]:
+        result = self.thinnka("show", run_id, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def world(
+    tmp_path: Path,
+    runpod_account: FakeRunpod,
+    sshd_pod: FakeSshd,
+    fake_hub: FakeHub,
+    pod_venv: Path,
+) -> Iterator[World]:
+    fake_hub.reset()
+    workdir = tmp_path / "work"
+    home = tmp_path / "home"
+    remote_root = tmp_path / "pod-volume"
+    for folder in (workdir, home, remote_root):
+        folder.mkdir()
+    keys = generate_key(tmp_path / "id_ed25519", "thinnka-e2e")
+    env = hub_environment(fake_hub, home / "hf")
+    for name in _OUR_VARS:
+        env.pop(name, None)
+    env.update(HOME=str(home), PYTHONUNBUFFERED="1", COLUMNS="200")
+    built = World(workdir, runpod_account, fake_hub, sshd_pod, remote_root, env)
+    built.write_dotenv(
+        RUNPOD_API_KEY=runpod_account.api_key,
+        RUNPOD_API_BASE_URL=runpod_account.base_url,
+        HF_TOKEN=fake_hub.tokens.write,
+        HF_ENDPOINT=fake_hub.endpoint,
+        SSH_PUBLIC_KEY=keys.public_key,
+        SSH_PRIVATE_KEY_PATH=str(keys.private_key_path),
+        THINNKA_REMOTE_ROOT=str(remote_root),
+        THINNKA_REMOTE_VENV=str(pod_venv),
+        THINNKA_SSH_USER=pwd.getpwuid(os.getuid()).pw_name,
+    )
+    yield built
