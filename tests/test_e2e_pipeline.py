@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
 import pytest
 
 from tests.plugins.thinnka_world import World
@@ -33,3 +37,152 @@ def test_sft_run_trains_pushes_and_terminates(world: World) -> None:
     commits = world.hub.commits(shown["hub_model_id"])
     assert commits, "nothing was pushed"
     assert "[train]" in result.stdout
+
+
+GRPO_SMALL = ["--no-vllm", "--num-generations", "2", "--per-device-train-batch", "2",
+              "--gradient-accumulation-steps", "1", "--max-prompt-length", "64",
+              "--max-completion-length", "16"]  # fmt: skip
+
+
+def test_grpo_run_without_vllm_trains_pushes_and_terminates(world: World) -> None:
+    result = world.thinnka(
+        "run", "--repo-id", world.hub.models.chat, "--max-steps", "2",
+        "--dataset-name", world.hub.datasets.grpo, *GRPO_SMALL, *CPU,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shown = world.show(_run_id(result.stdout))
+    assert (shown["state"], shown["outcome"]) == ("terminated", "succeeded")
+    assert shown["cost_usd"] > 0
+    assert world.hub.commits(shown["hub_model_id"])
+    assert [entry.terminated_at is not None for entry in world.runpod.ledger()] == [True]
+
+
+@pytest.mark.parametrize("case", ["gated_denied", "read_token", "fine_grained", "unknown_model"])
+def test_preflight_refusals_exit_non_zero_before_any_pod(world: World, case: str) -> None:
+    repo = world.hub.models.chat
+    if case == "gated_denied":
+        repo = world.hub.models.gated_denied
+    elif case == "read_token":
+        world.write_dotenv(HF_TOKEN=world.hub.tokens.read)
+    elif case == "fine_grained":
+        world.write_dotenv(HF_TOKEN=world.hub.tokens.fine_grained_no_write)
+    else:
+        repo = "nobody/no-such-model"
+    result = world.thinnka("run", "--repo-id", repo, "--sft", *CPU)
+    assert result.returncode == 1, result.stderr[-2000:]
+    shown = world.show(_run_id(result.stdout))
+    assert shown["outcome"] == "failed" and shown["pod_id"] is None
+    expected = {
+        "gated_denied": "gated",
+        "read_token": "no_write_access",
+        "fine_grained": "no_write_access",
+        "unknown_model": "model_not_found",
+    }[case]
+    assert shown["error"]["reason"] == expected
+    if case == "gated_denied":
+        assert f"{world.hub.endpoint}/{repo}" in shown["error"]["message"]
+    assert world.runpod.ledger() == []
+    assert "Traceback" not in result.stderr
+
+
+def test_a_gated_model_with_access_passes_the_gate(world: World) -> None:
+    result = world.thinnka("plan", "--repo-id", world.hub.models.gated_granted, "--sft",
+                           "--json", *CPU)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert world.runpod.ledger() == []
+
+
+def test_no_capacity_on_the_first_gpu_falls_to_the_next(world: World) -> None:
+    world.runpod.set_stock("NVIDIA L40S", 0)
+    plan = world.thinnka("plan", "--repo-id", world.hub.models.chat, "--sft", "--json", *CPU)
+    assert json_first_gpu(plan.stdout) != "NVIDIA L40S", "out-of-stock GPUs are not planned"
+    world.runpod.set_stock("NVIDIA L40S", 5)
+    # In stock when planned, gone at the create call: the create fails, the next one is tried.
+    world.runpod.vanish_stock_at_create("NVIDIA L40S")
+    result = world.thinnka(
+        "run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "1",
+        "--dataset-name", world.hub.datasets.sft, *CPU,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    shown = world.show(_run_id(result.stdout))
+    ledger = world.runpod.ledger()
+    assert len(ledger) == 1 and ledger[0].terminated_at is not None
+    assert shown["gpu_type"] != "NVIDIA L40S"
+
+
+def json_first_gpu(stdout: str) -> str:
+    import json
+
+    return json.loads(stdout)["gpu"]  # type: ignore[no-any-return]
+
+
+def _train_lines(text: str) -> list[str]:
+    return [line[len("[train] ") :] for line in text.splitlines() if line.startswith("[train] ")]
+
+
+def _expected_lines(log: bytes) -> list[str]:
+    from thinnka.handlers.jobs import _LineSplitter
+
+    items, _ = _LineSplitter().feed(log)
+    return [text for text, progress in items if not progress and text.strip()]
+
+
+def _process_arguments() -> str:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            found.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return "\n".join(found)
+
+
+def test_kill_9_while_training_then_resume_reattaches(world: World) -> None:
+    proc = world.spawn(
+        "run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "20",
+        "--dataset-name", world.hub.datasets.sft, *CPU, "--set", "logging_steps=1",
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first_line = proc.stdout.readline()
+    run_id = first_line.split()[1]
+    out: list[str] = [first_line]
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + 300
+    while len(_train_lines("".join(out))) < 5:
+        assert proc.poll() is None, "".join(out)[-2000:]
+        assert time.monotonic() < deadline, "training never printed"
+        time.sleep(0.1)
+    before = world.show(run_id)
+    assert before["state"] == "training"
+    run_dir = Path(before["remote"]["run_dir"])
+    assert not (run_dir / "train.exit").exists(), "training ended before the kill: make it longer"
+    arguments = _process_arguments()  # the pod's processes run on this machine
+    proc.kill()
+    proc.wait(timeout=30)
+    reader.join(timeout=30)
+    first_run = "".join(out)
+
+    resumed = world.thinnka("resume", run_id)
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    after = world.show(run_id)
+    assert (after["state"], after["outcome"]) == ("terminated", "succeeded")
+    assert after["pod_id"] == before["pod_id"]
+    assert after["remote"]["train_pid"] == before["remote"]["train_pid"]
+    assert int((run_dir / "train.pid").read_text()) == before["remote"]["train_pid"]
+    assert len(world.runpod.ledger()) == 1
+    assert world.hub.commits(after["hub_model_id"])
+
+    streamed = _train_lines(first_run) + _train_lines(resumed.stdout)
+    assert streamed == _expected_lines((run_dir / "train.log").read_bytes())
+    local_copy = (world.workdir / "state" / "runs" / run_id / "remote.log").read_text()
+    assert _train_lines(local_copy) == streamed
+
+    # No secret anywhere: output, the state folder, the pod's process arguments.
+    state_files = [p for p in (world.workdir / "state").rglob("*") if p.is_file()]
+    haystacks = [first_run, resumed.stdout, resumed.stderr, arguments]
+    haystacks += [p.read_bytes().decode(errors="replace") for p in state_files]
+    haystacks += [(run_dir / name).read_text() for name in ("run.env", "train.cmd", "setup.cmd")]
+    for secret in world.secrets:
+        for text in haystacks:
+            assert secret not in text

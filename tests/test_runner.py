@@ -158,3 +158,23 @@ def test_cancel_request_is_honoured_between_steps(tmp_path: Path) -> None:
     done = runner.drive(run.id)
     assert done.outcome is Outcome.cancelled and calls[-1] == "cleanup"
     assert "train" not in calls
+
+
+def test_a_lease_of_a_dead_process_on_this_host_is_taken_over(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from thinnka.runner import make_owner_id, owner_is_dead
+
+    store, runner, calls, _ = _world(tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    host = make_owner_id().split(":")[0]
+    dead_owner = f"{host}:{gone.stdout.strip()}:abcdef"
+    assert owner_is_dead(dead_owner)
+    assert not owner_is_dead(f"{host}:1:abcdef")  # pid 1 is alive
+    assert not owner_is_dead(f"another-host:{gone.stdout.strip()}:abcdef")
+    run = store.create_run(RunOptions(), owner=dead_owner, lease_seconds=600)
+    done = runner.drive(run.id)
+    assert done.outcome is Outcome.succeeded and calls[0] == "check_gate"
+    assert "lease_taken" in [e.kind for e in store.events(run.id)]

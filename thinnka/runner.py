@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 
-from thinnka.errors import Cancelled, StateConflict, ThinnkaError
+from thinnka.errors import Cancelled, LeaseHeld, StateConflict, ThinnkaError
 from thinnka.handlers.base import Handler, Output, StepContext
 from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
 from thinnka.settings import Settings
@@ -38,6 +38,26 @@ _CANCEL_REASONS = frozenset({"cancelled", "interrupted"})
 def make_owner_id() -> str:
     """A lease owner id that tells a person which process holds a run."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` was a process on this host that no longer exists.
+
+    A killed ``thinnka run`` leaves its lease until expiry; ``resume`` on the
+    same machine need not wait for it. Anything uncertain (another host, a
+    pid now used by another process) counts as alive: then the lease expires.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class _Heartbeat:
@@ -106,7 +126,7 @@ class Runner:
         Raises ``LeaseHeld`` when another live process drives it. A
         ``KeyboardInterrupt`` cancels the run, cleans up, and is re-raised.
         """
-        run = self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
+        run = self._acquire(run_id)
         interrupted: KeyboardInterrupt | None = None
         with (
             structlog.contextvars.bound_contextvars(run_id=run_id),
@@ -151,6 +171,16 @@ class Runner:
         if interrupted is not None:
             raise interrupted
         return self.store.get(run_id)
+
+    def _acquire(self, run_id: str) -> RunRecord:
+        try:
+            return self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
+        except LeaseHeld as held:
+            if owner_is_dead(held.holder) and self.store.take_over_lease(
+                run_id, held.holder, self.owner, seconds=self.lease_seconds
+            ):
+                return self.store.get(run_id)
+            raise
 
     # ------------------------------------------------------------------ steps
     def _step(self, run: RunRecord, heartbeat: _Heartbeat) -> RunRecord:

@@ -78,6 +78,9 @@ class World:
         self.accounts: dict[str, Account] = {}
         self._keys: dict[str, tuple[Account, bool]] = {}
         self.stock: dict[str, int] = {}
+        # GPU types the catalog shows in stock whose creates still fail with "no capacity",
+        # as happens on Runpod between reading lowestPrice and deploying.
+        self.phantom_stock: set[str] = set()
         self.faults: list[Fault] = []
         self.bills: dict[str, Bill] = {}
         self.main = self.create_account(api_key=api_key, pub_key=pub_key)
@@ -128,6 +131,7 @@ class World:
             self.faults.clear()
             self.bills.clear()
             self.stock = {g.id: g.default_stock for g in CATALOG}
+            self.phantom_stock = set()
             for account in self.accounts.values():
                 account.pods.clear()
             self.accounts[self.main.account_id].pub_key = pub_key
@@ -177,6 +181,8 @@ class World:
             for gpu in gpus:
                 price = price_for(gpu, cloud, spot=spot)
                 if price is None or count > gpu.max_gpu_count or self.stock[gpu.id] < count:
+                    continue
+                if gpu.id in self.phantom_stock:  # listed in stock, gone when asked for
                     continue
                 pod = self._new_pod(
                     account,

@@ -181,6 +181,12 @@ class FakeRunpod:
     def stock(self, gpu_type_id: str) -> int:
         return self.world.available(gpu_type_id)
 
+    def vanish_stock_at_create(self, gpu_type_id: str) -> None:
+        """The catalog keeps showing `gpu_type_id` in stock, but creating one fails with the
+        no-capacity error (the race between reading stock and deploying)."""
+        with self.world.lock:
+            self.world.phantom_stock.add(gpu_type_id)
+
     def inject_faults(
         self,
         *,

@@ -305,6 +305,22 @@ class Store:
                 )
         return self.get(run_id)
 
+    def take_over_lease(self, run_id: str, dead_owner: str, owner: str, *, seconds: float) -> bool:
+        """Take a lease from an owner known to be dead; false if it changed meanwhile."""
+        expires = utcnow() + dt.timedelta(seconds=seconds)
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(RunRow)
+                .where(RunRow.id == run_id, RunRow.lease_owner == dead_owner)
+                .values(lease_owner=owner, lease_expires_at=expires)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                self._event(
+                    session, run_id, "lease_taken", None, None,
+                    f"{owner} took the lease of {dead_owner}, whose process is gone.",
+                )  # fmt: skip
+            return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
     def renew_lease(self, run_id: str, owner: str, *, seconds: float) -> bool:
         expires = utcnow() + dt.timedelta(seconds=seconds)
         with self._sessions.begin() as session:
