@@ -17,15 +17,18 @@ import pytest
 import yaml
 
 from thinnka.options import RunOptions, validate
-from thinnka.rendering import ModelContext, Rendered, RemotePaths, render, script_text
+from thinnka.rendering import ModelContext, RemotePaths, Rendered, render, script_text
 
 GOLDEN = Path(__file__).parent / "golden" / "rendering"
 UPDATE = os.environ.get("THINNKA_UPDATE_GOLDEN") == "1"
 # Files that are verbatim copies of recipes/scripts: checked for identity, not stored.
 _SCRIPTS = {
-    "thinnka_trl_train.py", "thinnka_openr1.py", "thinnka_rewards.py", "serve_and_train.py",
+    "thinnka_trl_train.py",
+    "thinnka_openr1.py",
+    "thinnka_rewards.py",
+    "serve_and_train.py",
     "merge.py",
-}  # fmt: skip
+}
 
 REPO = "Qwen/Qwen2.5-1.5B-Instruct"
 HUB = "me/Qwen2.5-1.5B-Instruct-thinnka"
@@ -80,8 +83,12 @@ def snapshot(r: Rendered) -> dict[str, Any]:
 
 
 def _custom_tags() -> dict[str, Any]:
-    return {"reasoning_tag": "<reasoning>", "reasoning_end_tag": "</reasoning>",
-            "answer_tag": "<final>", "answer_end_tag": "</final>"}  # fmt: skip
+    return {
+        "reasoning_tag": "<reasoning>",
+        "reasoning_end_tag": "</reasoning>",
+        "answer_tag": "<final>",
+        "answer_end_tag": "</final>",
+    }
 
 
 CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -97,39 +104,70 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "grpo_chat_template_injected": ({}, {"has_chat_template": False}),
     "grpo_gemma_fold": ({"repo_id": "google/gemma-2-2b-it"}, {"system_role_supported": False}),
     "grpo_overrides": (
-        {"overrides": (("learning_rate", "2e-5"), ("beta", "0.0"), ("use_liger_kernel", "false"),
-                       ("lr_scheduler_kwargs", "{min_lr_rate: 0.05}"))},
+        {
+            "overrides": (
+                ("learning_rate", "2e-5"),
+                ("beta", "0.0"),
+                ("use_liger_kernel", "false"),
+                ("lr_scheduler_kwargs", "{min_lr_rate: 0.05}"),
+            )
+        },
         {},
-    ),  # fmt: skip
+    ),
     "sft_qlora": ({"sft": True}, {}),
     "sft_shard_model": ({"sft": True, "shard_model": True, "gpu_count": 4}, {}),
     "sft_merge_model": ({"sft": True, "merge_model": True, "gpu_count": 2}, {}),
     "sft_report_to_wandb": ({"sft": True, "report_to": "wandb"}, {}),
     "sft_dataset_fraction": ({"sft": True, "dataset_fraction": 0.5}, {}),
     "sft_chat_template_injected": ({"sft": True}, {"has_chat_template": False}),
-    "sft_gemma_fold": ({"sft": True, "repo_id": "google/gemma-2-2b-it"},
-                       {"system_role_supported": False}),  # fmt: skip
+    "sft_gemma_fold": (
+        {"sft": True, "repo_id": "google/gemma-2-2b-it"},
+        {"system_role_supported": False},
+    ),
     "sft_flash_attention": ({"sft": True, "attn_implementation": "flash_attention_2"}, {}),
     "sft_overrides": (
-        {"sft": True, "overrides": (("lora_r", "64"), ("lora_target_modules", "q_proj,v_proj"),
-                                    ("packing", "true"), ("torch_dtype", "float16"))},
+        {
+            "sft": True,
+            "overrides": (
+                ("lora_r", "64"),
+                ("lora_target_modules", "q_proj,v_proj"),
+                ("packing", "true"),
+                ("torch_dtype", "float16"),
+            ),
+        },
         {},
-    ),  # fmt: skip
+    ),
     "sft_skip_setup": ({"sft": True, "skip_setup": True}, {}),
     "sft_custom_deps_debug": (
-        {"sft": True, "custom_dependencies": ("liger-kernel>=0.5", "einops"),
-         "debug_remote": True, "trust_remote_code": True, "transformers_version": "4.53.2"},
+        {
+            "sft": True,
+            "custom_dependencies": ("liger-kernel>=0.5", "einops"),
+            "debug_remote": True,
+            "trust_remote_code": True,
+            "transformers_version": "4.53.2",
+        },
         {},
-    ),  # fmt: skip
+    ),
 }
 # The trl trainer spells some keys differently; its --set cases use its names.
 _TRL_CHANGES = {
-    "grpo_overrides": {"overrides": (("learning_rate", "2e-5"), ("beta", "0.0"),
-                                     ("lr_scheduler_kwargs", "{min_lr_rate: 0.05}"))},
-    "sft_overrides": {"overrides": (("lora_r", "64"), ("lora_target_modules", "q_proj,v_proj"),
-                                    ("packing", "true"), ("dtype", "float16"))},
-    "sft_custom_deps_debug": {"transformers_version": "4.57.1"},
-}  # fmt: skip
+    "grpo_overrides": {
+        "overrides": (
+            ("learning_rate", "2e-5"),
+            ("beta", "0.0"),
+            ("lr_scheduler_kwargs", "{min_lr_rate: 0.05}"),
+        )
+    },
+    "sft_overrides": {
+        "overrides": (
+            ("lora_r", "64"),
+            ("lora_target_modules", "q_proj,v_proj"),
+            ("packing", "true"),
+            ("dtype", "float16"),
+        )
+    },
+    "sft_custom_deps_debug": {"transformers_version": "5.16.1"},
+}
 
 
 def _render(name: str, trainer: str) -> Rendered:

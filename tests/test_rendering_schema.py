@@ -66,9 +66,9 @@ def test_rendered_trl_recipe_parses_with_trl(golden: Path, tmp_path: Path) -> No
     # generation_batch_size against this machine's single process: parse on CPU, with the
     # pod's processes folded into the accumulation so the batch arithmetic is the pod's.
     local = dict(recipe, use_cpu=True, bf16=False)
-    local["gradient_accumulation_steps"] = recipe.get("gradient_accumulation_steps", 1) * data[
-        "gpu_processes"
-    ]
+    local["gradient_accumulation_steps"] = (
+        recipe.get("gradient_accumulation_steps", 1) * data["gpu_processes"]
+    )
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(local, sort_keys=False))
     *parsed, leftovers = TrlParser(_parser_types(mode)).parse_args_and_config(

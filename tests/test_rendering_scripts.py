@@ -35,35 +35,52 @@ def _stub(path: Path, body: str) -> Path:
 
 def _setup_env(trainer: str, venv: Path, **options: Any) -> dict[str, str]:
     o = validate(RunOptions(repo_id="Qwen/Qwen2.5-0.5B", trainer=trainer, **options))
-    paths = RemotePaths(run_dir="/r", output_dir="/o", venv=str(venv), hf_home="/h",
-                        openr1_dir=str(venv.parent / "open-r1"))  # fmt: skip
+    paths = RemotePaths(
+        run_dir="/r",
+        output_dir="/o",
+        venv=str(venv),
+        hf_home="/h",
+        openr1_dir=str(venv.parent / "open-r1"),
+    )
     return render(o, ModelContext(hub_model_id="me/x", has_chat_template=True), paths).setup_env
 
 
-def _run(script: str, env_file: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    script: str, env_file: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VENV", "TRAINER")}
     env.update(extra_env or {})
-    return subprocess.run(["bash", str(SCRIPTS / script), str(env_file)], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        ["bash", str(SCRIPTS / script), str(env_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 # ------------------------------------------------------------------ setup_trl.sh
 def _fake_venv(venv: Path, log: Path) -> None:
     # Logs every call; swallows the import-check program on stdin.
-    _stub(venv / "bin" / "python", f"""\
+    _stub(
+        venv / "bin" / "python",
+        f"""\
         printf '%s\\n' "$*" >> {log}
         if [ "$1" = "-" ]; then cat > /dev/null; echo "thinnka: trl ready"; fi
         exit 0
-    """)
+    """,
+    )
 
 
 def test_setup_trl_installs_in_order_and_is_idempotent(tmp_path: Path) -> None:
     venv, log = tmp_path / "venv", tmp_path / "calls.log"
     _fake_venv(venv, log)
-    values = _setup_env("trl", venv, custom_dependencies=("einops>=0.7", "rich[jupyter]"),
-                        use_vllm=False)  # fmt: skip
-    values.update(TORCH_SPEC="torch==2.13.0+cpu",
-                  TORCH_INDEX_URL="https://download.pytorch.org/whl/cpu")  # fmt: skip
+    values = _setup_env(
+        "trl", venv, custom_dependencies=("einops>=0.7", "rich[jupyter]"), use_vllm=False
+    )
+    values.update(
+        TORCH_SPEC="torch==2.13.0+cpu", TORCH_INDEX_URL="https://download.pytorch.org/whl/cpu"
+    )
     env_file = tmp_path / "setup.env"
     env_file.write_text(write_env_file(values))
 
@@ -75,8 +92,14 @@ def test_setup_trl_installs_in_order_and_is_idempotent(tmp_path: Path) -> None:
     )
     main = calls[1].split()
     assert main[:4] == ["-m", "pip", "install", "-c"]  # torch held as a constraint
-    assert main[5:] == ["trl==1.13.0", "accelerate==1.15.0", "datasets==5.0.1", "peft==0.21.0",
-                        "math-verify>=0.5.2", "transformers==5.17.0"]  # fmt: skip
+    assert main[5:] == [
+        "trl==1.13.0",
+        "accelerate==1.15.0",
+        "datasets==5.0.1",
+        "peft==0.21.0",
+        "math-verify>=0.5.2",
+        "transformers==5.17.0",
+    ]
     assert calls[2].endswith("einops>=0.7 rich[jupyter]")
     assert calls[3] == "-"  # the import check
     assert list((venv / ".thinnka-setup").iterdir())
@@ -112,7 +135,7 @@ def test_setup_trl_reuses_a_prebuilt_venv_offline(tmp_path: Path) -> None:
     markers = venv / ".thinnka-setup"
     existed = markers.exists()
     values = _setup_env("trl", venv, sft=True)
-    values["PIP_PACKAGES"] = "trl==1.13.0\naccelerate==1.15.0\ndatasets==5.0.1\npeft==0.21.0"
+    values["STACK_PACKAGES"] = "trl==1.13.0\naccelerate==1.15.0\ndatasets==5.0.1\npeft==0.21.0"
     values["NEED_BNB"] = "0"
     env_file = tmp_path / "setup.env"
     env_file.write_text(write_env_file(values))
@@ -130,23 +153,35 @@ def test_setup_openr1_clones_pins_and_installs_in_order(tmp_path: Path) -> None:
     venv, log, bin_dir = tmp_path / "venv", tmp_path / "calls.log", tmp_path / "bin"
     for tool in ("curl", "gcc", "tar"):
         _stub(bin_dir / tool, "exit 0\n")
-    _stub(bin_dir / "git", f"""\
+    _stub(
+        bin_dir / "git",
+        f"""\
         printf 'git %s\\n' "$*" >> {log}
         if [ "$1" = "clone" ]; then mkdir -p "$4/src/open_r1"; fi
         exit 0
-    """)
+    """,
+    )
     # uv: `venv` makes a venv whose python logs calls; `pip` logs its arguments.
-    _stub(bin_dir / "uv", f"""\
+    _stub(
+        bin_dir / "uv",
+        f"""\
         printf 'uv %s\\n' "$*" >> {log}
         if [ "$1" = "venv" ]; then
           mkdir -p "$3/bin"
-          printf '#!/usr/bin/env bash\\nif [ "$1" = "-" ]; then cat >/dev/null; fi\\nexit 0\\n' > "$3/bin/python"
+          printf '#!/usr/bin/env bash\\n[ "$1" = "-" ] && cat >/dev/null\\nexit 0\\n' \\
+            > "$3/bin/python"
           chmod +x "$3/bin/python"
         fi
         exit 0
-    """)
-    values = _setup_env("openr1", venv, sft=True, attn_implementation="flash_attention_2",
-                        custom_dependencies=("einops",))  # fmt: skip
+    """,
+    )
+    values = _setup_env(
+        "openr1",
+        venv,
+        sft=True,
+        attn_implementation="flash_attention_2",
+        custom_dependencies=("einops",),
+    )
     env_file = tmp_path / "setup.env"
     env_file.write_text(write_env_file(values))
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
@@ -216,24 +251,39 @@ http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 
 def _serve(tmp_path: Path, server: list[str], train: list[str], port: int) -> tuple[int, str]:
     settings = {
-        "server": server, "server_gpus": "0", "train": train, "train_gpus": "1,2,3",
+        "server": server,
+        "server_gpus": "0",
+        "train": train,
+        "train_gpus": "1,2,3",
         "health_urls": [f"http://127.0.0.1:{port}/health/", f"http://127.0.0.1:{port}/health"],
-        "startup_timeout_s": 30, "poll_s": 0.2,
-    }  # fmt: skip
+        "startup_timeout_s": 30,
+        "poll_s": 0.2,
+    }
     path = tmp_path / "serve_and_train.json"
     path.write_text(json.dumps(settings))
-    result = subprocess.run([sys.executable, str(SCRIPTS / "serve_and_train.py"), str(path)],
-                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, str(SCRIPTS / "serve_and_train.py"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return result.returncode, result.stdout + result.stderr
 
 
 def test_serve_and_train_splits_gpus_and_stops_the_server(tmp_path: Path) -> None:
     port = _free_port()
     pid_file = tmp_path / "server.pid"
-    server = [sys.executable, "-c", f"import os; open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-              + _SERVER, str(port)]  # fmt: skip
-    train = [sys.executable, "-c",
-             "import os, sys; sys.exit(7 if os.environ['CUDA_VISIBLE_DEVICES'] == '1,2,3' else 1)"]  # fmt: skip
+    server = [
+        sys.executable,
+        "-c",
+        f"import os; open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n" + _SERVER,
+        str(port),
+    ]
+    train = [
+        sys.executable,
+        "-c",
+        "import os, sys; sys.exit(7 if os.environ['CUDA_VISIBLE_DEVICES'] == '1,2,3' else 1)",
+    ]
     code, output = _serve(tmp_path, server, train, port)
     assert code == 7, output
     pid = int(pid_file.read_text())
@@ -243,8 +293,12 @@ def test_serve_and_train_splits_gpus_and_stops_the_server(tmp_path: Path) -> Non
 
 def test_serve_and_train_never_trains_without_a_server(tmp_path: Path) -> None:
     marker = tmp_path / "trained"
-    code, output = _serve(tmp_path, [sys.executable, "-c", "raise SystemExit(3)"],
-                          ["touch", str(marker)], _free_port())  # fmt: skip
+    code, output = _serve(
+        tmp_path,
+        [sys.executable, "-c", "raise SystemExit(3)"],
+        ["touch", str(marker)],
+        _free_port(),
+    )
     assert code == 1 and "exited with status 3" in output
     assert not marker.exists()
 
@@ -293,24 +347,40 @@ def test_openr1_wrapper_resolves_rewards_and_folds(tmp_path: Path) -> None:
         (pkg / name).write_text(textwrap.dedent(text))
     run = tmp_path / "run"
     run.mkdir()
-    o = validate(RunOptions(repo_id="google/gemma-2-2b-it", reasoning_tag="<r>",
-                            reasoning_end_tag="</r>"))  # fmt: skip
-    rendered = render(o, ModelContext(hub_model_id="me/x", has_chat_template=True,
-                                      system_role_supported=False),
-                      RemotePaths(run_dir=str(run), output_dir="o", venv="v", hf_home="h"))  # fmt: skip
+    o = validate(
+        RunOptions(repo_id="google/gemma-2-2b-it", reasoning_tag="<r>", reasoning_end_tag="</r>")
+    )
+    rendered = render(
+        o,
+        ModelContext(hub_model_id="me/x", has_chat_template=True, system_role_supported=False),
+        RemotePaths(run_dir=str(run), output_dir="o", venv="v", hf_home="h"),
+    )
     for name, text in rendered.files.items():
         (run / name).write_text(text)
     result_file = tmp_path / "result.json"
-    recipe = {"reward_funcs": rendered.recipe["reward_funcs"], "output_dir": str(result_file),
-              "dataset_prompt_column": "problem", "dataset_name": "x"}  # fmt: skip
+    recipe = {
+        "reward_funcs": rendered.recipe["reward_funcs"],
+        "output_dir": str(result_file),
+        "dataset_prompt_column": "problem",
+        "dataset_name": "x",
+    }
     (run / "mini.yaml").write_text(json.dumps(recipe))
     env = dict(os.environ, PYTHONPATH=str(tmp_path / "fake"))
-    done = subprocess.run([sys.executable, str(run / "thinnka_openr1.py"), "--config", "mini.yaml"],
-                          cwd=run, env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(run / "thinnka_openr1.py"), "--config", "mini.yaml"],
+        cwd=run,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(result_file.read_text())
-    assert result["rewards"] == ["registry:accuracy", "thinnka_rewards.format_reward",
-                                 "thinnka_rewards.tag_count_reward"]  # fmt: skip
+    assert result["rewards"] == [
+        "registry:accuracy",
+        "thinnka_rewards.format_reward",
+        "thinnka_rewards.tag_count_reward",
+    ]
     assert result["rows"][0]["problem"].startswith("You are a helpful AI Assistant")
     assert result["rows"][0]["problem"].endswith("\n\n1+1?")
 
@@ -319,8 +389,9 @@ def test_openr1_wrapper_resolves_rewards_and_folds(tmp_path: Path) -> None:
 def _rewards(tmp_path: Path, **tags: str) -> ModuleType:
     shutil.copy(SCRIPTS / "thinnka_rewards.py", tmp_path / "thinnka_rewards.py")
     (tmp_path / "thinnka_rewards.json").write_text(json.dumps(tags))
-    spec = importlib.util.spec_from_file_location(f"rewards_{tmp_path.name}",
-                                                  tmp_path / "thinnka_rewards.py")  # fmt: skip
+    spec = importlib.util.spec_from_file_location(
+        f"rewards_{tmp_path.name}", tmp_path / "thinnka_rewards.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -332,8 +403,13 @@ def _c(text: str) -> list[dict[str, str]]:
 
 
 def test_custom_tag_rewards(tmp_path: Path) -> None:
-    r = _rewards(tmp_path, reasoning_tag="<reasoning>", reasoning_end_tag="</reasoning>",
-                 answer_tag="<final>", answer_end_tag="</final>")  # fmt: skip
+    r = _rewards(
+        tmp_path,
+        reasoning_tag="<reasoning>",
+        reasoning_end_tag="</reasoning>",
+        answer_tag="<final>",
+        answer_end_tag="</final>",
+    )
     good = "<reasoning>\n2 and 2\n</reasoning>\n<final>\n4\n</final>"
     bad = "<think>2 and 2</think> 4"
     half = "<reasoning>2 and 2</reasoning> 4"
@@ -345,15 +421,29 @@ def test_custom_tag_rewards(tmp_path: Path) -> None:
 
 
 def test_reasoning_only_rewards(tmp_path: Path) -> None:
-    r = _rewards(tmp_path, reasoning_tag="<think>", reasoning_end_tag="</think>",
-                 answer_tag="", answer_end_tag="")  # fmt: skip
-    assert r.format_reward(["<think>x</think> \\boxed{3}", "<think>x</think>", "3"]) == [1.0, 0.0, 0.0]
+    r = _rewards(
+        tmp_path,
+        reasoning_tag="<think>",
+        reasoning_end_tag="</think>",
+        answer_tag="",
+        answer_end_tag="",
+    )
+    assert r.format_reward(["<think>x</think> \\boxed{3}", "<think>x</think>", "3"]) == [
+        1.0,
+        0.0,
+        0.0,
+    ]
     assert r.accuracy_reward(["<think>1+2</think> \\boxed{3}"], solution=["3"]) == [1.0]
     with pytest.raises(ValueError, match="solution"):
         r.accuracy_reward(["x"])
 
 
 def test_scripts_are_shipped_verbatim() -> None:
-    for name in ("thinnka_trl_train.py", "thinnka_openr1.py", "thinnka_rewards.py", "merge.py",
-                 "serve_and_train.py"):  # fmt: skip
+    for name in (
+        "thinnka_trl_train.py",
+        "thinnka_openr1.py",
+        "thinnka_rewards.py",
+        "merge.py",
+        "serve_and_train.py",
+    ):
         assert script_text(name) == (SCRIPTS / name).read_text()

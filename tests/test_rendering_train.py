@@ -19,18 +19,24 @@ from typing import Any
 import pytest
 
 from thinnka.options import RunOptions, validate
-from thinnka.rendering import ModelContext, Rendered, RemotePaths, render
+from thinnka.rendering import ModelContext, RemotePaths, Rendered, render
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
 pytestmark = pytest.mark.slow
 
 _CPU = (
-    ("use_cpu", "true"), ("bf16", "false"), ("torch_dtype", "float32"),
-    ("attn_implementation", "eager"), ("gradient_checkpointing", "false"),
-    ("push_to_hub", "false"), ("report_to", "none"), ("save_strategy", "no"),
-    ("max_steps", "2"), ("logging_steps", "1"),
-)  # fmt: skip
+    ("use_cpu", "true"),
+    ("bf16", "false"),
+    ("torch_dtype", "float32"),
+    ("attn_implementation", "eager"),
+    ("gradient_checkpointing", "false"),
+    ("push_to_hub", "false"),
+    ("report_to", "none"),
+    ("save_strategy", "no"),
+    ("max_steps", "2"),
+    ("logging_steps", "1"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +48,41 @@ def tiny() -> Any:
 
 def _offline_env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "WANDB"))}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               HF_HOME=str(tmp_path / "hf"), WANDB_MODE="disabled",
-               PYTHONUNBUFFERED="1")  # fmt: skip
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HF_DATASETS_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        HF_HOME=str(tmp_path / "hf"),
+        WANDB_MODE="disabled",
+        PYTHONUNBUFFERED="1",
+    )
     # `accelerate` must be the one of this interpreter's venv.
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
     return env
 
 
 def _render_to(run_dir: Path, *, sets: tuple[tuple[str, str], ...], **options: Any) -> Rendered:
-    o = validate(RunOptions(repo_id="tiny-models/qwen2-chat", trainer="trl", overrides=_CPU + sets,
-                            per_device_train_batch=2, gradient_accumulation_steps=1,
-                            max_prompt_length=64, max_completion_length=16, **options))  # fmt: skip
-    paths = RemotePaths(run_dir=str(run_dir), output_dir=str(run_dir / "out"),
-                        venv=sys.prefix, hf_home=str(run_dir / "hf"))  # fmt: skip
-    rendered = render(o, ModelContext(hub_model_id="thinnka-tester/tiny-out",
-                                      has_chat_template=True), paths)  # fmt: skip
+    o = validate(
+        RunOptions(
+            repo_id="tiny-models/qwen2-chat",
+            trainer="trl",
+            overrides=_CPU + sets,
+            per_device_train_batch=2,
+            gradient_accumulation_steps=1,
+            max_prompt_length=64,
+            max_completion_length=16,
+            **options,
+        )
+    )
+    paths = RemotePaths(
+        run_dir=str(run_dir),
+        output_dir=str(run_dir / "out"),
+        venv=sys.prefix,
+        hf_home=str(run_dir / "hf"),
+    )
+    rendered = render(
+        o, ModelContext(hub_model_id="thinnka-tester/tiny-out", has_chat_template=True), paths
+    )
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.files.items():
         (run_dir / name).write_text(text)
@@ -66,8 +91,9 @@ def _render_to(run_dir: Path, *, sets: tuple[tuple[str, str], ...], **options: A
 
 def _launch(argv: list[str], run_dir: Path, env: dict[str, str], budget_s: float) -> float:
     started = time.monotonic()
-    done = subprocess.run(argv, cwd=run_dir, env=env, capture_output=True, text=True,
-                          timeout=budget_s * 3)  # fmt: skip
+    done = subprocess.run(
+        argv, cwd=run_dir, env=env, capture_output=True, text=True, timeout=budget_s * 3
+    )
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
     return elapsed
@@ -77,12 +103,18 @@ def _launch(argv: list[str], run_dir: Path, env: dict[str, str], budget_s: float
 def test_trl_sft_lora_trains_then_merges(tiny: Any, tmp_path: Path) -> None:
     run = tmp_path / "run"
     rendered = _render_to(
-        run, sft=True, merge_model=True,
-        sets=(("model_name_or_path", str(tiny.chat)), ("dataset_name", str(tiny.sft)),
-              ("load_in_4bit", "false"), ("use_bnb_nested_quant", "false"),
-              # Big enough that 2 steps move the adapter visibly past bf16 rounding.
-              ("learning_rate", "0.05")),
-    )  # fmt: skip
+        run,
+        sft=True,
+        merge_model=True,
+        sets=(
+            ("model_name_or_path", str(tiny.chat)),
+            ("dataset_name", str(tiny.sft)),
+            ("load_in_4bit", "false"),
+            ("use_bnb_nested_quant", "false"),
+            # Big enough that 2 steps move the adapter visibly past bf16 rounding.
+            ("learning_rate", "0.05"),
+        ),
+    )
     assert rendered.accelerate["use_cpu"] is True and rendered.recipe["use_peft"] is True
     assert rendered.command[:2] == ["accelerate", "launch"]
     env = _offline_env(tmp_path)
@@ -93,8 +125,9 @@ def test_trl_sft_lora_trains_then_merges(tiny: Any, tmp_path: Path) -> None:
 
     # The rendered merge step, with pushing switched off by merge.py's flag.
     assert rendered.merge_command is not None
-    merge_s = _launch([sys.executable, *rendered.merge_command[1:], "--no-push", "--no-base-card"],
-                      run, env, 60)  # fmt: skip
+    merge_s = _launch(
+        [sys.executable, *rendered.merge_command[1:], "--no-push", "--no-base-card"], run, env, 60
+    )
     merged = Path(json.loads((run / "merge.json").read_text())["merged_dir"])
     card = (merged / "README.md").read_text()
     assert card.startswith(f"---\nbase_model: {tiny.chat}\n")
@@ -124,10 +157,15 @@ def _assert_merged_model_loads(merged: Path, base: Path) -> None:
 def test_trl_grpo_trains_on_cpu(tiny: Any, tmp_path: Path) -> None:
     run = tmp_path / "run"
     rendered = _render_to(
-        run, use_vllm=False, num_generations=2,
-        sets=(("model_name_or_path", str(tiny.chat)), ("dataset_name", str(tiny.grpo)),
-              ("log_completions", "false")),
-    )  # fmt: skip
+        run,
+        use_vllm=False,
+        num_generations=2,
+        sets=(
+            ("model_name_or_path", str(tiny.chat)),
+            ("dataset_name", str(tiny.grpo)),
+            ("log_completions", "false"),
+        ),
+    )
     assert rendered.recipe["num_generations"] == 2
     assert rendered.recipe["reward_funcs"][0] == "thinnka_rewards.accuracy_reward"
     elapsed = _launch(rendered.command, run, _offline_env(tmp_path), 60)
@@ -147,16 +185,18 @@ def test_merge_pushes_to_the_hub(hub_env: Any, tmp_path: Path) -> None:
     hub.upload(hub.models.chat, {"README.md": "---\nlicense: mit\n---\n# qwen2-chat\nTiny.\n"})
     adapter = tmp_path / "adapter"
     torch.manual_seed(0)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base_dir),
-                           LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
-                                      init_lora_weights=False))  # fmt: skip
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(base_dir),
+        LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False),
+    )
     model.save_pretrained(adapter)
     AutoTokenizer.from_pretrained(base_dir).save_pretrained(adapter)
 
     o = validate(RunOptions(repo_id=hub.models.chat, sft=True, merge_model=True))
     target = f"{hub.user}/qwen2-merged"
-    paths = RemotePaths(run_dir=str(tmp_path), output_dir=str(adapter), venv=sys.prefix,
-                        hf_home=str(hub_env.home))  # fmt: skip
+    paths = RemotePaths(
+        run_dir=str(tmp_path), output_dir=str(adapter), venv=sys.prefix, hf_home=str(hub_env.home)
+    )
     rendered = render(o, ModelContext(hub_model_id=target, has_chat_template=True), paths)
     for name, text in rendered.files.items():
         (tmp_path / name).write_text(text)

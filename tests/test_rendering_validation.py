@@ -16,8 +16,8 @@ from thinnka.options import RunOptions, validate
 from thinnka.rendering import (
     CHATML_DEFAULT,
     ModelContext,
-    Rendered,
     RemotePaths,
+    Rendered,
     choose_transformers,
     render,
     system_prompt,
@@ -76,14 +76,18 @@ def test_sft_only_key_refused_for_grpo_and_vice_versa() -> None:
         ("openr1", "reward_funcs=[accuracy, format]", "reward_funcs", ["accuracy", "format"]),
         ("trl", "report_to=[wandb, tensorboard]", "report_to", ["wandb", "tensorboard"]),
         ("trl", "report_to=none", "report_to", "none"),
-        ("openr1", "lr_scheduler_kwargs={min_lr_rate: 0.2}", "lr_scheduler_kwargs",
-         {"min_lr_rate": 0.2}),
+        (
+            "openr1",
+            "lr_scheduler_kwargs={min_lr_rate: 0.2}",
+            "lr_scheduler_kwargs",
+            {"min_lr_rate": 0.2},
+        ),
         ("openr1", "temperature=1", "temperature", 1.0),
         ("openr1", "torch_dtype=float32", "torch_dtype", "float32"),
         ("trl", "torch_dtype=float32", "dtype", "float32"),  # alias: TRL 1.x spells it dtype
         ("openr1", "dtype=float32", "torch_dtype", "float32"),  # TRL 0.18 ignores `dtype`
     ],
-)  # fmt: skip
+)
 def test_set_values_are_typed(trainer: str, pair: str, key: str, value: Any) -> None:
     recipe = go(trainer=trainer, use_vllm=False, overrides=sets(pair)).recipe
     assert recipe[key] == value
@@ -243,21 +247,31 @@ def test_merge_pushes_adapter_next_to_merged_model() -> None:
         ("openr1", {}, "not-a-version", "transformers==4.52.3"),
         ("openr1", {"transformers_version": "4.55.4"}, "4.53.2", "transformers==4.55.4"),
         ("trl", {}, None, "transformers==5.17.0"),
-        ("trl", {}, "4.57.1", "transformers==4.57.1"),
+        ("trl", {}, "4.57.1", "transformers==5.17.0"),  # trl recipes are transformers 5's
+        ("trl", {}, "5.16.1", "transformers==5.16.1"),
         ("trl", {}, "4.49.0", "transformers==5.17.0"),
         ("trl", {}, "4.58.0.dev0", "git+https://github.com/huggingface/transformers.git"),
         ("trl", {}, "5.0.0.dev0", "transformers==5.0.0"),
         ("trl", {}, "9.1.0", "transformers==9.1.0"),  # newer than the list: trusted
-        ("trl", {"transformers_from_git": True}, "4.57.1",
-         "git+https://github.com/huggingface/transformers.git"),
-        ("trl", {"transformers_version": "git"}, None,
-         "git+https://github.com/huggingface/transformers.git"),
-        ("trl", {"transformers_version": "4.56.2"}, None, "transformers==4.56.2"),
+        (
+            "trl",
+            {"transformers_from_git": True},
+            "4.57.1",
+            "git+https://github.com/huggingface/transformers.git",
+        ),
+        (
+            "trl",
+            {"transformers_version": "git"},
+            None,
+            "git+https://github.com/huggingface/transformers.git",
+        ),
+        ("trl", {"transformers_version": "5.2.0"}, None, "transformers==5.2.0"),
         ("trl", {"skip_setup": True}, "4.57.1", ""),
     ],
-)  # fmt: skip
-def test_transformers_choice(trainer: str, changes: dict[str, Any], model_version: str | None,
-                             spec: str) -> None:  # fmt: skip
+)
+def test_transformers_choice(
+    trainer: str, changes: dict[str, Any], model_version: str | None, spec: str
+) -> None:
     choice = choose_transformers(opts(**changes), trainer, model_version, deepspeed=False)
     assert choice.spec == spec
     assert choice.reason
@@ -269,7 +283,7 @@ def test_transformers_choice(trainer: str, changes: dict[str, Any], model_versio
         ("openr1", {"transformers_from_git": True}, "--trainer trl"),
         ("openr1", {"transformers_version": "4.57.6"}, "does not work with the openr1"),
         ("openr1", {"transformers_version": "4.52.9"}, "no such transformers release"),
-        ("trl", {"transformers_version": "4.55.0"}, ">=4.56.2"),
+        ("trl", {"transformers_version": "4.57.1"}, ">=5.0.0"),
     ],
 )
 def test_transformers_refusals(trainer: str, changes: dict[str, Any], match: str) -> None:
@@ -280,7 +294,9 @@ def test_transformers_refusals(trainer: str, changes: dict[str, Any], match: str
 def test_trl_deepspeed_skips_the_excluded_release() -> None:
     choice = choose_transformers(opts(), "trl", "5.1.0", deepspeed=True)
     assert choice.spec == "transformers==5.17.0"
-    assert choose_transformers(opts(), "trl", "5.1.0", deepspeed=False).spec == "transformers==5.1.0"
+    assert (
+        choose_transformers(opts(), "trl", "5.1.0", deepspeed=False).spec == "transformers==5.1.0"
+    )
 
 
 def test_flash_attention_pins() -> None:
@@ -288,12 +304,11 @@ def test_flash_attention_pins() -> None:
     assert r.setup_env["FLASH_ATTN"] == "flash-attn==2.7.4.post1"
     t = go(sft=True, trainer="trl", attn_implementation="flash_attention_2")
     assert t.transformers_spec == "transformers[kernels]==5.17.0"
-    g = go(sft=True, trainer="trl", attn_implementation="flash_attention_2",
-           transformers_from_git=True)  # fmt: skip
+    g = go(
+        sft=True, trainer="trl", attn_implementation="flash_attention_2", transformers_from_git=True
+    )
     assert g.transformers_spec.startswith("transformers[kernels] @ git+https://")
-    with pytest.raises(ConfigError, match="transformers 5 or later"):
-        go(sft=True, trainer="trl", attn_implementation="flash_attention_2",
-           transformers_version="4.57.1")  # fmt: skip
+    assert g.setup_env["NEED_FLASH_ATTN"] == "1" and g.setup_env["FLASH_ATTN"] == "kernels"
 
 
 # ------------------------------------------------------------------ chat template, prompt
@@ -330,7 +345,10 @@ def test_default_template_only_when_the_model_has_none() -> None:
 
 
 def test_gemma_style_template_folds_the_system_prompt() -> None:
-    gemma = "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
+    gemma = (
+        "{% if messages[0]['role'] == 'system' %}"
+        "{{ raise_exception('System role not supported') }}{% endif %}"
+    )
     r = go(chat_template=gemma)
     assert "system_prompt" not in r.recipe
     assert r.train_settings["fold_system_prompt"] is True
@@ -342,16 +360,14 @@ def test_env_file_round_trips_through_bash(tmp_path: Path) -> None:
     values = {
         "PLAIN": "abc",
         "SPACES": "a b  c",
-        "QUOTES": "it's \"quoted\"",
+        "QUOTES": 'it\'s "quoted"',
         "SHELL": "$(touch pwned) `touch pwned2` ${HOME}",
         "LINES": "peft==0.15.2\nbitsandbytes>=0.43.2",
         "EMPTY": "",
     }
     env_file = tmp_path / "x.env"
     env_file.write_text(write_env_file(values))
-    script = "set -a; . ./x.env; set +a; " + "; ".join(
-        f"printf '%s\\0' \"${k}\"" for k in values
-    )
+    script = "set -a; . ./x.env; set +a; " + "; ".join(f"printf '%s\\0' \"${k}\"" for k in values)
     out = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, check=True)
     assert out.stdout.split(b"\0")[:-1] == [v.encode() for v in values.values()]
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
@@ -366,3 +382,30 @@ def test_rendering_imports_no_ml_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+# ------------------------------------------------------------------ rewards
+def test_reward_names_are_checked_against_the_trainers_registry() -> None:
+    with pytest.raises(ConfigError, match="Did you mean 'accuracy_reward'"):
+        go(trainer="trl", overrides=sets("reward_funcs=[accuracy]"))
+    with pytest.raises(ConfigError, match="Did you mean 'accuracy'"):
+        go(overrides=sets("reward_funcs=[acuracy]"))
+
+
+def test_dotted_rewards_under_openr1_use_the_wrapper_and_ship_thinnkas_module() -> None:
+    tags = {"answer_tag": "<answer>", "answer_end_tag": "</answer>"}
+    plain = go(**tags)
+    assert plain.recipe["reward_funcs"] == ["accuracy", "format", "tag_count"]
+    assert plain.command[4] == "/opt/open-r1/src/open_r1/grpo.py"
+    assert "thinnka_rewards.py" not in plain.files
+    mixed = go(**tags, overrides=sets("reward_funcs=[accuracy, thinnka_rewards.format_reward]"))
+    assert mixed.command[4].endswith("thinnka_openr1.py")
+    assert "thinnka_rewards.py" in mixed.files and "thinnka_rewards.json" in mixed.files
+    assert mixed.recipe["reward_weights"] == [1.0, 1.0]  # follows the new length
+    with pytest.raises(ConfigError, match="one weight per reward"):
+        go(overrides=sets("reward_funcs=[accuracy]", "reward_weights=[1.0, 2.0]"))
+
+
+def test_use_vllm_from_set_gets_an_explicit_mode() -> None:
+    r = go(use_vllm=False, overrides=sets("use_vllm=true"))
+    assert r.recipe["vllm_mode"] == "colocate"

@@ -16,7 +16,7 @@ from thinnka.machine import Outcome, RunState
 from thinnka.options import RunOptions
 from thinnka.settings import load_settings
 from thinnka.store import Store, open_store
-from thinnka.store.db import create_db_engine, head_revision, migrate
+from thinnka.store.db import HEAD_REVISION, create_db_engine, head_revision, migrate
 
 
 def _store(folder: Path) -> Store:
@@ -30,7 +30,7 @@ def test_migrations_create_schema_from_empty_and_rerun_is_a_noop(tmp_path: Path)
     assert {"runs", "run_events", "meta", "alembic_version"} <= tables
     with engine.connect() as connection:
         version = connection.execute(text("select version_num from alembic_version")).scalar()
-    assert version == head_revision()
+    assert version == head_revision() == HEAD_REVISION
     assert migrate(engine, tmp_path) is False
 
 

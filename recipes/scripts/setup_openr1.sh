@@ -8,7 +8,7 @@
 #   OPENR1_REPO OPENR1_REF OPENR1_DIR   clone (3 tries) or tarball fallback, at that commit
 #   TORCH_SPEC VLLM_SPEC           installed first (vLLM is built against torch 2.6.0)
 #   FLASH_ATTN                     optional flash-attn pin, built with --no-build-isolation
-#   PIP_PACKAGES                   newline-separated extras (peft, bitsandbytes, ...)
+#   STACK_PACKAGES                   newline-separated extras (peft, bitsandbytes, ...)
 #   TRANSFORMERS_SPEC CUSTOM_DEPS  installed last
 # No secret is read here, so THINNKA_TRACE=1 may trace every line.
 set -euo pipefail
@@ -23,7 +23,7 @@ if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
 : "${OPENR1_REPO:?OPENR1_REPO is not set}" "${EXPECT_TRL:?EXPECT_TRL is not set}"
 export DEBIAN_FRONTEND=noninteractive UV_LINK_MODE=copy GIT_LFS_SKIP_SMUDGE=1
 
-keys=(TRAINER VENV PYTHON_VERSION TORCH_SPEC TORCH_INDEX_URL VLLM_SPEC FLASH_ATTN PIP_PACKAGES
+keys=(TRAINER VENV PYTHON_VERSION TORCH_SPEC TORCH_INDEX_URL VLLM_SPEC FLASH_ATTN STACK_PACKAGES
       TRANSFORMERS_SPEC CUSTOM_DEPS OPENR1_DIR OPENR1_REPO OPENR1_REF EXPECT_TRL NEED_VLLM
       NEED_PEFT NEED_BNB NEED_FLASH_ATTN)
 setup_hash=$(for key in "${keys[@]}"; do printf '%s=%s\n' "$key" "${!key-}"; done | sha256sum | cut -d' ' -f1)
@@ -84,7 +84,7 @@ if ! WANT_PY="$want_py" "$VENV/bin/python" -c \
 fi
 pip=("$uv_bin" pip install --python "$VENV/bin/python")
 lines() { printf '%s\n' "$1" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e '/^$/d'; }
-mapfile -t packages < <(lines "${PIP_PACKAGES:-}")
+mapfile -t packages < <(lines "${STACK_PACKAGES:-}")
 mapfile -t custom < <(lines "${CUSTOM_DEPS:-}")
 
 first=()

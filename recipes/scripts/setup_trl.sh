@@ -8,7 +8,7 @@
 #                      e.g. torch==2.13.0+cpu with TORCH_INDEX_URL (else the image's torch,
 #                      seen through --system-site-packages, or the one vLLM pins)
 #   VLLM_SPEC          optional vLLM requirement (GRPO with vLLM)
-#   PIP_PACKAGES       newline-separated pins (trl==..., accelerate==..., ...)
+#   STACK_PACKAGES       newline-separated pins (trl==..., accelerate==..., ...)
 #   TRANSFORMERS_SPEC  transformers requirement, resolved together with the pins
 #   CUSTOM_DEPS        newline-separated extra requirements (--custom-dependencies)
 #   EXPECT_TRL NEED_*  what the final import check expects
@@ -21,10 +21,10 @@ if [ "$#" -ge 1 ]; then
   set +a
 fi
 if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
-: "${VENV:?VENV is not set}" "${PIP_PACKAGES:?PIP_PACKAGES is not set}" "${EXPECT_TRL:?EXPECT_TRL is not set}"
+: "${VENV:?VENV is not set}" "${STACK_PACKAGES:?STACK_PACKAGES is not set}" "${EXPECT_TRL:?EXPECT_TRL is not set}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
-keys=(TRAINER VENV PYTHON_VERSION TORCH_SPEC TORCH_INDEX_URL VLLM_SPEC FLASH_ATTN PIP_PACKAGES
+keys=(TRAINER VENV PYTHON_VERSION TORCH_SPEC TORCH_INDEX_URL VLLM_SPEC FLASH_ATTN STACK_PACKAGES
       TRANSFORMERS_SPEC CUSTOM_DEPS OPENR1_DIR OPENR1_REPO OPENR1_REF EXPECT_TRL NEED_VLLM
       NEED_PEFT NEED_BNB NEED_FLASH_ATTN)
 setup_hash=$(for key in "${keys[@]}"; do printf '%s=%s\n' "$key" "${!key-}"; done | sha256sum | cut -d' ' -f1)
@@ -47,7 +47,7 @@ fi
 pip=("$VENV/bin/python" -m pip install)
 
 lines() { printf '%s\n' "$1" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e '/^$/d'; }
-mapfile -t packages < <(lines "$PIP_PACKAGES")
+mapfile -t packages < <(lines "$STACK_PACKAGES")
 mapfile -t custom < <(lines "${CUSTOM_DEPS:-}")
 constraints="$(mktemp)"
 trap 'rm -f "$constraints"' EXIT

@@ -82,11 +82,12 @@ def main() -> None:
         types = (configs.GRPOScriptArguments, configs.GRPOConfig, ModelConfig)
     else:
         types = (configs.ScriptArguments, configs.SFTConfig, ModelConfig)
-    if settings.get("fold_system_prompt"):
-        module.get_dataset = folding_dataset(
-            module.get_dataset, mode, settings.get("system_prompt")
-        )
     script_args, training_args, model_args = TrlParser(types).parse_args_and_config()
+    if settings.get("fold_system_prompt"):
+        # A system_prompt that reached the recipe anyway (--set) is folded too, never sent.
+        prefix = settings.get("system_prompt") or getattr(training_args, "system_prompt", None)
+        training_args.system_prompt = None
+        module.get_dataset = folding_dataset(module.get_dataset, mode, prefix)
     module.main(script_args, training_args, model_args)
 
 

@@ -33,7 +33,7 @@ from tests.fakes.runpod import FakeRunpod
 from tests.fakes.sshd import FakeSshd, generate_key
 from tests.plugins.hub_world import hub_environment
 
-__all__ = ["World", "pod_venv", "world"]
+__all__ = ["World", "build_world", "make_pod_venv", "pod_venv", "world"]
 
 _OUR_VARS = ("RUNPOD_API_KEY", "RUNPOD_API_BASE_URL", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN",
              "SSH_PUBLIC_KEY", "RUNPOD_SSH_PUBLIC_KEY", "SSH_PRIVATE_KEY_PATH",
@@ -41,10 +41,8 @@ _OUR_VARS = ("RUNPOD_API_KEY", "RUNPOD_API_BASE_URL", "HF_TOKEN", "HUGGINGFACE_H
              "THINNKA_STATE_DIR", "THINNKA_DB_URL")  # fmt: skip
 
 
-@pytest.fixture(scope="session")
-def pod_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The emulated pods' trainer venv, layered over the test environment's packages."""
-    venv = tmp_path_factory.mktemp("pod") / "venv"
+def make_pod_venv(venv: Path) -> Path:
+    """A venv layered over this environment's packages (see the module docstring)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     layered = venv / "lib" / version / "site-packages" / "_test_env.pth"
@@ -58,6 +56,12 @@ def pod_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         target.write_text(f"#!{venv / 'bin' / 'python'}\n{body}")
         target.chmod(0o755)
     return venv
+
+
+@pytest.fixture(scope="session")
+def pod_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The emulated pods' trainer venv, made once per session."""
+    return make_pod_venv(tmp_path_factory.mktemp("pod") / "venv")
 
 
 @dataclass
@@ -108,6 +112,33 @@ class World:
         return json.loads(result.stdout)  # type: ignore[no-any-return]
 
 
+def build_world(
+    root: Path, runpod: FakeRunpod, hub: FakeHub, sshd: FakeSshd, pod_venv: Path
+) -> World:
+    """A working folder under ``root`` whose .env points thinnka at the emulated world."""
+    workdir, home, remote_root = root / "work", root / "home", root / "pod-volume"
+    for folder in (workdir, home, remote_root):
+        folder.mkdir(parents=True)
+    keys = generate_key(root / "id_ed25519", "thinnka-e2e")
+    env = hub_environment(hub, home / "hf")
+    for name in _OUR_VARS:
+        env.pop(name, None)
+    env.update(HOME=str(home), PYTHONUNBUFFERED="1", COLUMNS="200")
+    built = World(workdir, runpod, hub, sshd, remote_root, env)
+    built.write_dotenv(
+        RUNPOD_API_KEY=runpod.api_key,
+        RUNPOD_API_BASE_URL=runpod.base_url,
+        HF_TOKEN=hub.tokens.write,
+        HF_ENDPOINT=hub.endpoint,
+        SSH_PUBLIC_KEY=keys.public_key,
+        SSH_PRIVATE_KEY_PATH=str(keys.private_key_path),
+        THINNKA_REMOTE_ROOT=str(remote_root),
+        THINNKA_REMOTE_VENV=str(pod_venv),
+        THINNKA_SSH_USER=pwd.getpwuid(os.getuid()).pw_name,
+    )
+    return built
+
+
 @pytest.fixture
 def world(
     tmp_path: Path,
@@ -117,26 +148,4 @@ def world(
     pod_venv: Path,
 ) -> Iterator[World]:
     fake_hub.reset()
-    workdir = tmp_path / "work"
-    home = tmp_path / "home"
-    remote_root = tmp_path / "pod-volume"
-    for folder in (workdir, home, remote_root):
-        folder.mkdir()
-    keys = generate_key(tmp_path / "id_ed25519", "thinnka-e2e")
-    env = hub_environment(fake_hub, home / "hf")
-    for name in _OUR_VARS:
-        env.pop(name, None)
-    env.update(HOME=str(home), PYTHONUNBUFFERED="1", COLUMNS="200")
-    built = World(workdir, runpod_account, fake_hub, sshd_pod, remote_root, env)
-    built.write_dotenv(
-        RUNPOD_API_KEY=runpod_account.api_key,
-        RUNPOD_API_BASE_URL=runpod_account.base_url,
-        HF_TOKEN=fake_hub.tokens.write,
-        HF_ENDPOINT=fake_hub.endpoint,
-        SSH_PUBLIC_KEY=keys.public_key,
-        SSH_PRIVATE_KEY_PATH=str(keys.private_key_path),
-        THINNKA_REMOTE_ROOT=str(remote_root),
-        THINNKA_REMOTE_VENV=str(pod_venv),
-        THINNKA_SSH_USER=pwd.getpwuid(os.getuid()).pw_name,
-    )
-    yield built
+    yield build_world(tmp_path, runpod_account, fake_hub, sshd_pod, pod_venv)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import shlex
+import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,10 +106,52 @@ class PodShell:
             ) from exc
         return CommandResult(result.exited, result.stdout, result.stderr)
 
+    def stream(self, script: str, *, poll: float = 1.0) -> Iterator[bytes | None]:
+        """Run a bash script and yield its stdout as it comes.
+
+        Yields None after ``poll`` seconds without output, so the caller can
+        check deadlines and cancellation; ends when the command exits.
+        """
+        channel = self._connection.client.get_transport().open_session()
+        try:
+            channel.settimeout(poll)
+            channel.exec_command(f"bash -c {shlex.quote(script)}")
+            while True:
+                try:
+                    data = channel.recv(1 << 16)
+                except TimeoutError:
+                    yield None
+                    continue
+                if not data:
+                    return
+                yield data
+        except (OSError, EOFError) as exc:
+            raise TransientError(f"SSH stream from the pod broke ({type(exc).__name__}).") from exc
+        finally:
+            channel.close()
+
     def sftp(self) -> Any:
         if self._sftp is None:
             self._sftp = self._connection.sftp()
         return self._sftp
+
+    def make_dirs(self, *paths: str) -> None:
+        """``mkdir -p`` over SFTP (no new process on the pod)."""
+        sftp = self.sftp()
+        for path in paths:
+            parts = [p for p in path.split("/") if p]
+            current = "" if path.startswith("/") else "."
+            for part in parts:
+                current = f"{current}/{part}"
+                try:
+                    sftp.stat(current)
+                except FileNotFoundError:
+                    try:
+                        sftp.mkdir(current)
+                    except OSError as exc:
+                        raise RemoteError(
+                            f"Could not create {current} on the pod ({exc})."
+                        ) from exc
 
     def put_text(self, path: str, text: str, *, mode: int = 0o644) -> None:
         """Write a file on the pod; a secret file is created 0600 before any byte lands."""
@@ -157,6 +201,9 @@ def connect(target: SshTarget, *, deadline: float, first_delay: float = 0.25) ->
         try:
             connection.open()
             connection.transport.set_keepalive(15)
+            # Many small request/response packets: Nagle's algorithm would add
+            # ~40 ms to each of them.
+            connection.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             host_key = policy.seen or _host_key_of(connection)
             return PodShell(connection, host_key)
         except paramiko.AuthenticationException as exc:

@@ -8,7 +8,6 @@ keyed by what it installed, so running it again skips the work.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any, ClassVar
 
 from thinnka.errors import RemoteError
@@ -61,11 +60,7 @@ class InstallHandler:
 
         paths, rendered = rendered_for_run(ctx)
         shell = open_shell(ctx)
-        made = shell.run(
-            f"mkdir -p {shlex.quote(paths.run_dir)} {shlex.quote(paths.hf_home)}", timeout=60
-        )
-        if not made.ok:
-            raise RemoteError(f"Could not create the run folder on the pod: {made.stderr.strip()}")
+        shell.make_dirs(paths.run_dir, paths.hf_home)
         remote = dict(ctx.run.remote)
         remote.update(run_dir=paths.run_dir, output_dir=paths.output_dir, venv=paths.venv)
         ctx.save(remote=remote)

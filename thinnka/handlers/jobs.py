@@ -50,6 +50,9 @@ cat {n}.pid
 
 def job_exit_code(shell: PodShell, run_dir: str, name: str) -> int | None:
     """The job's exit code, None while it runs; raises if it died unrecorded."""
+    recorded = shell.read_from(f"{run_dir}/{name}.exit", 0).strip()  # SFTP: no new process
+    if recorded:
+        return int(recorded)
     d, n = shlex.quote(run_dir), shlex.quote(name)
     result = shell.run(
         f"cd {d}; if [ -f {n}.exit ]; then cat {n}.exit; "
@@ -90,52 +93,104 @@ class _LineSplitter:
 
 
 def follow_job(ctx: StepContext, shell: PodShell, name: str, stage: str) -> JobOutcome:
-    """Stream job ``name``'s log until it exits; keep offsets and a local copy."""
+    """Stream job ``name``'s log until it exits; keep offsets and a local copy.
+
+    One SSH channel runs ``tail --pid`` from the stored offset, so lines arrive
+    as they are written and the stream ends when the job does. A final read
+    over SFTP from the recorded offset catches anything tail left behind.
+    """
     run_dir = ctx.run.remote["run_dir"]
     logs = dict(ctx.run.remote.get("logs", {}))
     position = dict(logs.get(name, {"offset": 0, "local": None}))
     local = _local_log(ctx)
-    local_size = _align_local_copy(local, position.get("local"))
-    splitter = _LineSplitter()
-    tail: list[str] = []
-    delay = 0.2
-    last_progress = 0.0
-    while True:
+    _align_local_copy(local, position.get("local"))
+    follower = _Follower(ctx, name, stage, local, logs, position)
+    d, n = shlex.quote(run_dir), shlex.quote(name)
+    # tail streams the log; the loop ends it once the exit file shows (or the job is
+    # gone). Not `tail --pid`: a pod's PID 1 may never reap the job, and a zombie
+    # looks alive to it.
+    tail = (
+        f"cd {d} || exit 1; pid=$(cat {n}.pid 2>/dev/null || echo 0); "
+        f"tail -c +{int(position['offset']) + 1} -F {n}.log 2>/dev/null & t=$!; "
+        f'while [ ! -f {n}.exit ] && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; '
+        "sleep 0.1; kill $t 2>/dev/null; wait $t 2>/dev/null; exit 0"
+    )
+    for chunk in shell.stream(tail):
         ctx.check_cancelled()
         ctx.check_deadline(f"The {name} job")
-        exit_code = job_exit_code(shell, run_dir, name)
-        chunk = shell.read_from(f"{run_dir}/{name}.log", position["offset"], _READ_LIMIT)
         if chunk:
-            items, consumed = splitter.feed(chunk)
-            splitter.pending = b""  # re-read unconsumed bytes next time from the offset
-            shown: list[str] = []
-            for text, is_progress in items:
-                if is_progress:
-                    last_progress = _progress(ctx, stage, text, last_progress)
-                    continue
-                if text.strip():
-                    shown.append(text)
-            if consumed:
-                with open(local, "ab") as handle:
-                    for text in shown:
-                        handle.write(f"[{stage}] {text}\n".encode())
-                local_size = local.stat().st_size
-                position = {"offset": position["offset"] + consumed, "local": local_size}
-                logs[name] = position
-                remote = dict(ctx.run.remote)
-                remote["logs"] = logs
-                ctx.save(remote=remote)
-                for text in shown:
-                    ctx.output.line(stage, text)
-                    tail.append(text)
-                del tail[:-200]
-            delay = 0.2
-            if len(chunk) == _READ_LIMIT:
-                continue
-        if exit_code is not None and not chunk:
-            return JobOutcome(exit_code=exit_code, tail=tail)
-        time.sleep(delay)
-        delay = min(delay * 1.5, 2.0)  # quick while output flows, patient when idle
+            follower.feed(chunk, final=False)
+    log = f"{run_dir}/{name}.log"
+    while (exit_code := job_exit_code(shell, run_dir, name)) is None:
+        # tail ended but the job runs on (tail died on the pod): follow by polling.
+        ctx.check_cancelled()
+        ctx.check_deadline(f"The {name} job")
+        follower.reread(shell.read_from(log, follower.offset, _READ_LIMIT), final=False)
+        time.sleep(0.5)
+    while True:  # whatever tail may have missed, to the last byte
+        chunk = shell.read_from(log, follower.offset, _READ_LIMIT)
+        follower.reread(chunk, final=len(chunk) < _READ_LIMIT)
+        if len(chunk) < _READ_LIMIT:
+            break
+    return JobOutcome(exit_code=exit_code, tail=follower.tail)
+
+
+class _Follower:
+    """Turns log bytes into printed lines, the local copy and recorded offsets."""
+
+    def __init__(
+        self,
+        ctx: StepContext,
+        name: str,
+        stage: str,
+        local: Path,
+        logs: dict[str, dict[str, int | None]],
+        position: dict[str, int | None],
+    ) -> None:
+        self.ctx, self.name, self.stage, self.local = ctx, name, stage, local
+        self.logs, self.position = logs, position
+        self.splitter = _LineSplitter()
+        self.tail: list[str] = []
+        self.last_progress = 0.0
+
+    @property
+    def offset(self) -> int:
+        """Bytes of the remote log handled so far (partial lines not included)."""
+        return int(self.position["offset"] or 0)
+
+    def reread(self, chunk: bytes, *, final: bool) -> None:
+        """Feed bytes read again from ``offset``: any held partial line is in them."""
+        self.splitter.pending = b""
+        self.feed(chunk, final=final)
+
+    def feed(self, chunk: bytes, *, final: bool) -> None:
+        buffered = len(self.splitter.pending) + len(chunk)
+        if final and chunk and not chunk.endswith((b"\n", b"\r")):
+            chunk += b"\n"  # the job has ended: its last line will never be finished
+        items, consumed = self.splitter.feed(chunk)
+        consumed = min(consumed, buffered)
+        if final:
+            self.splitter.pending = b""
+        shown: list[str] = []
+        for text, is_progress in items:
+            if is_progress:
+                self.last_progress = _progress(self.ctx, self.stage, text, self.last_progress)
+            elif text.strip():
+                shown.append(text)
+        if not consumed:
+            return
+        with open(self.local, "ab") as handle:
+            for text in shown:
+                handle.write(f"[{self.stage}] {text}\n".encode())
+        self.position = {"offset": self.offset + consumed, "local": self.local.stat().st_size}
+        self.logs[self.name] = self.position
+        remote = dict(self.ctx.run.remote)
+        remote["logs"] = self.logs
+        self.ctx.save(remote=remote)
+        for text in shown:
+            self.ctx.output.line(self.stage, text)
+            self.tail.append(text)
+        del self.tail[:-200]
 
 
 def _progress(ctx: StepContext, stage: str, text: str, last: float) -> float:

@@ -34,7 +34,7 @@ def model_card(
     stage: int | None,
 ) -> str:
     hub_id = model.hub_model_id
-    base = options.repo_id
+    base = str(recipe["model_name_or_path"])
     front = {
         "base_model": base,
         "library_name": "transformers",
@@ -112,7 +112,8 @@ def merge_settings(
     """merge.json: what merge.py reads (nothing is pasted into its source)."""
     return {
         "adapter_dir": paths.output_dir,
-        "base_model": options.repo_id,
+        # The final recipe's model: a --set model_name_or_path override is what was trained.
+        "base_model": recipe["model_name_or_path"],
         "base_revision": recipe.get("model_revision", "main"),
         "merged_dir": f"{paths.output_dir.rstrip('/')}-merged",
         "hub_model_id": model.hub_model_id,

@@ -24,7 +24,7 @@ from thinnka.rendering.recipe import (
     resolve_override_keys,
 )
 from thinnka.rendering.records import ModelContext, RemotePaths, Rendered
-from thinnka.rendering.rewards_module import RewardPlan, plan_rewards
+from thinnka.rendering.rewards_module import MODULE, RewardPlan, check_rewards, plan_rewards
 from thinnka.rendering.rules import Placement, batch_rule, check_vllm, is_quantized, place
 from thinnka.rendering.schema import coerce, load_schema
 from thinnka.rendering.setup_env import SetupFacts, setup_values
@@ -41,8 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["render", "script_text", "validate_overrides"]
 
-# TRL 0.18 defaults `vllm_mode` to server, TRL 1.x to colocate (open-r1.md §7).
-_VLLM_DEFAULT_MODE = {"openr1": "server", "trl": "colocate"}
 _SERVER_KEYS = {"vllm_server_host": launch.SERVER_HOST, "vllm_server_port": launch.SERVER_PORT}
 
 
@@ -73,7 +71,12 @@ def _vllm(
     notes = check_vllm(options, recipe)
     if not recipe.get("use_vllm"):
         return None, options.gpu_count, notes
-    mode = recipe.get("vllm_mode") or _VLLM_DEFAULT_MODE[trainer]
+    mode = recipe.get("vllm_mode")
+    if mode is None:
+        # use_vllm came from --set without a mode: write thinnka's default down, because the
+        # trainers disagree on theirs (TRL 0.18: server, TRL 1.x: colocate).
+        mode = recipe["vllm_mode"] = "colocate"
+        notes.append("use_vllm without vllm_mode: using colocate (written into the recipe).")
     if recipe.get("use_cpu"):
         raise ConfigError("vLLM needs a GPU: with use_cpu=true pass --no-vllm.")
     if mode != "server":
@@ -95,15 +98,10 @@ def _vllm(
 
 
 def _flash_attn(choice: TransformersChoice, trainer: str) -> TransformersChoice:
-    """TRL stack: flash_attention_2 comes from the Hub kernel, which needs transformers 5."""
+    """TRL stack: flash_attention_2 comes from the prebuilt kernels-community/flash-attn2 Hub
+    kernel, which transformers 5 (the only line the trl window admits) loads via `kernels`."""
     if trainer != "trl" or not choice.spec:
         return choice
-    if choice.version is not None and int(choice.version.split(".")[0]) < 5:
-        raise ConfigError(
-            f"--attn-implementation flash_attention_2 on the trl trainer loads the prebuilt "
-            f"kernels-community/flash-attn2 kernel, which needs transformers 5 or later, but "
-            f"transformers {choice.version} was chosen. Use sdpa, or pick transformers ≥ 5."
-        )
     spec = choice.spec.replace("transformers", "transformers[kernels]", 1)
     if choice.from_git:
         spec = f"transformers[kernels] @ {choice.spec}"
@@ -111,9 +109,7 @@ def _flash_attn(choice: TransformersChoice, trainer: str) -> TransformersChoice:
     return TransformersChoice(spec, choice.version, reason, choice.from_git)
 
 
-def _train_settings(
-    options: RunOptions, recipe: dict[str, Any], trainer: str, chat: ChatDecision
-) -> dict[str, Any]:
+def _train_settings(options: RunOptions, trainer: str, chat: ChatDecision) -> dict[str, Any]:
     """thinnka_train.json: what thinnka's launch wrappers add to the trainer's own script."""
     grpo = not options.sft
     settings: dict[str, Any] = {"mode": options.mode, "fold_system_prompt": chat.fold_system}
@@ -160,10 +156,17 @@ def render(options: RunOptions, model: ModelContext, paths: RemotePaths) -> Rend
         processes = 1
     placement: Placement = place(options, recipe, processes, vllm_mode=vllm_mode, trainer=trainer)
     notes += placement.notes
+    reward_names: list[str] = []
     if grpo:
         notes += batch_rule(recipe, processes, explicit="num_generations" in touched)
+        notes += check_rewards(recipe, trainer, weights_set="reward_weights" in touched)
+        reward_names = [str(n) for n in recipe.get("reward_funcs") or []]
         assert rewards is not None
-        notes.append(rewards.note)
+        notes.append(
+            rewards.note
+            if "reward_funcs" not in touched
+            else f"Rewards (--set): {', '.join(reward_names)}."
+        )
     require_known(recipe, schema)
 
     attn_fa2 = recipe.get("attn_implementation") == "flash_attention_2"
@@ -185,12 +188,19 @@ def render(options: RunOptions, model: ModelContext, paths: RemotePaths) -> Rend
             "`datasets` mixture cannot subsample a single data set)."
         )
     merge = options.merge_model
+    adapter_repo = str(recipe.get("hub_model_id", "")).split("/")[-1]
+    if merge and len(adapter_repo) > 96:
+        raise ConfigError(
+            f"--merge-model pushes the adapter to {recipe['hub_model_id']}, a name longer than "
+            "the Hub's 96 characters; choose a shorter --hub-model-id."
+        )
     if merge and not recipe.get("use_peft"):
         raise ConfigError("--merge-model merges a LoRA adapter, but use_peft was set to false.")
 
     files: dict[str, str] = {}
     accelerate = launch.accelerate_config(placement.config, processes, recipe)
-    wrapper = trainer == "openr1" and (chat.fold_system or bool(rewards and rewards.uses_thinnka))
+    # Open R1's registry only takes names: dotted ones need thinnka's wrapper to import them.
+    wrapper = trainer == "openr1" and (chat.fold_system or any("." in n for n in reward_names))
     train = launch.train_argv(paths, trainer=trainer, mode=options.mode, wrapper=wrapper)
     command, server_command = train, None
     if vllm_mode == "server":
@@ -212,11 +222,12 @@ def render(options: RunOptions, model: ModelContext, paths: RemotePaths) -> Rend
     files["accelerate.yaml"] = _dump(accelerate)
     settings: dict[str, Any] = {}
     if trainer == "trl" or wrapper:
-        settings = _train_settings(options, recipe, trainer, chat)
+        settings = _train_settings(options, trainer, chat)
         files["thinnka_train.json"] = _json(settings)
         name = "thinnka_trl_train.py" if trainer == "trl" else "thinnka_openr1.py"
         files[name] = script_text(name)
-    if rewards is not None and rewards.uses_thinnka:
+    if any(n.startswith(f"{MODULE}.") for n in reward_names):
+        assert rewards is not None
         files["thinnka_rewards.py"] = script_text("thinnka_rewards.py")
         files["thinnka_rewards.json"] = _json(rewards.config)
 

@@ -19,16 +19,40 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
 
-__all__ = ["BUILTIN_TAGS", "RewardPlan", "plan_rewards"]
+__all__ = ["BUILTIN_TAGS", "REGISTRIES", "RewardPlan", "check_rewards", "plan_rewards"]
 
 BUILTIN_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 MODULE = "thinnka_rewards"
+# The names each trainer's registry resolves (open_r1/rewards.py at 1416fa0; trl/scripts/grpo.py
+# in TRL 1.13). Anything else must be a dotted import path.
+REGISTRIES = {
+    "openr1": (
+        "accuracy",
+        "format",
+        "reasoning_steps",
+        "cosine",
+        "repetition_penalty",
+        "length",
+        "tag_count",
+        "code",
+        "binary_code",
+        "ioi_code",
+        "cf_code",
+        "code_format",
+        "soft_overlong_punishment",
+    ),
+    "trl": (
+        "accuracy_reward",
+        "reasoning_accuracy_reward",
+        "think_format_reward",
+        "get_soft_overlong_punishment",
+    ),
+}
 
 
 @dataclass(frozen=True)
 class RewardPlan:
     names: tuple[str, ...]
-    uses_thinnka: bool  # thinnka_rewards.py must be shipped
     config: dict[str, Any]  # thinnka_rewards.json
     note: str
 
@@ -50,7 +74,6 @@ def plan_rewards(options: RunOptions, trainer: str) -> RewardPlan:
     if trainer == "openr1" and tags == BUILTIN_TAGS:
         return RewardPlan(
             ("accuracy", "format", "tag_count"),
-            False,
             config,
             "Rewards: Open R1's accuracy, format and tag_count.",
         )
@@ -63,4 +86,32 @@ def plan_rewards(options: RunOptions, trainer: str) -> RewardPlan:
         names += [f"{MODULE}.format_reward", f"{MODULE}.tag_count_reward"]
     shown = " ".join(t for t in tags if t) or "no tags"
     note = f"Rewards: {', '.join(names)} (thinnka's own functions score the tags {shown})."
-    return RewardPlan(tuple(names), any(n.startswith(MODULE) for n in names), config, note)
+    return RewardPlan(tuple(names), config, note)
+
+
+def check_rewards(recipe: dict[str, Any], trainer: str, *, weights_set: bool) -> list[str]:
+    """Refuse reward names the trainer cannot resolve; keep reward_weights the same length."""
+    import difflib
+
+    from thinnka.errors import ConfigError
+
+    names = list(recipe.get("reward_funcs") or [])
+    registry = REGISTRIES[trainer]
+    for name in names:
+        if "." not in name and name not in registry:
+            close = difflib.get_close_matches(name, registry, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"reward_funcs: {name!r} is not a {trainer} reward ({', '.join(registry)}) nor a "
+                f"dotted import path.{hint}"
+            )
+    weights = recipe.get("reward_weights")
+    if weights is None or len(weights) == len(names):
+        return []
+    if weights_set:
+        raise ConfigError(
+            f"reward_weights has {len(weights)} entries for {len(names)} reward_funcs; "
+            "give one weight per reward."
+        )
+    recipe["reward_weights"] = [1.0] * len(names)
+    return [f"reward_weights reset to 1.0 for each of the {len(names)} reward_funcs."]

@@ -66,8 +66,11 @@ TRL_STACK = {
 # Which transformers releases each stack accepts.
 # openr1: vllm 0.8.5.post1 needs >=4.51.1; TRL 0.18 predates 4.56, which renamed
 #   `torch_dtype` to `dtype` and reworked generation utilities that TRL 0.18 imports.
-# trl: trl-1.13.0 METADATA says transformers>=4.56.2 (no upper bound).
-TRANSFORMERS_WINDOWS = {"openr1": SpecifierSet(">=4.51.1,<4.56"), "trl": SpecifierSet(">=4.56.2")}
+# trl: trl-1.13.0 METADATA says transformers>=4.56.2, but thinnka's trl recipes (and their
+#   whitelist) are transformers 5's TrainingArguments: 4.x has `warmup_ratio` where 5.x takes a
+#   ratio in `warmup_steps`, and the launcher refuses keys its transformers lacks. So 5.x only;
+#   transformers 4.x runs on the openr1 trainer.
+TRANSFORMERS_WINDOWS = {"openr1": SpecifierSet(">=4.51.1,<4.56"), "trl": SpecifierSet(">=5.0.0")}
 _DEFAULTS = {"openr1": OPENR1_STACK["transformers"], "trl": TRL_STACK["transformers"]}
 # trl-1.13.0's `deepspeed` extra excludes this release.
 _DEEPSPEED_BAD = {"trl": {"5.1.0"}, "openr1": set()}

@@ -1,0 +1,68 @@
+"""Control-plane overhead of one `thinnka run` against the emulated world (goal: under 2 s).
+
+The world boots pods at once (zero boot delay) and the training is one step of
+the tiny model on CPU; the database exists already (not a first run ever). Overhead = the run's wall time minus the time the
+remote jobs themselves ran (setup and train, from their pid/exit files), so it
+is what thinnka adds: process start, checks, API calls, SSH, uploads, polling.
+Run: python bench/control_plane.py
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from _common import report
+
+
+def job_seconds(run_dir: Path, name: str) -> float:
+    return (run_dir / f"{name}.exit").stat().st_mtime - (run_dir / f"{name}.pid").stat().st_mtime
+
+
+def main() -> None:
+    from tests.fakes.hub import FakeHub
+    from tests.fakes.runpod import FakeRunpod
+    from tests.fakes.sshd import FakeSshd
+    from tests.plugins.thinnka_world import build_world, make_pod_venv
+
+    overheads, totals = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sshd = FakeSshd(root / "sshd").start()
+        runpod = FakeRunpod(ssh_host=sshd.host, ssh_port=sshd.port, authorize_key=sshd.authorize)
+        runpod.start()
+        hub = FakeHub().start()
+        venv = make_pod_venv(root / "pod-venv")
+        for attempt in range(4):
+            world = build_world(root / f"run{attempt}", runpod, hub, sshd, venv)
+            world.thinnka("ls")  # an installation that has run before: its database exists
+            started = time.perf_counter()
+            result = world.thinnka(
+                "run", "--repo-id", hub.models.chat, "--sft", "--max-steps", "1",
+                "--dataset-name", hub.datasets.sft, "--trainer", "trl",
+                "--set", "use_cpu=true", "--set", "bf16=false", "--set", "torch_dtype=float32",
+            )  # fmt: skip
+            total = time.perf_counter() - started
+            assert result.returncode == 0, result.stderr[-2000:]
+            run_id = result.stdout.split()[1]
+            shown = json.loads(world.thinnka("show", run_id, "--json").stdout)
+            run_dir = Path(shown["remote"]["run_dir"])
+            remote = job_seconds(run_dir, "setup") + job_seconds(run_dir, "train")
+            if attempt == 0:
+                continue  # the first run installs into the fresh pod venv
+            steps = [json.loads(line) for line in result.stderr.splitlines() if '"transition"' in line]
+            print("  steps:", ", ".join(f"{s['trigger']} {s['elapsed_s']:.2f}" for s in steps),
+                  f"| setup {job_seconds(run_dir, 'setup'):.2f} train {job_seconds(run_dir, 'train'):.2f}")  # fmt: skip
+            totals.append(total)
+            overheads.append(total - remote)
+        hub.stop()
+        runpod.stop()
+        sshd.stop()
+    report("run wall time (1 training step)", totals)
+    report("control-plane overhead (wall minus remote jobs)", overheads, goal=2.0)
+
+
+if __name__ == "__main__":
+    main()
