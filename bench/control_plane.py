@@ -1,9 +1,10 @@
 """Control-plane overhead of one `thinnka run` against the emulated world (goal: under 2 s).
 
-The world boots pods at once (zero boot delay) and the training is one step of
-the tiny model on CPU; the database exists already (not a first run ever). Overhead = the run's wall time minus the time the
-remote jobs themselves ran (setup and train, from their pid/exit files), so it
-is what thinnka adds: process start, checks, API calls, SSH, uploads, polling.
+The world boots pods at once (zero boot delay), the training is one step of the
+tiny model on CPU, and the database exists already (not a first run ever).
+Overhead = the run's wall time minus the time the remote jobs themselves ran
+(setup and train, from their pid/exit files), so it is what thinnka adds:
+process start, checks, API calls, SSH, uploads, polling.
 Run: python bench/control_plane.py
 """
 
@@ -52,9 +53,11 @@ def main() -> None:
             remote = job_seconds(run_dir, "setup") + job_seconds(run_dir, "train")
             if attempt == 0:
                 continue  # the first run installs into the fresh pod venv
-            steps = [json.loads(line) for line in result.stderr.splitlines() if '"transition"' in line]
-            print("  steps:", ", ".join(f"{s['trigger']} {s['elapsed_s']:.2f}" for s in steps),
-                  f"| setup {job_seconds(run_dir, 'setup'):.2f} train {job_seconds(run_dir, 'train'):.2f}")  # fmt: skip
+            lines = result.stderr.splitlines()
+            steps = [json.loads(line) for line in lines if '"transition"' in line]
+            timing = ", ".join(f"{s['trigger']} {s['elapsed_s']:.2f}" for s in steps)
+            setup, train = job_seconds(run_dir, "setup"), job_seconds(run_dir, "train")
+            print(f"  steps: {timing} | remote setup {setup:.2f} train {train:.2f}")
             totals.append(total)
             overheads.append(total - remote)
         hub.stop()
