@@ -86,26 +86,61 @@ def check_run_credentials(settings: Settings, options: RunOptions) -> None:
     resolve_key_pair(options, settings)
 
 
+def notifier_for(settings: Settings, options: RunOptions, output: Output) -> Any:
+    """The terminal output, plus the webhook and Discord when they are configured."""
+    from thinnka.notify import Notifier
+
+    return Notifier(
+        output,
+        webhook_url=options.progress_url or settings.progress_webhook_url,
+        discord_url=options.discord_webhook_url or settings.discord_webhook_url,
+        repo_id=options.repo_id,
+        secrets=settings.secrets(),
+    )
+
+
 def start_run(session: Session, options: RunOptions, output: Output) -> tuple[str, Runner]:
     """Validate everything, then create the run (leased to the returned runner)."""
     validate(options)
     check_run_credentials(session.settings, options)
-    runner = session.runner(output)
     from thinnka.rendering import validate_overrides
 
     validate_overrides(options)
+    notifier = notifier_for(session.settings, options, output)
+    runner = session.runner(notifier)
     run = runner.create(options)
+    notifier.run_id = run.id
+    notifier.event("start", f"Run {run.id} created.")
     return run.id, runner
 
 
-def drive(runner: Runner, run_id: str, *, detach: bool) -> RunRecord:
-    return runner.drive(run_id, stop_at=RunState.training if detach else None)
+def drive(runner: Runner, run_id: str, *, detach: bool = False) -> RunRecord:
+    """Drive a run, say how it ended, then flush its notifications (bounded)."""
+    try:
+        run = runner.drive(run_id, stop_at=RunState.training if detach else None)
+        _report_end(run, runner.output)
+        return run
+    finally:
+        close = getattr(runner.output, "close", None)
+        if close is not None:
+            close()
+
+
+def _report_end(run: RunRecord, output: Output) -> None:
+    if run.state is RunState.terminated and run.outcome is not None:
+        event = "done" if run.outcome.value == "succeeded" else run.outcome.value
+        output.event(event, f"Run {run.id} {run.outcome.value}; pod cost ${run.cost_usd:.4f}.")
+    elif run.state is RunState.training:
+        output.event("detached", f"Training runs on the pod; `thinnka resume {run.id}` follows it.")
+    else:
+        output.event("stopped", f"Run {run.id} stopped in state {run.state.value}.")
 
 
 def resume_run(session: Session, run_id: str, output: Output) -> RunRecord:
     run = session.store.get(run_id)
-    runner = session.runner(output)
-    return runner.drive(run.id)
+    notifier = notifier_for(session.settings, run.options, output)
+    notifier.run_id = run.id
+    return drive(session.runner(notifier), run.id)
 
 
 @dataclass(frozen=True)
@@ -121,8 +156,10 @@ def cancel_run(session: Session, run_id: str, output: Output) -> CancelResult:
     if run.state.is_final():
         return CancelResult(run, driven_here=False, holder=None)
     session.store.request_cancel(run_id)
+    notifier = notifier_for(session.settings, run.options, output)
+    notifier.run_id = run.id
     try:
-        run = session.runner(output).drive(run_id)
+        run = drive(session.runner(notifier), run_id)
     except LeaseHeld as held:
         return CancelResult(session.store.get(run_id), driven_here=False, holder=held.holder)
     return CancelResult(run, driven_here=True, holder=None)

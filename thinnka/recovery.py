@@ -78,9 +78,13 @@ def reap(session: Session, *, dry_run: bool = False) -> ReapReport:
 
 def recover(session: Session, output: Output) -> RecoverReport:
     report = RecoverReport()
+    from thinnka.operations import drive, notifier_for
+
     for run in session.store.runs_needing_recovery():
+        notifier = notifier_for(session.settings, run.options, output)
+        notifier.run_id = run.id
         try:
-            finished = session.runner(output).drive(run.id)
+            finished = drive(session.runner(notifier), run.id)
             report.driven.append((run.id, finished.state.value))
         except LeaseHeld:
             continue  # someone took it between the query and now: theirs

@@ -19,18 +19,6 @@ def _exit_code(run: Any) -> int:
     return 1
 
 
-def _report_end(run: Any, output: Any) -> None:
-    from thinnka.machine import RunState
-
-    if run.state is RunState.terminated:
-        cost = f"${run.cost_usd:.4f}"
-        output.event("done", f"Run {run.id} ended: {run.outcome.value}, pod cost {cost}.")
-    elif run.state is RunState.training:
-        output.event("detached", f"Training runs on the pod; `thinnka resume {run.id}` follows it.")
-    else:
-        output.event("stopped", f"Run {run.id} stopped in state {run.state.value}.")
-
-
 @app.command("run")
 @with_options(RUN_OPTIONS, COMMON_OPTIONS)
 def run_command(**values: Any) -> int:
@@ -54,7 +42,6 @@ def run_command(**values: Any) -> int:
     run_id, runner = start_run(session, options, output)
     typer.echo(f"run {run_id}")
     run = drive(runner, run_id, detach=options.detach)
-    _report_end(run, output)
     return 0 if options.detach and run.outcome is None else _exit_code(run)
 
 
@@ -104,9 +91,7 @@ def resume_command(
     session = open_command_session(values["env_file"], values["log_json"])
     output = ConsoleOutput(secrets=session.settings.secrets())
     sigterm_as_interrupt()
-    run = resume_run(session, run_id, output)
-    _report_end(run, output)
-    return _exit_code(run)
+    return _exit_code(resume_run(session, run_id, output))
 
 
 @app.command("cancel")

@@ -30,6 +30,9 @@ class Output(Protocol):
 
     def line(self, stage: str, text: str) -> None: ...
 
+    def progress(self, stage: str, done: int, total: int, text: str) -> None:
+        """Optional: the trainer's step count (parsed from its progress bar)."""
+
 
 @dataclass(frozen=True)
 class StepResult:

@@ -198,9 +198,7 @@ def _progress(ctx: StepContext, stage: str, text: str, last: float) -> float:
     if match is None:
         return last
     done, total = int(match.group(1)), int(match.group(2))
-    progress = getattr(ctx.output, "progress", None)
-    if progress is not None:
-        progress(stage, done, total, text.strip())
+    ctx.output.progress(stage, done, total, text.strip())
     return time.monotonic()
 
 
