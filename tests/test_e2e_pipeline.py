@@ -186,3 +186,19 @@ def test_kill_9_while_training_then_resume_reattaches(world: World) -> None:
     for secret in world.secrets:
         for text in haystacks:
             assert secret not in text
+
+
+def test_sft_merge_pushes_the_merged_model_and_keeps_the_adapter_apart(world: World) -> None:
+    result = world.thinnka(
+        "run", "--repo-id", world.hub.models.chat, "--sft", "--merge-model", "--max-steps", "1",
+        "--dataset-name", world.hub.datasets.sft, *CPU,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    shown = world.show(_run_id(result.stdout))
+    assert (shown["state"], shown["outcome"]) == ("terminated", "succeeded")
+    merged = world.hub.files(shown["hub_model_id"])
+    assert "model.safetensors" in merged and "adapter_config.json" not in merged
+    card = merged["README.md"].decode()
+    assert card.startswith("---") and "base_model" in card
+    adapter = world.hub.files(shown["hub_model_id"] + "-adapter")
+    assert "adapter_config.json" in adapter

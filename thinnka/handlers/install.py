@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from thinnka.errors import RemoteError
 from thinnka.handlers.base import StepContext, StepResult
 from thinnka.handlers.jobs import follow_job, start_job
 from thinnka.handlers.pod import open_shell
@@ -83,12 +82,6 @@ class InstallHandler:
         label = "Checking the image" if ctx.run.options.skip_setup else "Installing the trainer"
         ctx.output.event("setup_start", f"{label} ({ctx.run.options.trainer}).")
         start_job(shell, paths.run_dir, "setup", ["bash", rendered.setup_script])
-        outcome = follow_job(ctx, shell, "setup", "setup")
-        if outcome.exit_code != 0:
-            tail = "\n".join(outcome.tail[-30:])
-            raise RemoteError(
-                f"Setup failed with exit status {outcome.exit_code}. Last output:\n{tail}",
-                reason="setup_failed",
-            )
+        follow_job(ctx, shell, "setup", "setup").require_success("Setup", "setup_failed")
         ctx.output.event("setup_done", "Trainer ready.")
         return StepResult(message=f"Trainer ready ({rendered.transformers_spec}).")

@@ -72,6 +72,15 @@ class JobOutcome:
     exit_code: int
     tail: list[str]
 
+    def require_success(self, what: str, reason: str) -> None:
+        """Raise with the job's last output lines unless it exited 0."""
+        if self.exit_code != 0:
+            tail = "\n".join(self.tail[-30:])
+            raise RemoteError(
+                f"{what} failed with exit status {self.exit_code}. Last output:\n{tail}",
+                reason=reason,
+            )
+
 
 class _LineSplitter:
     """Complete lines from a byte stream; ``\\r`` ends a progress update, not a line."""

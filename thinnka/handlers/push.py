@@ -36,24 +36,12 @@ class PushHandler:
     def run(self, ctx: StepContext) -> StepResult:
         paths, rendered = rendered_for_run(ctx)
         shell = open_shell(ctx)
-        outcome = follow_job(ctx, shell, "train", "train")
-        if outcome.exit_code != 0:
-            tail = "\n".join(outcome.tail[-30:])
-            raise RemoteError(
-                f"Training failed with exit status {outcome.exit_code}. Last output:\n{tail}",
-                reason="training_failed",
-            )
+        follow_job(ctx, shell, "train", "train").require_success("Training", "training_failed")
         ctx.output.event("train_done", "Training finished.")
         if rendered.merge:
             ctx.output.event("merge_start", "Merging the LoRA adapter into the base model.")
             start_job(shell, paths.run_dir, "merge", ["bash", "train.sh", *rendered.merge_command])
-            merged = follow_job(ctx, shell, "merge", "merge")
-            if merged.exit_code != 0:
-                tail = "\n".join(merged.tail[-30:])
-                raise RemoteError(
-                    f"Merge failed with exit status {merged.exit_code}. Last output:\n{tail}",
-                    reason="merge_failed",
-                )
+            follow_job(ctx, shell, "merge", "merge").require_success("Merge", "merge_failed")
         hub_id = ctx.run.hub_model_id or ""
         latest = ctx.services.hub.last_commit_at(hub_id)
         baseline_text = ctx.run.remote.get("hub_baseline")
