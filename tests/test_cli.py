@@ -124,6 +124,7 @@ def test_every_validation_error_exits_2_and_creates_no_run(
         ([], "RUNPOD_API_KEY is required."),
         (["RUNPOD_API_KEY=rpa_x"], "HF_TOKEN or HUGGINGFACE_HUB_TOKEN is required."),
         (VALID_KEYS, "SSH public key not found."),
+        ([*VALID_KEYS, "SSH_PUBLIC_KEY=ssh-ed25519 AAAA test"], "SSH private key not found"),
         ([*VALID_KEYS, "SSH_PUBLIC_KEY=ssh-ed25519 AAAA test", "SSH_PRIVATE_KEY_PATH=/nope/key"],
          "SSH private key not found: /nope/key"),
     ],
@@ -134,6 +135,13 @@ def test_missing_credentials_exit_2_before_anything_exists(
     (workdir / ".env").write_text("\n".join(env) + "\n")
     assert run_app(app, ["run", "--repo-id", "org/model"]) == 2
     assert message in capsys.readouterr().err
+    assert _runs_in(workdir) == 0
+
+
+def test_report_to_wandb_needs_its_key(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / ".env").write_text("\n".join(VALID_KEYS) + "\n")
+    assert run_app(app, ["run", "--report-to", "wandb"]) == 2
+    assert "--report-to wandb needs WANDB_API_KEY" in capsys.readouterr().err
     assert _runs_in(workdir) == 0
 
 

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from tests.fakes.runpod import FakeRunpod
 from thinnka.clients.runpod import PodSpec
 from thinnka.clients.runpod.graphql import GraphQLRunpod
-from thinnka.errors import AuthError, CapacityError, NotFoundError, TransientError
+from thinnka.errors import (
+    AuthError,
+    CapacityError,
+    NotFoundError,
+    RemoteError,
+    StepTimeout,
+    TransientError,
+)
+from thinnka.handlers.connect import wait_for_ssh_port
 
 
 def _client(fake: FakeRunpod, key: str | None = None, **kwargs: object) -> GraphQLRunpod:
@@ -93,3 +103,40 @@ def test_create_is_not_blindly_retried(runpod_account: FakeRunpod) -> None:
     runpod_account.inject_faults(status=500, count=1, match="podFindAndDeployOnDemand")
     with pytest.raises(TransientError):
         _client(runpod_account).create_pod(_spec())
+
+
+def _waiter(fake: FakeRunpod) -> SimpleNamespace:
+    return SimpleNamespace(
+        services=SimpleNamespace(runpod=_client(fake)), check_cancelled=lambda: None
+    )
+
+
+def test_waiting_for_ssh_takes_the_public_port_and_gives_up_at_the_deadline(
+    runpod_account: FakeRunpod,
+) -> None:
+    client = _client(runpod_account)
+    pod = client.create_pod(_spec())
+    ready = wait_for_ssh_port(_waiter(runpod_account), pod.id, time.monotonic() + 10)  # type: ignore[arg-type]
+    public = ready.public_ssh()
+    assert public is not None and public.is_ip_public and public.ip == "127.0.0.1"
+    runpod_account.never_boot(True)
+    stuck = client.create_pod(_spec(name="thinnka-stuck-1x-r-abc124"))
+    with pytest.raises(StepTimeout, match="SSH port did not become available"):
+        wait_for_ssh_port(_waiter(runpod_account), stuck.id, time.monotonic() + 1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("vanish", [False, True])
+def test_a_pod_that_dies_while_waiting_ends_the_wait_at_once(
+    runpod_account: FakeRunpod, vanish: bool
+) -> None:
+    runpod_account.never_boot(True)
+    pod = _client(runpod_account).create_pod(_spec())
+    killer = threading.Timer(
+        0.5, runpod_account.kill_pod, args=(pod.id,), kwargs={"vanish": vanish}
+    )
+    killer.start()
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match=r"vanished|stopped") as ended:
+        wait_for_ssh_port(_waiter(runpod_account), pod.id, time.monotonic() + 60)  # type: ignore[arg-type]
+    killer.join()
+    assert ended.value.reason == "pod_gone" and time.monotonic() - started < 5
