@@ -10,12 +10,17 @@ Run: python bench/control_plane.py
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tempfile
 import time
 from pathlib import Path
 
 from _common import report
+
+
+def _epoch(timestamp: str) -> float:
+    return dt.datetime.fromisoformat(timestamp).timestamp()
 
 
 def job_seconds(run_dir: Path, name: str) -> float:
@@ -40,12 +45,14 @@ def main() -> None:
             world = build_world(root / f"run{attempt}", runpod, hub, sshd, venv)
             world.thinnka("ls")  # an installation that has run before: its database exists
             started = time.perf_counter()
+            wall_start = time.time()
             result = world.thinnka(
                 "run", "--repo-id", hub.models.chat, "--sft", "--max-steps", "1",
                 "--dataset-name", hub.datasets.sft, "--trainer", "trl",
                 "--set", "use_cpu=true", "--set", "bf16=false", "--set", "torch_dtype=float32",
             )  # fmt: skip
             total = time.perf_counter() - started
+            wall_end = time.time()
             assert result.returncode == 0, result.stderr[-2000:]
             run_id = result.stdout.split()[1]
             shown = json.loads(world.thinnka("show", run_id, "--json").stdout)
@@ -56,6 +63,10 @@ def main() -> None:
             lines = result.stderr.splitlines()
             steps = [json.loads(line) for line in lines if '"transition"' in line]
             timing = ", ".join(f"{s['trigger']} {s['elapsed_s']:.2f}" for s in steps)
+            first = _epoch(steps[0]["timestamp"]) - steps[0]["elapsed_s"]
+            last = _epoch(steps[-1]["timestamp"])
+            print(f"  before the first step {first - wall_start:.2f} s, "
+                  f"after the last {wall_end - last:.2f} s")  # fmt: skip
             setup, train = job_seconds(run_dir, "setup"), job_seconds(run_dir, "train")
             print(f"  steps: {timing} | remote setup {setup:.2f} train {train:.2f}")
             totals.append(total)

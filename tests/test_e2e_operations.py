@@ -139,3 +139,16 @@ def test_plan_prints_the_memory_breakdown_gpus_recipe_and_command(world: World) 
     assert data["recipe"] and data["accelerate"] and data["command"]
     assert data["memory"]["required_gb"] > 0 and data["gpu"] == "NVIDIA L40S"
     assert world.runpod.ledger() == []
+
+
+def test_plan_works_without_any_credentials_for_a_public_model(world: World) -> None:
+    world.dotenv.pop("HF_TOKEN")
+    world.dotenv.pop("RUNPOD_API_KEY")
+    world.dotenv.pop("SSH_PUBLIC_KEY")
+    world.dotenv.pop("SSH_PRIVATE_KEY_PATH")
+    world.write_dotenv()
+    plan = world.thinnka("plan", "--repo-id", world.hub.models.chat, "--json")
+    assert plan.returncode == 0, plan.stderr[-2000:]
+    data = json.loads(plan.stdout)
+    assert data["gpu"] and data["hub_model_id"].startswith("<you>/")
+    assert any("write access" in warning for warning in data["warnings"])

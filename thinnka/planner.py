@@ -7,6 +7,7 @@ later steps and ``resume`` never need to ask the Hub again.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -67,11 +68,14 @@ def check_gate(services: Any, options: RunOptions, *, require_write: bool = True
     without a token becomes a warning instead of an error.
     """
     hub = services.hub
-    model: HubModel = hub.model(options.repo_id)
+    # Two independent Hub round trips: ask both at once.
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="gate") as pool:
+        asked_token = pool.submit(hub.whoami)
+        model: HubModel = hub.model(options.repo_id)
     warnings: list[str] = []
     user: str | None = None
     try:
-        token = hub.whoami()
+        token = asked_token.result()
         user = token.user
     except AuthError as exc:
         if require_write:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,12 +65,17 @@ class HubClient:
             info = self._api.model_info(repo_id, files_metadata=True, token=self._token)
         files = tuple((s.rfilename, int(s.size or 0)) for s in (info.siblings or []))
         names = {name for name, _ in files}
-        # Metadata of gated repos is public: prove read access by fetching config.json.
-        config = self._json_file(repo_id, "config.json") if "config.json" in names else None
+        # Metadata of gated repos is public: fetching config.json proves read access.
+        # Both small files are fetched at once.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hub") as pool:
+            asked = {
+                name: pool.submit(self._json_file, repo_id, name)
+                for name in ("config.json", "tokenizer_config.json")
+                if name in names
+            }
+        config = asked["config.json"].result() if "config.json" in asked else None
         tokenizer_config = (
-            self._json_file(repo_id, "tokenizer_config.json")
-            if "tokenizer_config.json" in names
-            else None
+            asked["tokenizer_config.json"].result() if "tokenizer_config.json" in asked else None
         )
         template = _template_text(tokenizer_config)
         if template is None and "chat_template.jinja" in names:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
-from thinnka.handlers.jobs import follow_job, start_job
+from thinnka.handlers.jobs import follow_job
 from thinnka.handlers.pod import open_shell
 from thinnka.planner import GateFacts
 from thinnka.remote import remote_paths, render_for
@@ -81,7 +81,9 @@ class InstallHandler:
 
         label = "Checking the image" if ctx.run.options.skip_setup else "Installing the trainer"
         ctx.output.event("setup_start", f"{label} ({ctx.run.options.trainer}).")
-        start_job(shell, paths.run_dir, "setup", ["bash", rendered.setup_script])
-        follow_job(ctx, shell, "setup", "setup").require_success("Setup", "setup_failed")
+        setup = ["bash", rendered.setup_script]
+        follow_job(ctx, shell, "setup", "setup", start=setup).require_success(
+            "Setup", "setup_failed"
+        )
         ctx.output.event("setup_done", "Trainer ready.")
         return StepResult(message=f"Trainer ready ({rendered.transformers_spec}).")

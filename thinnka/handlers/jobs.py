@@ -28,21 +28,26 @@ _TQDM = re.compile(r"(\d+)/(\d+) \[")
 _READ_LIMIT = 1 << 20
 
 
-def start_job(shell: PodShell, run_dir: str, name: str, argv: list[str]) -> int:
-    """Start ``argv`` as job ``name`` unless it was started before; return its pid."""
-    d = shlex.quote(run_dir)
-    n = shlex.quote(name)
-    script = f"""
-set -eu
-cd {d}
+def _launch(run_dir: str, name: str, argv: list[str]) -> str:
+    """Bash that starts job ``name`` once (``mkdir`` is the atomic guard) and leaves
+    its pid in ``$pid``; a job started before is adopted, never started twice."""
+    d, n = shlex.quote(run_dir), shlex.quote(name)
+    return f"""
+cd {d} || exit 1
 if mkdir {n}.started 2>/dev/null; then
   printf '%s\\n' {shlex.quote(shlex.join(argv))} > {n}.cmd
   setsid nohup bash ./job.sh {n} > {n}.log 2>&1 < /dev/null &
+  pid=$!
+else
+  for _ in $(seq 200); do [ -s {n}.pid ] && break; sleep 0.05; done
+  pid=$(cat {n}.pid)
 fi
-for _ in $(seq 200); do [ -s {n}.pid ] && break; sleep 0.05; done
-cat {n}.pid
 """
-    result = shell.run(script, timeout=60)
+
+
+def start_job(shell: PodShell, run_dir: str, name: str, argv: list[str]) -> int:
+    """Start ``argv`` as job ``name`` unless it was started before; return its pid."""
+    result = shell.run(_launch(run_dir, name, argv) + 'echo "$pid"', timeout=60)
     if not result.ok or not result.stdout.strip().isdigit():
         raise RemoteError(f"Could not start {name} on the pod: {result.stderr.strip()[-500:]}")
     return int(result.stdout.strip())
@@ -101,8 +106,13 @@ class _LineSplitter:
         return items, consumed
 
 
-def follow_job(ctx: StepContext, shell: PodShell, name: str, stage: str) -> JobOutcome:
+def follow_job(
+    ctx: StepContext, shell: PodShell, name: str, stage: str, *, start: list[str] | None = None
+) -> JobOutcome:
     """Stream job ``name``'s log until it exits; keep offsets and a local copy.
+
+    With ``start``, the same SSH command first starts the job (unless it was
+    started before), saving a round trip.
 
     One SSH channel runs ``tail --pid`` from the stored offset, so lines arrive
     as they are written and the stream ends when the job does. A final read
@@ -116,13 +126,17 @@ def follow_job(ctx: StepContext, shell: PodShell, name: str, stage: str) -> JobO
     follower = _Follower(ctx, name, stage, local, logs, position)
     d, n = shlex.quote(run_dir), shlex.quote(name)
     # tail streams the log; the loop ends it once the exit file shows (or the job is
-    # gone). Not `tail --pid`: a pod's PID 1 may never reap the job, and a zombie
-    # looks alive to it.
-    tail = (
-        f"cd {d} || exit 1; pid=$(cat {n}.pid 2>/dev/null || echo 0); "
+    # gone; the final SFTP read below catches what tail had not sent yet). Not
+    # `tail --pid`: a pod's PID 1 may never reap the job, and a zombie looks alive.
+    launch = (
+        _launch(run_dir, name, start)
+        if start is not None
+        else (f"cd {d} || exit 1; pid=$(cat {n}.pid 2>/dev/null || echo 1)\n")
+    )
+    tail = launch + (
         f"tail -c +{int(position['offset']) + 1} -F {n}.log 2>/dev/null & t=$!; "
         f'while [ ! -f {n}.exit ] && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; '
-        "sleep 0.1; kill $t 2>/dev/null; wait $t 2>/dev/null; exit 0"
+        "kill $t 2>/dev/null; wait $t 2>/dev/null; exit 0"
     )
     for chunk in shell.stream(tail):
         ctx.check_cancelled()
