@@ -26,35 +26,7 @@ if [ "$TRAINER" = "openr1" ]; then
   done
 fi
 if [ -x "$VENV/bin/python" ]; then
-  if ! report="$("$VENV/bin/python" - <<'PY' 2>&1
-import importlib
-import os
-import sys
-
-needed = ["trl", "transformers", "accelerate", "datasets"]
-if os.environ["TRAINER"] == "openr1":
-    needed.append("open_r1")
-flags = {"NEED_PEFT": "peft", "NEED_BNB": "bitsandbytes", "NEED_VLLM": "vllm"}
-needed += [module for flag, module in flags.items() if os.environ.get(flag) == "1"]
-if os.environ.get("NEED_FLASH_ATTN") == "1":
-    needed.append("flash_attn" if os.environ["TRAINER"] == "openr1" else "kernels")
-problems = []
-for name in needed:
-    try:
-        importlib.import_module(name)
-    except Exception as exc:
-        problems.append(f"{name} does not import ({type(exc).__name__})")
-try:
-    import trl
-
-    if trl.__version__ != os.environ["EXPECT_TRL"]:
-        problems.append(f"trl is {trl.__version__}, the recipe is for trl {os.environ['EXPECT_TRL']}")
-except Exception:
-    pass
-print("\n".join(problems))
-sys.exit(1 if problems else 0)
-PY
-)"; then
+  if ! report="$("$VENV/bin/python" "$(dirname "$0")/check_stack.py" 2>&1)"; then
     while IFS= read -r line; do [ -n "$line" ] && problems+=("$line"); done <<< "$report"
   fi
 fi

@@ -116,35 +116,11 @@ if [ "${#custom[@]}" -gt 0 ]; then
   "${pip[@]}" "${custom[@]}"
 fi
 
-"$VENV/bin/python" - <<'PY'
-import importlib
-import os
-import sys
-
-needed = ["open_r1", "trl", "transformers", "accelerate", "deepspeed", "datasets"]
-if os.environ.get("NEED_PEFT") == "1":
-    needed.append("peft")
-if os.environ.get("NEED_BNB") == "1":
-    needed.append("bitsandbytes")
-if os.environ.get("NEED_VLLM") == "1":
-    needed.append("vllm")
-if os.environ.get("NEED_FLASH_ATTN") == "1":
-    needed.append("flash_attn")
-missing = []
-for name in needed:
-    try:
-        importlib.import_module(name)
-    except Exception as exc:  # report every missing piece at once
-        missing.append(f"{name} ({type(exc).__name__}: {exc})")
-if missing:
-    sys.exit("thinnka: setup finished but these do not import: " + "; ".join(missing))
-import transformers
-import trl
-
-if trl.__version__ != os.environ["EXPECT_TRL"]:
-    sys.exit(f"thinnka: trl {trl.__version__} is installed, expected {os.environ['EXPECT_TRL']}")
-print(f"thinnka: Open R1 ready (trl {trl.__version__}, transformers {transformers.__version__})")
-PY
+if ! report="$("$VENV/bin/python" "$(dirname "$0")/check_stack.py")"; then
+  printf 'thinnka: setup finished, but the venv is not ready:\n%s\n' "$report" >&2
+  exit 1
+fi
+echo "$report"
 mkdir -p "$VENV/.thinnka-setup"
 rm -f "$VENV/.thinnka-setup/"*
 touch "$marker"

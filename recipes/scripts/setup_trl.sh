@@ -69,34 +69,11 @@ if [ "${#custom[@]}" -gt 0 ]; then
   "${pip[@]}" -c "$constraints" "${custom[@]}"
 fi
 
-"$VENV/bin/python" - <<'PY'
-import importlib
-import os
-import sys
-
-expect = os.environ["EXPECT_TRL"]
-needed = ["trl", "transformers", "accelerate", "datasets"]
-if os.environ.get("NEED_PEFT") == "1":
-    needed.append("peft")
-if os.environ.get("NEED_BNB") == "1":
-    needed.append("bitsandbytes")
-if os.environ.get("NEED_VLLM") == "1":
-    needed.append("vllm")
-missing = []
-for name in needed:
-    try:
-        importlib.import_module(name)
-    except Exception as exc:  # report every missing piece at once
-        missing.append(f"{name} ({type(exc).__name__}: {exc})")
-if missing:
-    sys.exit("thinnka: setup finished but these do not import: " + "; ".join(missing))
-import transformers
-import trl
-
-if trl.__version__ != expect:
-    sys.exit(f"thinnka: trl {trl.__version__} is installed, but the recipe was checked against {expect}")
-print(f"thinnka: trl {trl.__version__}, transformers {transformers.__version__} ready")
-PY
+if ! report="$("$VENV/bin/python" "$(dirname "$0")/check_stack.py")"; then
+  printf 'thinnka: setup finished, but the venv is not ready:\n%s\n' "$report" >&2
+  exit 1
+fi
+echo "$report"
 if [ "${#custom[@]}" -gt 0 ]; then
   for spec in "${custom[@]}"; do
     name="${spec%%[<>=!~;\[ @]*}"

@@ -20,7 +20,7 @@ from thinnka.store import RunRecord
 
 __all__ = ["InstallHandler", "rendered_for_run", "run_env"]
 
-_OWN_SCRIPTS = ("job.sh", "train.sh")
+_OWN_SCRIPTS = ("job.sh", "train.sh", "check_stack.py")
 
 
 def rendered_for_run(ctx: StepContext) -> tuple[Any, Any]:
