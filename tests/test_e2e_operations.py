@@ -152,3 +152,20 @@ def test_plan_works_without_any_credentials_for_a_public_model(world: World) -> 
     data = json.loads(plan.stdout)
     assert data["gpu"] and data["hub_model_id"].startswith("<you>/")
     assert any("write access" in warning for warning in data["warnings"])
+
+
+def test_recover_cancels_a_run_that_died_before_its_pod_and_never_starts_one(
+    world: World,
+) -> None:
+    from thinnka.options import RunOptions
+
+    assert world.thinnka("ls").returncode == 0
+    state = world.workdir / "state"
+    settings = load_settings(environ={"THINNKA_STATE_DIR": str(state)}, cwd=world.workdir)
+    run = open_store(settings).create_run(RunOptions(repo_id=world.hub.models.chat))
+    recovered = world.thinnka("recover")
+    assert recovered.returncode == 0, recovered.stderr[-2000:]
+    shown = world.show(run.id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "cancelled")
+    assert "abandoned" in [event["kind"] for event in shown["events"]]
+    assert world.runpod.ledger() == []

@@ -1,10 +1,13 @@
 """Finishing what dead processes left behind: ``recover`` and ``reap``.
 
 ``recover`` (the cron entry point) drives every run that is not terminated
-and whose lease has expired: a run in training is re-attached and followed to
-the end; a run that failed is cleaned up. ``reap`` terminates pods that
-carry this installation's ``THINNKA_OWNER`` but that no live run owns. Pods
-of other installations, and pods thinnka did not make, are never touched.
+and whose lease has expired: a run with a pod is finished (a run in training
+is re-attached and followed to the end); a run that failed is cleaned up; a
+run that died before its pod existed is cancelled, not started unattended.
+
+``reap`` terminates pods that carry this installation's ``THINNKA_OWNER`` but
+that no live run owns. Pods of other installations, and pods thinnka did not
+make, are never touched.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING
 from thinnka.clients.runpod import Pod
 from thinnka.errors import LeaseHeld, ThinnkaError
 from thinnka.handlers.base import Output
+from thinnka.machine import RunState
 
 if TYPE_CHECKING:
     from thinnka.operations import Session
@@ -76,11 +80,22 @@ def reap(session: Session, *, dry_run: bool = False) -> ReapReport:
     return report
 
 
+# A run that died before its pod existed is not started again by cron: nobody
+# is watching, and GPU time is money. It is cancelled (and any pod a create
+# call may have left is terminated by cleanup).
+_NOT_RESTARTED = frozenset({RunState.created, RunState.gated, RunState.estimated})
+
+
 def recover(session: Session, output: Output) -> RecoverReport:
     report = RecoverReport()
     from thinnka.operations import drive, notifier_for
 
     for run in session.store.runs_needing_recovery():
+        if run.state in _NOT_RESTARTED and not run.cancel_requested:
+            session.store.add_event(
+                run.id, "abandoned", "Its process died before a pod existed; recover cancels it."
+            )
+            session.store.request_cancel(run.id)
         notifier = notifier_for(session.settings, run.options, output)
         notifier.run_id = run.id
         try:
