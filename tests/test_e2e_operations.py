@@ -48,6 +48,7 @@ def test_detach_returns_at_training_and_recover_finishes(world: World) -> None:
         assert started.returncode == 0, started.stderr[-2000:]
         run_id = started.stdout.split()[1]
         assert world.show(run_id)["state"] == "training"
+        follower = world.spawn("logs", run_id, "-f")  # ends by itself when the run does
         recovered = world.thinnka("recover")
         assert recovered.returncode == 0, recovered.stderr[-2000:]
         assert f"{run_id}: terminated" in recovered.stdout
@@ -61,6 +62,8 @@ def test_detach_returns_at_training_and_recover_finishes(world: World) -> None:
     assert all(world.hub.tokens.write not in json.dumps(item) for item in hook.received)
     logs = world.thinnka("logs", run_id)
     assert logs.returncode == 0 and "[setup] " in logs.stdout and "[train] " in logs.stdout
+    followed, _ = follower.communicate(timeout=60)
+    assert follower.returncode == 0 and followed == logs.stdout
 
 
 def test_cancel_stops_a_live_run_and_terminates_its_pod(world: World) -> None:
