@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from thinnka.errors import ConfigError, LeaseHeld
@@ -28,7 +27,6 @@ __all__ = [
     "open_session",
     "plan_run",
     "resume_run",
-    "run_dir",
     "run_summary",
     "start_run",
 ]
@@ -66,11 +64,6 @@ class Session:
 
 def open_session(settings: Settings) -> Session:
     return Session(settings=settings, store=open_store(settings))
-
-
-def run_dir(settings: Settings, run_id: str) -> Path:
-    """The local folder of a run: copies of its remote logs."""
-    return settings.state_dir / "runs" / run_id
 
 
 def check_run_credentials(settings: Settings, options: RunOptions) -> None:

@@ -85,6 +85,10 @@ class Settings:
     def database_url(self) -> str:
         return self.db_url or f"sqlite:///{self.state_dir / 'thinnka.db'}"
 
+    def remote_log(self, run_id: str) -> Path:
+        """The local copy of a run's remote output (what ``thinnka logs`` prints)."""
+        return self.state_dir / "runs" / run_id / "remote.log"
+
     @property
     def graphql_url(self) -> str:
         return self.runpod_api_base_url.rstrip("/") + "/graphql"

@@ -63,11 +63,9 @@ def logs_command(
     **values: Any,
 ) -> int:
     """Print the local copy of a run's remote output (setup and training)."""
-    from thinnka.operations import run_dir
-
     session = open_command_session(values["env_file"], values["log_json"])
     run = session.store.get(run_id)
-    path = run_dir(session.settings, run.id) / "remote.log"
+    path = session.settings.remote_log(run.id)
     offset = 0
     delay = 0.2
     while True:

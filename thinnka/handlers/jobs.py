@@ -114,14 +114,14 @@ def follow_job(
     With ``start``, the same SSH command first starts the job (unless it was
     started before), saving a round trip.
 
-    One SSH channel runs ``tail --pid`` from the stored offset, so lines arrive
-    as they are written and the stream ends when the job does. A final read
+    One SSH channel runs ``tail`` from the stored offset, so lines arrive as
+    they are written, and ends it when the job's exit file shows. A final read
     over SFTP from the recorded offset catches anything tail left behind.
     """
     run_dir = ctx.run.remote["run_dir"]
     logs = dict(ctx.run.remote.get("logs", {}))
     position = dict(logs.get(name, {"offset": 0, "local": None}))
-    local = _local_log(ctx)
+    local = ctx.settings.remote_log(ctx.run.id)
     _align_local_copy(local, position.get("local"))
     follower = _Follower(ctx, name, stage, local, logs, position)
     d, n = shlex.quote(run_dir), shlex.quote(name)
@@ -174,7 +174,6 @@ class _Follower:
         self.logs, self.position = logs, position
         self.splitter = _LineSplitter()
         self.tail: list[str] = []
-        self.last_progress = 0.0
 
     @property
     def offset(self) -> int:
@@ -197,7 +196,7 @@ class _Follower:
         shown: list[str] = []
         for text, is_progress in items:
             if is_progress:
-                self.last_progress = _progress(self.ctx, self.stage, text, self.last_progress)
+                _progress(self.ctx, self.stage, text)
             elif text.strip():
                 shown.append(text)
         if not consumed:
@@ -216,30 +215,19 @@ class _Follower:
         del self.tail[:-200]
 
 
-def _progress(ctx: StepContext, stage: str, text: str, last: float) -> float:
+def _progress(ctx: StepContext, stage: str, text: str) -> None:
+    """A tqdm update (``12/40 [...]``) becomes the output's progress; the output paces it."""
     match = _TQDM.search(text)
-    if match is None:
-        return last
-    done, total = int(match.group(1)), int(match.group(2))
-    ctx.output.progress(stage, done, total, text.strip())
-    return time.monotonic()
+    if match is not None:
+        ctx.output.progress(stage, int(match.group(1)), int(match.group(2)), text.strip())
 
 
-def _local_log(ctx: StepContext) -> Path:
-    folder = ctx.settings.state_dir / "runs" / ctx.run.id
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "remote.log"
-
-
-def _align_local_copy(path: Path, recorded: int | None) -> int:
+def _align_local_copy(path: Path, recorded: int | None) -> None:
     """Cut the local copy back to what the database says was written (a crash may
     have left lines after the last recorded offset; they will be read again)."""
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
-        return 0
-    size = path.stat().st_size
-    if recorded is not None and size > recorded:
+    elif recorded is not None and path.stat().st_size > recorded:
         with open(path, "r+b") as handle:
             handle.truncate(recorded)
-        return recorded
-    return size
