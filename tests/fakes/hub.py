@@ -25,21 +25,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import secrets
-import signal
 import sys
-import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Literal
 
 from tests.fakes._hub_control import CONTROL_ROUTES, ControlHooks
 from tests.fakes._hub_http import HubServer
 from tests.fakes._hub_model import Commit, HubError, RepoType, RequestRecord, Token, TokenRole
 from tests.fakes._hub_state import Fault, HubState
+from tests.fakes._serve import serve_until_signalled
 from tests.fakes.tiny import TinyArtifacts, read_tree, tiny_artifacts
 
 __all__ = [
@@ -371,21 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # a cold build may print; stdout is protocol
         hub = FakeHub(host=args.host, port=args.port)
         hub.start()
-    done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    print(f"READY {hub.port}", flush=True)
-    print(json.dumps(hub.world()), flush=True)
-    try:
-        while not done.wait(0.5):
-            pass
-    finally:
-        hub.stop()
-    return 0
+    return serve_until_signalled(hub, hub.world())
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ and then one JSON line with the keys and URLs, and serves until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
-import json
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -34,6 +32,7 @@ from tests.fakes._runpod_records import (
     PodView,
 )
 from tests.fakes._runpod_state import World
+from tests.fakes._serve import serve_until_signalled
 
 __all__ = ["AccountKeys", "FakeRunpod", "PodLedgerEntry", "PodView", "main"]
 
@@ -294,9 +293,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boot-delay", type=float, default=0.0)
     parser.add_argument("--api-key", default=None)
     args = parser.parse_args(argv)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     fake = FakeRunpod(
         host=args.host,
         port=args.port,
@@ -305,14 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         boot_delay=args.boot_delay,
         api_key=args.api_key,
     ).start()
-    try:
-        sys.stdout.write(f"READY {fake.port}\n{json.dumps(fake.info())}\n")
-        sys.stdout.flush()
-        while not stop.wait(0.2):
-            pass
-    finally:
-        fake.stop()
-    return 0
+    return serve_until_signalled(fake, fake.info())
 
 
 if __name__ == "__main__":
