@@ -49,6 +49,7 @@ def _run(
     script: str, env_file: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VENV", "TRAINER")}
+    env["THINNKA_POD_INSTALLER"] = "pip"  # the uv path: tests/test_setup_uv.py
     env.update(extra_env or {})
     return subprocess.run(
         ["bash", str(SCRIPTS / script), str(env_file)],
@@ -61,10 +62,11 @@ def _run(
 
 # ------------------------------------------------------------------ setup_trl.sh
 def _fake_venv(venv: Path, log: Path) -> None:
-    # Logs every call; swallows the import-check program on stdin.
+    # Logs every call but the "has it pip?" probe; swallows the import-check program on stdin.
     _stub(
         venv / "bin" / "python",
         f"""\
+        if [ "$*" = "-m pip --version" ]; then exit 0; fi
         printf '%s\\n' "$*" >> {log}
         if [ "${{1##*/}}" = "check_stack.py" ]; then echo "thinnka: trl ready"; fi
         exit 0
@@ -101,7 +103,7 @@ def test_setup_trl_installs_in_order_and_is_idempotent(tmp_path: Path) -> None:
         "transformers==5.17.0",
     ]
     assert calls[2].endswith("einops>=0.7 rich[jupyter]")
-    assert calls[3].endswith("/check_stack.py")  # the import check
+    assert calls[3].endswith("/check_stack.py --import")  # the import check
     assert list((venv / ".thinnka-setup").iterdir())
 
     log.write_text("")
@@ -225,7 +227,7 @@ def test_check_image_lists_what_is_missing(tmp_path: Path) -> None:
     env_file.write_text(write_env_file(_setup_env("trl", Path(sys.prefix), skip_setup=True)))
     result = _run("check_image.sh", env_file)  # GRPO with vLLM: this machine has no vllm
     assert result.returncode == 1
-    assert "vllm does not import" in result.stderr and "--no-vllm" in result.stderr
+    assert "vllm is not installed" in result.stderr and "--no-vllm" in result.stderr
     env_file.write_text(write_env_file(_setup_env("openr1", tmp_path / "none", skip_setup=True)))
     missing = _run("check_image.sh", env_file)
     assert missing.returncode == 1

@@ -4,13 +4,9 @@
 # Values come from the environment (run.env) or from an env file given as $1.
 #   TRAINER VENV OPENR1_DIR EXPECT_TRL NEED_VLLM NEED_PEFT NEED_BNB NEED_FLASH_ATTN
 set -euo pipefail
-if [ "$#" -ge 1 ]; then
-  set -a
-  # shellcheck disable=SC1090
-  . "$1"
-  set +a
-fi
-if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
+# shellcheck source=setup_common.sh
+. "$(dirname "$0")/setup_common.sh"
+thinnka_load_env "$@"
 : "${TRAINER:?TRAINER is not set}" "${VENV:?VENV is not set}" "${EXPECT_TRL:?EXPECT_TRL is not set}"
 
 problems=()

@@ -12,16 +12,12 @@
 #   TRANSFORMERS_SPEC CUSTOM_DEPS  installed last
 # No secret is read here, so THINNKA_TRACE=1 may trace every line.
 set -euo pipefail
-if [ "$#" -ge 1 ]; then
-  set -a
-  # shellcheck disable=SC1090
-  . "$1"
-  set +a
-fi
-if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
+# shellcheck source=setup_common.sh
+. "$(dirname "$0")/setup_common.sh"
+thinnka_load_env "$@"
 : "${VENV:?VENV is not set}" "${OPENR1_DIR:?OPENR1_DIR is not set}" "${OPENR1_REF:?OPENR1_REF is not set}"
 : "${OPENR1_REPO:?OPENR1_REPO is not set}" "${EXPECT_TRL:?EXPECT_TRL is not set}"
-export DEBIAN_FRONTEND=noninteractive UV_LINK_MODE=copy GIT_LFS_SKIP_SMUDGE=1
+export DEBIAN_FRONTEND=noninteractive GIT_LFS_SKIP_SMUDGE=1
 
 keys=(TRAINER VENV PYTHON_VERSION TORCH_SPEC TORCH_INDEX_URL VLLM_SPEC FLASH_ATTN STACK_PACKAGES
       TRANSFORMERS_SPEC CUSTOM_DEPS OPENR1_DIR OPENR1_REPO OPENR1_REF EXPECT_TRL NEED_VLLM
@@ -41,16 +37,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y -q git curl tar ca-certificates build-essential python3-venv
 fi
 
-# uv: from PyPI, into its own small venv (the image's system pip is externally managed).
-uv_bin="$(command -v uv || true)"
+# Open R1's stack needs its own Python (3.11), which only uv provides here.
+uv_bin="$(THINNKA_POD_INSTALLER=uv thinnka_find_uv)"
 if [ -z "$uv_bin" ]; then
-  if [ ! -x /opt/thinnka-uv/bin/uv ]; then
-    python3 -m venv /opt/thinnka-uv
-    /opt/thinnka-uv/bin/python -m pip install -q uv
-  fi
-  uv_bin=/opt/thinnka-uv/bin/uv
+  echo "thinnka: the Open R1 stack needs uv (for its Python ${PYTHON_VERSION:-3.11}), and uv cannot be installed" >&2
+  exit 1
 fi
-
 # Open R1 at the pinned commit; a clone at another commit is replaced (never left stale).
 if [ "$(cat "$OPENR1_DIR/.thinnka-ref" 2>/dev/null || true)" != "$OPENR1_REF" ]; then
   fetched=0
@@ -83,6 +75,7 @@ if ! WANT_PY="$want_py" "$VENV/bin/python" -c \
   "$uv_bin" venv -q "$VENV" --python "$want_py" --seed
 fi
 pip=("$uv_bin" pip install --python "$VENV/bin/python")
+thinnka_prefetch_start
 lines() { printf '%s\n' "$1" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' -e '/^$/d'; }
 mapfile -t packages < <(lines "${STACK_PACKAGES:-}")
 mapfile -t custom < <(lines "${CUSTOM_DEPS:-}")
@@ -116,7 +109,8 @@ if [ "${#custom[@]}" -gt 0 ]; then
   "${pip[@]}" "${custom[@]}"
 fi
 
-if ! report="$("$VENV/bin/python" "$(dirname "$0")/check_stack.py")"; then
+thinnka_prefetch_wait
+if ! report="$("$VENV/bin/python" "$(dirname "$0")/check_stack.py" --import)"; then
   printf 'thinnka: setup finished, but the venv is not ready:\n%s\n' "$report" >&2
   exit 1
 fi

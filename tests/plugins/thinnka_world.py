@@ -135,6 +135,10 @@ def build_world(
         THINNKA_REMOTE_ROOT=str(remote_root),
         THINNKA_REMOTE_VENV=str(pod_venv),
         THINNKA_SSH_USER=pwd.getpwuid(os.getuid()).pw_name,
+        # The pods' venv sees the test environment through a .pth file, which only pip
+        # counts as installed (uv would download the stack again): tests/test_setup_uv.py
+        # runs the uv path on its own.
+        THINNKA_POD_INSTALLER="pip",
     )
     return built
 

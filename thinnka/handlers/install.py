@@ -8,6 +8,7 @@ keyed by what it installed, so running it again skips the work.
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any, ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
@@ -20,7 +21,7 @@ from thinnka.store import RunRecord
 
 __all__ = ["InstallHandler", "rendered_for_run", "run_env"]
 
-_OWN_SCRIPTS = ("job.sh", "train.sh", "check_stack.py")
+_OWN_SCRIPTS = ("job.sh", "train.sh", "check_stack.py", "setup_common.sh", "prefetch.py")
 
 
 def rendered_for_run(ctx: StepContext) -> tuple[Any, Any]:
@@ -32,6 +33,8 @@ def rendered_for_run(ctx: StepContext) -> tuple[Any, Any]:
 
 def run_env(ctx: StepContext, paths: Any, rendered: Any) -> dict[str, str]:
     """Non-secret values every job on the pod sees (``run.env``)."""
+    from thinnka.rendering.versions import POD_TOOLS
+
     env = {
         "VENV": paths.venv,
         "HF_HOME": paths.hf_home,
@@ -40,7 +43,19 @@ def run_env(ctx: StepContext, paths: Any, rendered: Any) -> dict[str, str]:
         "THINNKA_RUN_ID": ctx.run.id,
         "THINNKA_TRACE": "1" if ctx.run.options.debug_remote else "0",
         "THINNKA_USE_CPU": "true" if rendered.recipe.get("use_cpu") else "false",
+        # On the volume, beside HF_HOME: a second run on the same volume downloads nothing.
+        "THINNKA_CACHE_DIR": posixpath.dirname(paths.hf_home),
+        "UV_SPEC": f"=={POD_TOOLS['uv']}",
+        # Downloaded while the stack installs (prefetch.py), into HF_HOME.
+        "THINNKA_PREFETCH_MODEL": ctx.run.options.repo_id,
+        "THINNKA_PREFETCH_DATASET": ctx.run.options.dataset_name,
     }
+    # THINNKA_POD_INSTALLER=pip|uv and THINNKA_POD_PYTHON (the image's python) exist for pods
+    # whose image needs them and for the emulated world (README, Development).
+    for setting, name in (("THINNKA_POD_INSTALLER", "THINNKA_POD_INSTALLER"),
+                          ("THINNKA_POD_PYTHON", "THINNKA_PYTHON")):  # fmt: skip
+        if ctx.settings.extra.get(setting):
+            env[name] = ctx.settings.extra[setting]
     if ctx.settings.hf_endpoint:
         env["HF_ENDPOINT"] = ctx.settings.hf_endpoint
         env["HF_HUB_DISABLE_XET"] = "1"  # a non-Hub endpoint speaks no xet

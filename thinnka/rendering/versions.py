@@ -24,6 +24,7 @@ __all__ = [
     "OPENR1_REF",
     "OPENR1_REPO",
     "OPENR1_STACK",
+    "POD_TOOLS",
     "TRANSFORMERS_GIT",
     "TRANSFORMERS_WINDOWS",
     "TRL_PIN",
@@ -37,6 +38,8 @@ TRL_PIN = "1.13.0"
 OPENR1_REF = "1416fa0"
 OPENR1_REPO = "https://github.com/huggingface/open-r1.git"
 TRANSFORMERS_GIT = "git+https://github.com/huggingface/transformers.git"
+# What the setup scripts bootstrap from PyPI when the image lacks it.
+POD_TOOLS = {"uv": "0.13.9"}
 
 OPENR1_STACK = {
     "python": "3.11",
