@@ -24,7 +24,8 @@ __all__ = [
 ]
 
 DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
-THINNKA_IMAGE = "reeeon/thinnka:latest"
+# thinnka's pod image (docker/): one tag per trainer stack, each with that stack installed.
+THINNKA_IMAGE = "reeeon/thinnka"
 ALLOWED_GPU_COUNTS = (1, 2, 4, 6, 8)
 
 Trainer = Literal["openr1", "trl"]
@@ -114,7 +115,12 @@ class RunOptions:
 
     @property
     def effective_image(self) -> str:
-        return THINNKA_IMAGE if self.use_thinnka_image else self.image
+        return f"{THINNKA_IMAGE}:{self.trainer}" if self.use_thinnka_image else self.image
+
+    @property
+    def setup_skipped(self) -> bool:
+        """Nothing is installed on the pod: --skip-setup, or thinnka's image, which has it."""
+        return self.skip_setup or self.use_thinnka_image
 
     # ----------------------------------------------------------- storage
     def to_json(self) -> dict[str, Any]:
@@ -220,11 +226,12 @@ def validate(options: RunOptions) -> RunOptions:
     if o.effective_vllm_mode == "server" and o.gpu_count < 2:
         raise ConfigError("--vllm-mode server needs --gpu-count 2 or more (one GPU serves vLLM).")
 
-    if o.skip_setup and (
+    if o.setup_skipped and (
         o.custom_dependencies or o.transformers_version or o.transformers_from_git
     ):
+        flag = "--skip-setup" if o.skip_setup else "--use-thinnka-image"
         raise ConfigError(
-            "--skip-setup installs nothing, so --custom-dependencies, --transformers-version "
+            f"{flag} installs nothing, so --custom-dependencies, --transformers-version "
             "and --transformers-from-git cannot apply. Drop one side."
         )
     if o.transformers_from_git and o.transformers_version not in (None, "git"):

@@ -39,7 +39,8 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
        "Only GPUs whose name contains this text (case-insensitive), e.g. 'L40S'."),
     _o("image", "--image", str, DEFAULT_IMAGE, "Container image of the pod."),
     _o("use_thinnka_image", "--use-thinnka-image", bool, False,
-       "Use thinnka's prebuilt image (reeeon/thinnka:latest) instead of --image."),
+       "Use thinnka's image for the trainer (reeeon/thinnka:<trainer>, see docker/): "
+       "the stack is installed already, so setup is skipped."),
     _o("pod_name", "--pod-name", str | None, None,
        "Pod name prefix (default thinnka-<model>-<N>x); the run id is always appended."),
     _o("cloud_type", "--cloud-type", str, "ALL", "Runpod cloud: ALL, SECURE or COMMUNITY."),

@@ -94,7 +94,7 @@ class InstallHandler:
         shell.put_text(f"{paths.run_dir}/run.env", write_env_file(run_env(ctx, paths, rendered)))
         ctx.output.event("config_uploaded", f"Recipe and scripts uploaded to {paths.run_dir}.")
 
-        label = "Checking the image" if ctx.run.options.skip_setup else "Installing the trainer"
+        label = "Checking the image" if ctx.run.options.setup_skipped else "Installing the trainer"
         ctx.output.event("setup_start", f"{label} ({ctx.run.options.trainer}).")
         setup = ["bash", rendered.setup_script]
         follow_job(ctx, shell, "setup", "setup", start=setup).require_success(

@@ -261,7 +261,7 @@ def render(options: RunOptions, model: ModelContext, paths: RemotePaths) -> Rend
         custom=options.custom_dependencies,
         trace=options.debug_remote,
     )
-    setup_script = "check_image.sh" if options.skip_setup else f"setup_{trainer}.sh"
+    setup_script = "check_image.sh" if options.setup_skipped else f"setup_{trainer}.sh"
     return Rendered(
         recipe=recipe,
         accelerate=accelerate,

@@ -111,7 +111,7 @@ def choose_transformers(
     """--transformers-from-git > --transformers-version > config.json's version > the stack pin."""
     window = TRANSFORMERS_WINDOWS[trainer]
     default = _DEFAULTS[trainer]
-    if options.skip_setup:
+    if options.setup_skipped:
         return TransformersChoice("", None, "--skip-setup: the image's own transformers is used.")
     if options.transformers_from_git or options.transformers_version == "git":
         if trainer == "openr1":
