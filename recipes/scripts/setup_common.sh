@@ -27,6 +27,9 @@ thinnka_load_env() {
   fi
   # The cache (volume) and the venvs (container disk) are different file systems.
   export UV_LINK_MODE=copy PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+  # uv trusts the image's certificate store (ca-certificates), as curl and git do, rather
+  # than only its bundled roots: a pod behind a TLS-inspecting proxy works with both tools.
+  if [ -s /etc/ssl/certs/ca-certificates.crt ]; then export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"; fi
 }
 
 # Prints the uv binary to install with, or nothing when pip must do: uv from the image, else

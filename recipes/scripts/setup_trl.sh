@@ -80,15 +80,16 @@ if [ -n "${TORCH_SPEC:-}" ]; then
   "${pip[@]}" "${index[@]}" "$TORCH_SPEC"
   # Held for every later install, so nothing swaps in another (e.g. CUDA) torch.
   printf '%s\n' "$TORCH_SPEC" > "$constraints"
+  pip+=(-c "$constraints")
 fi
 wanted=("${packages[@]}")
 if [ -n "${VLLM_SPEC:-}" ]; then wanted=("$VLLM_SPEC" "${wanted[@]}"); fi
 if [ -n "${TRANSFORMERS_SPEC:-}" ]; then wanted+=("$TRANSFORMERS_SPEC"); fi
 echo "thinnka: installing ${wanted[*]}"
-"${pip[@]}" -c "$constraints" "${wanted[@]}"
+"${pip[@]}" "${wanted[@]}"
 if [ "${#custom[@]}" -gt 0 ]; then
   echo "thinnka: installing custom dependencies ${custom[*]}"
-  "${pip[@]}" -c "$constraints" "${custom[@]}"
+  "${pip[@]}" "${custom[@]}"
 fi
 
 thinnka_prefetch_wait
