@@ -319,7 +319,7 @@ class Store:
                     session, run_id, "lease_taken", None, None,
                     f"{owner} took the lease of {dead_owner}, whose process is gone.",
                 )  # fmt: skip
-            return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+            return result.rowcount == 1  # type: ignore[attr-defined]
 
     def renew_lease(self, run_id: str, owner: str, *, seconds: float) -> bool:
         expires = utcnow() + dt.timedelta(seconds=seconds)
@@ -329,7 +329,7 @@ class Store:
                 .where(RunRow.id == run_id, RunRow.lease_owner == owner)
                 .values(lease_expires_at=expires)
             )
-            return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+            return result.rowcount == 1  # type: ignore[attr-defined]
 
     def release_lease(self, run_id: str, owner: str) -> None:
         with self._sessions.begin() as session:
