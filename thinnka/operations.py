@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from thinnka.errors import ConfigError, LeaseHeld
-from thinnka.handlers.base import Handler, Output
+from thinnka.handlers.base import Handler
 from thinnka.machine import RunState
 from thinnka.options import RunOptions, validate
+from thinnka.records import Output
 from thinnka.runner import Runner
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store, open_store

@@ -22,8 +22,9 @@ from typing import Any
 import structlog
 
 from thinnka.errors import Cancelled, LeaseHeld, StateConflict, ThinnkaError
-from thinnka.handlers.base import Handler, Output, StepContext
+from thinnka.handlers.base import Handler, StepContext
 from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
+from thinnka.records import Output
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store
 

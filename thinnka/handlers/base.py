@@ -15,23 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from thinnka.errors import StepTimeout
+from thinnka.records import Output
 
 if TYPE_CHECKING:
     from thinnka.settings import Settings
     from thinnka.store import RunRecord
 
 __all__ = ["Handler", "Output", "StepContext", "StepResult"]
-
-
-class Output(Protocol):
-    """Where a step reports to the person watching (terminal, webhook, Discord)."""
-
-    def event(self, name: str, message: str, **fields: Any) -> None: ...
-
-    def line(self, stage: str, text: str) -> None: ...
-
-    def progress(self, stage: str, done: int, total: int, text: str) -> None:
-        """Optional: the trainer's step count (parsed from its progress bar)."""
 
 
 @dataclass(frozen=True)
