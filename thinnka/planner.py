@@ -24,6 +24,7 @@ from thinnka.remote import remote_paths, render_for
 
 if TYPE_CHECKING:
     from thinnka.rendering import Rendered
+    from thinnka.services import Services
 
 __all__ = ["GateFacts", "Plan", "check_gate", "choose_gpus", "default_hub_model_id", "make_plan"]
 
@@ -35,7 +36,7 @@ def default_hub_model_id(user: str, options: RunOptions) -> str:
     return f"{user}/{options.repo_id.split('/')[-1]}-{options.mode}-thinnka"
 
 
-def check_gate(services: Any, options: RunOptions, *, require_write: bool = True) -> GateFacts:
+def check_gate(services: Services, options: RunOptions, *, require_write: bool = True) -> GateFacts:
     """Model readable with this token; token may write the target namespace.
 
     With ``require_write=False`` (``thinnka plan``) what cannot be checked
@@ -157,7 +158,7 @@ def offer_json(offer: GpuOffer) -> dict[str, Any]:
     return PlanCandidate.from_offer(offer).to_json()
 
 
-def make_plan(services: Any, options: RunOptions) -> Plan:
+def make_plan(services: Services, options: RunOptions) -> Plan:
     """Gate, estimate, choose and render, without creating anything."""
     from thinnka.rendering import validate_overrides
 

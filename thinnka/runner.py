@@ -17,14 +17,15 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 import structlog
 
 from thinnka.errors import Cancelled, LeaseHeld, StateConflict, ThinnkaError
 from thinnka.handlers.base import Handler, StepContext
 from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
+from thinnka.options import RunOptions
 from thinnka.records import Output
+from thinnka.services import LiveServices, Services
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store
 
@@ -104,7 +105,7 @@ class Runner:
         *,
         handlers: Mapping[str, Handler],
         output: Output,
-        services: Any = None,
+        services: Services | None = None,
         owner: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
@@ -112,12 +113,12 @@ class Runner:
         self.settings = settings
         self.handlers = dict(handlers)
         self.output = output
-        self.services = services
+        self.services: Services = services or LiveServices(settings, store)
         self.owner = owner or make_owner_id()
         self.lease_seconds = lease_seconds
 
     # ------------------------------------------------------------------ API
-    def create(self, options: Any) -> RunRecord:
+    def create(self, options: RunOptions) -> RunRecord:
         """A new run in ``created``, leased to this runner from the first instant."""
         return self.store.create_run(options, owner=self.owner, lease_seconds=self.lease_seconds)
 

@@ -18,6 +18,7 @@ from thinnka.errors import StepTimeout
 from thinnka.records import Output
 
 if TYPE_CHECKING:
+    from thinnka.services import Services
     from thinnka.settings import Settings
     from thinnka.store import RunRecord
 
@@ -38,7 +39,7 @@ class StepContext:
 
     run: RunRecord
     settings: Settings
-    services: Any  # thinnka.services.Services; Any keeps handlers free of import cycles
+    services: Services
     output: Output
     deadline: float  # time.monotonic() value
     record: Callable[[Mapping[str, Any]], RunRecord]

@@ -30,7 +30,7 @@ class TrainHandler:
         if "hub_baseline" not in remote:
             # The newest commit before training; the push step wants one after it.
             # Comparing Hub times with Hub times keeps local clock skew out of it.
-            baseline = ctx.services.hub.last_commit_at(ctx.run.hub_model_id)
+            baseline = ctx.services.hub.last_commit_at(ctx.run.hub_model_id or "")
             remote["hub_baseline"] = baseline.isoformat() if baseline else None
             remote["train_started_at"] = utcnow().isoformat()
             ctx.save(remote=remote)
