@@ -192,7 +192,7 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
     if events:
         data["options"] = run.options.to_json()
         data["plan"] = run.plan
-        data["remote"] = run.remote
+        data["remote"] = run.remote.to_json()
         data["events"] = [event.to_json() for event in store.events(run.id)]
     return data
 

@@ -8,6 +8,7 @@ keyed by what it installed, so running it again skips the work.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
@@ -63,8 +64,9 @@ class InstallHandler:
         paths, rendered = rendered_for_run(ctx)
         shell = open_shell(ctx)
         shell.make_dirs(paths.run_dir, paths.hf_home)
-        remote = dict(ctx.run.remote)
-        remote.update(run_dir=paths.run_dir, output_dir=paths.output_dir, venv=paths.venv)
+        remote = replace(
+            ctx.run.remote, run_dir=paths.run_dir, output_dir=paths.output_dir, venv=paths.venv
+        )
         ctx.save(remote=remote)
 
         token = ctx.settings.hf_token
