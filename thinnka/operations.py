@@ -14,6 +14,7 @@ from thinnka.errors import ConfigError, LeaseHeld
 from thinnka.handlers.base import Handler
 from thinnka.machine import RunState
 from thinnka.options import RunOptions, validate
+from thinnka.reasons import Reason
 from thinnka.records import Output
 from thinnka.runner import Runner
 from thinnka.services import LiveServices, Services
@@ -34,6 +35,7 @@ __all__ = [
     "open_session",
     "plan_run",
     "resume_run",
+    "retry_class",
     "run_summary",
     "start_run",
 ]
@@ -180,7 +182,11 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
         "cost_per_hr": run.cost_per_hr,
         "cost_usd": round(run.cost_usd, 6),
         "error": (
-            {"message": run.error_message, "reason": run.error_reason}
+            {
+                "message": run.error_message,
+                "reason": run.error_reason,
+                "retry": retry_class(run.error_reason),
+            }
             if run.error_message
             else None
         ),
@@ -195,6 +201,14 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
         data["remote"] = run.remote.to_json()
         data["events"] = [event.to_json() for event in store.events(run.id)]
     return data
+
+
+def retry_class(reason: str | None) -> str | None:
+    """What retrying a run that failed with ``reason`` may do (None: an unknown old code)."""
+    try:
+        return str(Reason(reason).retry) if reason else None
+    except ValueError:
+        return None
 
 
 def plan_run(session: Session, options: RunOptions) -> Plan:
