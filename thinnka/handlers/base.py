@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from thinnka.errors import StepTimeout
 from thinnka.records import Output
@@ -62,7 +62,10 @@ class StepContext:
 class Handler(Protocol):
     """One transition's work. ``trigger`` names the transition it serves."""
 
-    trigger: ClassVar[str]
+    @property
+    def trigger(self) -> str:
+        """The trigger of the transition it serves (a class attribute in most handlers)."""
+        ...
 
     def timeout_s(self, run: RunRecord) -> float:
         """How long the step may take for this run."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import ClassVar
 
 from thinnka.clients.runpod import RunpodApi
 from thinnka.errors import NotFoundError, RemoteError
@@ -39,10 +38,8 @@ def terminate_and_confirm(runpod: RunpodApi, pod_id: str, deadline: float) -> No
 class TerminateHandler:
     """Serves both ``terminate`` (after a push) and ``cleanup`` (after a failure)."""
 
-    trigger: ClassVar[str] = "terminate"
-
     def __init__(self, trigger: str = "terminate") -> None:
-        self.trigger = trigger  # type: ignore[misc]
+        self.trigger = trigger
 
     def timeout_s(self, run: RunRecord) -> float:
         return 300.0
