@@ -120,6 +120,17 @@ def test_a_step_deadline_fails_with_what_that_step_waited_for(
     assert done.outcome is Outcome.failed and done.error_reason == expected
 
 
+class _OldStyleError(RemoteError):
+    reason = "not_a_known_code"  # type: ignore[assignment]  # what a stale subclass may do
+
+
+def test_an_unknown_reason_code_still_fails_and_cleans_up_the_run(tmp_path: Path) -> None:
+    _, runner, calls, _ = _world(tmp_path, {"install": _OldStyleError("odd")})
+    done = runner.drive(runner.create(RunOptions()).id)
+    assert done.state is RunState.terminated and done.error_reason == "internal"
+    assert calls[-1] == "cleanup"
+
+
 def test_a_crashing_handler_still_cleans_up(tmp_path: Path) -> None:
     _, runner, calls, _ = _world(tmp_path, {"train": ZeroDivisionError("bug")})
     done = runner.drive(runner.create(RunOptions()).id)

@@ -72,7 +72,12 @@ def failure_reason(run: RunRecord, error: ThinnkaError) -> Reason:
         step = next_transition(run.state)
         if step is not None and step.trigger in STEP_TIMEOUTS:
             return STEP_TIMEOUTS[step.trigger]
-    return error.reason.failure
+    try:
+        # Reason() again: a subclass may still set a plain string as its class default.
+        return Reason(error.reason).failure
+    except ValueError:  # the failure path must not fail: record it, cleanup follows
+        logger.warning("unknown reason code", reason=str(error.reason))
+        return Reason.internal
 
 
 class _Heartbeat:
@@ -252,7 +257,7 @@ class Runner:
         cancelled = isinstance(error, Cancelled)
         outcome = Outcome.cancelled if cancelled else Outcome.failed
         reason = Reason.cancelled if cancelled else failure_reason(run, error)
-        detail = {"detail": error.reason} if error.reason is not reason else {}
+        detail = {"detail": str(error.reason)} if error.reason != reason else {}
         self.output.event("error", error.message, reason=reason, **detail)
         return self.store.transition(
             run.id,
