@@ -72,13 +72,14 @@ def test_preflight_refusals_exit_non_zero_before_any_pod(world: World, case: str
     assert result.returncode == 1, result.stderr[-2000:]
     shown = world.show(_run_id(result.stdout))
     assert shown["outcome"] == "failed" and shown["pod_id"] is None
-    expected = {
-        "gated_denied": "gated",
-        "read_token": "no_write_access",
-        "fine_grained": "no_write_access",
-        "unknown_model": "model_not_found",
+    said = {
+        "gated_denied": "is gated",
+        "read_token": "cannot write",
+        "fine_grained": "cannot write",
+        "unknown_model": "Model not found",
     }[case]
-    assert shown["error"]["reason"] == expected
+    assert shown["error"]["reason"] == "precheck" and said in shown["error"]["message"]
+    assert shown["error"]["retry"] == "user_action"
     if case == "gated_denied":
         assert f"{world.hub.endpoint}/{repo}" in shown["error"]["message"]
     assert world.runpod.ledger() == []

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from thinnka.errors import LeaseHeld, PreflightError, RemoteError
+from thinnka.errors import Cancelled, LeaseHeld, PreflightError, RemoteError, StepTimeout
 from thinnka.handlers.base import StepContext, StepResult
 from thinnka.machine import HANDLER_TRIGGERS, Outcome, RunState
 from thinnka.options import RunOptions
@@ -82,11 +82,12 @@ def test_happy_path_walks_every_transition_in_order(tmp_path: Path) -> None:
 
 
 def test_a_failing_step_records_the_error_then_cleans_up(tmp_path: Path) -> None:
-    store, runner, calls, output = _world(tmp_path, {"install": RemoteError("boom", reason="x")})
+    error = RemoteError("boom", reason="setup_failed")
+    store, runner, calls, output = _world(tmp_path, {"install": error})
     run = runner.create(RunOptions())
     done = runner.drive(run.id)
     assert done.state is RunState.terminated and done.outcome is Outcome.failed
-    assert (done.error_message, done.error_reason) == ("boom", "x")
+    assert (done.error_message, done.error_reason) == ("boom", "setup_failed")
     assert calls[-2:] == ["install", "cleanup"]
     transitions = [(e.from_state, e.to_state) for e in store.events(run.id)][-2:]
     assert transitions == [("connected", "failed"), ("failed", "terminated")]
@@ -97,7 +98,37 @@ def test_a_preflight_failure_never_reaches_provision(tmp_path: Path) -> None:
     _, runner, calls, _ = _world(tmp_path, {"check_gate": PreflightError("gated", reason="gated")})
     done = runner.drive(runner.create(RunOptions()).id)
     assert calls == ["check_gate", "cleanup"]
-    assert done.error_reason == "gated" and done.outcome is Outcome.failed
+    # The specific code (gated) belongs to the failure code a run stores.
+    assert done.error_reason == "precheck" and done.outcome is Outcome.failed
+
+
+def test_cancelled_is_decided_by_the_exception_type_not_its_reason(tmp_path: Path) -> None:
+    stop = Cancelled("Stopped.", reason="max_cost")
+    _, runner, _, _ = _world(tmp_path, {"train": stop})
+    done = runner.drive(runner.create(RunOptions()).id)
+    assert done.outcome is Outcome.cancelled and done.error_reason == "cancelled"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "expected"), [("connect", "ssh_timeout"), ("push", "max_duration")]
+)
+def test_a_step_deadline_fails_with_what_that_step_waited_for(
+    tmp_path: Path, trigger: str, expected: str
+) -> None:
+    _, runner, _, _ = _world(tmp_path, {trigger: StepTimeout("too slow")})
+    done = runner.drive(runner.create(RunOptions()).id)
+    assert done.outcome is Outcome.failed and done.error_reason == expected
+
+
+class _OldStyleError(RemoteError):
+    reason = "not_a_known_code"  # type: ignore[assignment]  # what a stale subclass may do
+
+
+def test_an_unknown_reason_code_still_fails_and_cleans_up_the_run(tmp_path: Path) -> None:
+    _, runner, calls, _ = _world(tmp_path, {"install": _OldStyleError("odd")})
+    done = runner.drive(runner.create(RunOptions()).id)
+    assert done.state is RunState.terminated and done.error_reason == "internal"
+    assert calls[-1] == "cleanup"
 
 
 def test_a_crashing_handler_still_cleans_up(tmp_path: Path) -> None:

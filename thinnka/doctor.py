@@ -9,6 +9,8 @@ from thinnka.errors import ThinnkaError
 
 if TYPE_CHECKING:
     from thinnka.operations import Session
+    from thinnka.services import Services
+    from thinnka.settings import Settings
 
 __all__ = ["Check", "run_checks"]
 
@@ -44,11 +46,11 @@ def run_checks(session: Session) -> list[Check]:
     return checks
 
 
-def _runpod(services: object, has_key: bool) -> Check:
+def _runpod(services: Services, has_key: bool) -> Check:
     try:
-        offers = services.runpod.gpu_offers(1)  # type: ignore[attr-defined]
+        offers = services.runpod.gpu_offers(1)
         if has_key:
-            services.runpod.list_pods()  # type: ignore[attr-defined]
+            services.runpod.list_pods()
     except ThinnkaError as exc:
         return Check("runpod", "fail", exc.message)
     if not has_key:
@@ -58,23 +60,23 @@ def _runpod(services: object, has_key: bool) -> Check:
     return Check("runpod", "ok", f"key accepted; {len(offers)} GPU types in the catalog")
 
 
-def _hub(services: object, has_token: bool) -> Check:
+def _hub(services: Services, has_token: bool) -> Check:
     if not has_token:
         return Check("huggingface", "fail", "no HF_TOKEN or HUGGINGFACE_HUB_TOKEN")
     try:
-        token = services.hub.whoami()  # type: ignore[attr-defined]
+        token = services.hub.whoami()
     except ThinnkaError as exc:
         return Check("huggingface", "fail", exc.message)
-    status = "ok" if token.may_write(token.user) else "warn"
+    status: Literal["ok", "warn"] = "ok" if token.may_write(token.user) else "warn"
     return Check("huggingface", status, f"token of {token.user} ({token.role})")
 
 
-def _ssh_keys(settings: object) -> Check:
+def _ssh_keys(settings: Settings) -> Check:
     from thinnka.options import RunOptions
     from thinnka.sshkeys import resolve_key_pair
 
     try:
-        keys = resolve_key_pair(RunOptions(), settings)  # type: ignore[arg-type]
+        keys = resolve_key_pair(RunOptions(), settings)
     except ThinnkaError as exc:
         return Check("ssh keys", "fail", exc.message)
     return Check("ssh keys", "ok", f"private key {keys.private_key_path}")

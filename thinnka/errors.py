@@ -22,6 +22,8 @@ huggingface_hub exception.
 
 from __future__ import annotations
 
+from thinnka.reasons import Reason
+
 __all__ = [
     "AuthError",
     "Cancelled",
@@ -42,16 +44,18 @@ __all__ = [
 class ThinnkaError(Exception):
     """Base of every error thinnka raises on purpose.
 
-    ``reason`` is a short stable code stored with a failed run (``gated``,
-    ``no_capacity``, ...), so scripts can branch on it without parsing text.
+    ``reason`` is a stable code (``thinnka.reasons.Reason``: ``gated``,
+    ``no_capacity``, ...); a failed run stores its ``reason.failure``, so scripts
+    can branch on it without parsing text. A string is accepted and must name a
+    member (a typo fails loudly instead of storing an unknown code).
     """
 
-    reason: str = "error"
+    reason: Reason = Reason.internal
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: Reason | str | None = None) -> None:
         super().__init__(message)
         if reason is not None:
-            self.reason = reason
+            self.reason = Reason(reason)
 
     @property
     def message(self) -> str:
@@ -61,63 +65,63 @@ class ThinnkaError(Exception):
 class ConfigError(ThinnkaError):
     """The user's options, settings or recipe are invalid; fix them and run again."""
 
-    reason = "invalid_config"
+    reason = Reason.invalid_config
 
 
 class PreflightError(ThinnkaError):
     """A check before spending money failed (gated model, read-only token, no GPU fits)."""
 
-    reason = "preflight"
+    reason = Reason.precheck
 
 
 class RemoteError(ThinnkaError):
     """A remote service answered with an error."""
 
-    reason = "remote"
+    reason = Reason.remote
     retryable: bool = False
 
 
 class AuthError(RemoteError):
     """The credentials were refused; retrying cannot help."""
 
-    reason = "auth"
+    reason = Reason.auth
 
 
 class CapacityError(RemoteError):
     """The provider has no capacity for what was asked; another GPU type may work."""
 
-    reason = "no_capacity"
+    reason = Reason.no_capacity
 
 
 class NotFoundError(RemoteError):
     """The remote object does not exist."""
 
-    reason = "not_found"
+    reason = Reason.not_found
 
 
 class TransientError(RemoteError):
     """Rate limit, server error or network trouble; worth retrying with backoff."""
 
-    reason = "transient"
+    reason = Reason.transient
     retryable = True
 
 
 class StepTimeout(ThinnkaError):
     """A step ran past its deadline."""
 
-    reason = "timeout"
+    reason = Reason.timeout
 
 
 class StateConflict(ThinnkaError):
     """A guarded state write matched no row: the run moved, or its lease is not ours."""
 
-    reason = "conflict"
+    reason = Reason.conflict
 
 
 class LeaseHeld(StateConflict):
     """Another live process holds the run's lease."""
 
-    reason = "lease_held"
+    reason = Reason.lease_held
 
     def __init__(self, message: str, *, holder: str) -> None:
         super().__init__(message)
@@ -127,10 +131,10 @@ class LeaseHeld(StateConflict):
 class RunNotFound(ThinnkaError):
     """No run with that id exists in this database."""
 
-    reason = "run_not_found"
+    reason = Reason.run_not_found
 
 
 class Cancelled(ThinnkaError):
     """The run was cancelled (``thinnka cancel``, Ctrl-C or SIGTERM) while a step worked."""
 
-    reason = "cancelled"
+    reason = Reason.cancelled

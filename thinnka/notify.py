@@ -20,8 +20,8 @@ from typing import Any
 
 import structlog
 
-from thinnka.handlers.base import Output
 from thinnka.logs import redact
+from thinnka.records import Output
 
 __all__ = ["Notifier", "discord_text"]
 

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thinnka.errors import ConfigError, LeaseHeld
-from thinnka.handlers.base import Handler, Output
+from thinnka.handlers.base import Handler
 from thinnka.machine import RunState
 from thinnka.options import RunOptions, validate
+from thinnka.reasons import Reason
+from thinnka.records import Output
 from thinnka.runner import Runner
+from thinnka.services import LiveServices, Services
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store, open_store
+
+if TYPE_CHECKING:
+    from thinnka.clients.runpod import GpuOffer
+    from thinnka.notify import Notifier
+    from thinnka.planner import Plan
 
 __all__ = [
     "CancelResult",
@@ -27,6 +35,7 @@ __all__ = [
     "open_session",
     "plan_run",
     "resume_run",
+    "retry_class",
     "run_summary",
     "start_run",
 ]
@@ -38,14 +47,12 @@ class Session:
 
     settings: Settings
     store: Store
-    services: Any = None
+    services: Services | None = None
     handlers: Mapping[str, Handler] | None = None
 
-    def get_services(self) -> Any:
+    def get_services(self) -> Services:
         if self.services is None:
-            from thinnka.services import Services
-
-            self.services = Services(self.settings, self.store)
+            self.services = LiveServices(self.settings, self.store)
         return self.services
 
     def runner(self, output: Output) -> Runner:
@@ -79,7 +86,7 @@ def check_run_credentials(settings: Settings, options: RunOptions) -> None:
     resolve_key_pair(options, settings)
 
 
-def notifier_for(settings: Settings, options: RunOptions, output: Output) -> Any:
+def notifier_for(settings: Settings, options: RunOptions, output: Output) -> Notifier:
     """The terminal output, plus the webhook and Discord when they are configured."""
     from thinnka.notify import Notifier
 
@@ -175,7 +182,11 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
         "cost_per_hr": run.cost_per_hr,
         "cost_usd": round(run.cost_usd, 6),
         "error": (
-            {"message": run.error_message, "reason": run.error_reason}
+            {
+                "message": run.error_message,
+                "reason": run.error_reason,
+                "retry": retry_class(run.error_reason),
+            }
             if run.error_message
             else None
         ),
@@ -187,19 +198,27 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
     if events:
         data["options"] = run.options.to_json()
         data["plan"] = run.plan
-        data["remote"] = run.remote
+        data["remote"] = run.remote.to_json()
         data["events"] = [event.to_json() for event in store.events(run.id)]
     return data
 
 
-def plan_run(session: Session, options: RunOptions) -> Any:
+def retry_class(reason: str | None) -> str | None:
+    """What retrying a run that failed with ``reason`` may do (None: an unknown old code)."""
+    try:
+        return str(Reason(reason).retry) if reason else None
+    except ValueError:
+        return None
+
+
+def plan_run(session: Session, options: RunOptions) -> Plan:
     """``thinnka plan``: gate, estimate, choose GPUs and render; nothing is created."""
     from thinnka.planner import make_plan
 
     return make_plan(session.get_services(), options)
 
 
-def gpu_catalog(session: Session, gpu_count: int) -> list[Any]:
+def gpu_catalog(session: Session, gpu_count: int) -> list[GpuOffer]:
     """Runpod's GPU types with price and stock for ``gpu_count`` GPUs, cheapest first."""
     offers = session.get_services().runpod.gpu_offers(gpu_count)
     return sorted(

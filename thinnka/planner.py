@@ -8,52 +8,27 @@ later steps and ``resume`` never need to ask the Hub again.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from thinnka.clients.hub import HubModel
 from thinnka.errors import AuthError, PreflightError
 from thinnka.options import RunOptions
 from thinnka.planning.gpus import GpuOffer, GpuVerdict, choose, explain
-from thinnka.planning.vram import MemoryEstimate, ModelFacts, estimate, shape_for
+from thinnka.planning.vram import MemoryEstimate, estimate, shape_for
+
+# GateFacts moved to thinnka.records (planner and remote both need it); re-exported
+# here for merge-compatibility with branches that import it from the planner.
+from thinnka.records import GateFacts, PlanCandidate
+from thinnka.remote import remote_paths, render_for
+
+if TYPE_CHECKING:
+    from thinnka.rendering import Rendered
+    from thinnka.services import Services
 
 __all__ = ["GateFacts", "Plan", "check_gate", "choose_gpus", "default_hub_model_id", "make_plan"]
 
-
-@dataclass(frozen=True)
-class GateFacts:
-    """What the gate learned; JSON-safe, stored in ``runs.plan["gate"]``."""
-
-    repo_id: str
-    hub_model_id: str
-    user: str | None
-    gated: str | bool
-    has_chat_template: bool
-    system_role_supported: bool
-    transformers_version: str | None
-    model_type: str | None
-    files: list[tuple[str, int]]
-    safetensors_total: int | None
-    safetensors_parameters: dict[str, int] | None
-    config: dict[str, Any] | None
-    warnings: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GateFacts:
-        data = dict(data)
-        data["files"] = [tuple(item) for item in data.get("files", [])]
-        return cls(**data)
-
-    def model_facts(self) -> ModelFacts:
-        return ModelFacts.from_hub(
-            self.safetensors_total,
-            self.safetensors_parameters,
-            [(name, size) for name, size in self.files],
-            self.config,
-        )
+__all__ = ["GateFacts", "Plan", "check_gate", "choose_gpus", "default_hub_model_id", "make_plan"]
 
 
 def default_hub_model_id(user: str, options: RunOptions) -> str:
@@ -61,7 +36,7 @@ def default_hub_model_id(user: str, options: RunOptions) -> str:
     return f"{user}/{options.repo_id.split('/')[-1]}-{options.mode}-thinnka"
 
 
-def check_gate(services: Any, options: RunOptions, *, require_write: bool = True) -> GateFacts:
+def check_gate(services: Services, options: RunOptions, *, require_write: bool = True) -> GateFacts:
     """Model readable with this token; token may write the target namespace.
 
     With ``require_write=False`` (``thinnka plan``) what cannot be checked
@@ -144,7 +119,7 @@ class Plan:
     need: MemoryEstimate
     candidates: list[GpuOffer]
     verdicts: list[GpuVerdict]
-    rendered: Any  # thinnka.rendering.Rendered
+    rendered: Rendered
     warnings: list[str]
 
     def to_json(self) -> dict[str, Any]:
@@ -180,17 +155,10 @@ class Plan:
 
 
 def offer_json(offer: GpuOffer) -> dict[str, Any]:
-    return {
-        "id": offer.id,
-        "display_name": offer.display_name,
-        "memory_gb": offer.memory_gb,
-        "gpu_count": offer.gpu_count,
-        "price_per_hour": offer.price_per_hour,
-        "stock": offer.stock,
-    }
+    return PlanCandidate.from_offer(offer).to_json()
 
 
-def make_plan(services: Any, options: RunOptions) -> Plan:
+def make_plan(services: Services, options: RunOptions) -> Plan:
     """Gate, estimate, choose and render, without creating anything."""
     from thinnka.rendering import validate_overrides
 
@@ -199,7 +167,5 @@ def make_plan(services: Any, options: RunOptions) -> Plan:
     need = memory_estimate(options, gate)
     offers = services.runpod.gpu_offers(options.gpu_count, options.cloud_type)
     candidates, verdicts = choose_gpus(offers, options, need)
-    from thinnka.remote import remote_paths, render_for
-
     rendered = render_for(options, gate, remote_paths(services.settings, "<run-id>", options, gate))
     return Plan(options, gate, need, candidates, verdicts, rendered, list(gate.warnings))

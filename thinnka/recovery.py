@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from thinnka.clients.runpod import Pod
 from thinnka.errors import LeaseHeld, ThinnkaError
-from thinnka.handlers.base import Output
 from thinnka.machine import RunState
+from thinnka.records import Output
 
 if TYPE_CHECKING:
     from thinnka.operations import Session

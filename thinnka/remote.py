@@ -12,13 +12,14 @@ suite uses them because its emulated pods all share one machine.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from thinnka.options import RunOptions
+from thinnka.records import GateFacts
 from thinnka.settings import Settings
 
 if TYPE_CHECKING:
-    from thinnka.planner import GateFacts
+    from thinnka.rendering import RemotePaths, Rendered
 
 __all__ = ["remote_paths", "render_for", "venv_for"]
 
@@ -30,7 +31,9 @@ def venv_for(settings: Settings, trainer: str) -> str:
     return settings.extra.get("THINNKA_REMOTE_VENV") or DEFAULT_VENVS[trainer]
 
 
-def remote_paths(settings: Settings, run_id: str, options: RunOptions, gate: GateFacts) -> Any:
+def remote_paths(
+    settings: Settings, run_id: str, options: RunOptions, gate: GateFacts
+) -> RemotePaths:
     from thinnka.rendering import RemotePaths
 
     root = (settings.extra.get("THINNKA_REMOTE_ROOT") or DEFAULT_REMOTE_ROOT).rstrip("/")
@@ -43,7 +46,7 @@ def remote_paths(settings: Settings, run_id: str, options: RunOptions, gate: Gat
     )
 
 
-def render_for(options: RunOptions, gate: GateFacts, paths: Any) -> Any:
+def render_for(options: RunOptions, gate: GateFacts, paths: RemotePaths) -> Rendered:
     """The recipe, accelerate config, launch command and setup values of a run."""
     from thinnka.rendering import ModelContext, render
 

@@ -17,13 +17,16 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
 
 import structlog
 
-from thinnka.errors import Cancelled, LeaseHeld, StateConflict, ThinnkaError
-from thinnka.handlers.base import Handler, Output, StepContext
+from thinnka.errors import Cancelled, LeaseHeld, StateConflict, StepTimeout, ThinnkaError
+from thinnka.handlers.base import Handler, StepContext
 from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
+from thinnka.options import RunOptions
+from thinnka.reasons import STEP_TIMEOUTS, Reason
+from thinnka.records import Output
+from thinnka.services import LiveServices, Services
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store
 
@@ -32,7 +35,6 @@ __all__ = ["DEFAULT_LEASE_SECONDS", "Runner", "make_owner_id"]
 logger = structlog.get_logger(__name__)
 
 DEFAULT_LEASE_SECONDS = 60.0
-_CANCEL_REASONS = frozenset({"cancelled", "interrupted"})
 
 
 def make_owner_id() -> str:
@@ -58,6 +60,24 @@ def owner_is_dead(owner: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+def failure_reason(run: RunRecord, error: ThinnkaError) -> Reason:
+    """The failure code a run stores for ``error`` raised in the step out of its state.
+
+    A deadline says what was being waited for only together with the step
+    (no SSH, no trainer, --max-hours); other errors know their own code.
+    """
+    if isinstance(error, StepTimeout):
+        step = next_transition(run.state)
+        if step is not None and step.trigger in STEP_TIMEOUTS:
+            return STEP_TIMEOUTS[step.trigger]
+    try:
+        # Reason() again: a subclass may still set a plain string as its class default.
+        return Reason(error.reason).failure
+    except ValueError:  # the failure path must not fail: record it, cleanup follows
+        logger.warning("unknown reason code", reason=str(error.reason))
+        return Reason.internal
 
 
 class _Heartbeat:
@@ -103,7 +123,7 @@ class Runner:
         *,
         handlers: Mapping[str, Handler],
         output: Output,
-        services: Any = None,
+        services: Services | None = None,
         owner: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
@@ -111,12 +131,12 @@ class Runner:
         self.settings = settings
         self.handlers = dict(handlers)
         self.output = output
-        self.services = services
+        self.services: Services = services or LiveServices(settings, store)
         self.owner = owner or make_owner_id()
         self.lease_seconds = lease_seconds
 
     # ------------------------------------------------------------------ API
-    def create(self, options: Any) -> RunRecord:
+    def create(self, options: RunOptions) -> RunRecord:
         """A new run in ``created``, leased to this runner from the first instant."""
         return self.store.create_run(options, owner=self.owner, lease_seconds=self.lease_seconds)
 
@@ -150,7 +170,7 @@ class Runner:
                         self.output.event("interrupted", "Interrupted; cleaning up.")
                         run = self._fail(
                             self.store.get(run_id),
-                            Cancelled("Interrupted by the user.", reason="interrupted"),
+                            Cancelled("Interrupted by the user.", reason=Reason.interrupted),
                         )
                     except StateConflict:
                         raise
@@ -161,7 +181,7 @@ class Runner:
                         run = self._fail(self.store.get(run_id), exc)
                     except Exception as exc:  # a bug: still clean up the pod
                         logger.exception("step crashed", state=run.state.value)
-                        error = ThinnkaError(f"Internal error: {exc!r}", reason="internal")
+                        error = ThinnkaError(f"Internal error: {exc!r}", reason=Reason.internal)
                         if run.state is RunState.failed:
                             self._cleanup_failed(run, error)
                             break
@@ -234,8 +254,11 @@ class Runner:
 
     def _fail(self, run: RunRecord, error: ThinnkaError) -> RunRecord:
         """Record the error and move to ``failed``; cleanup follows in the loop."""
-        outcome = Outcome.cancelled if error.reason in _CANCEL_REASONS else Outcome.failed
-        self.output.event("error", error.message, reason=error.reason)
+        cancelled = isinstance(error, Cancelled)
+        outcome = Outcome.cancelled if cancelled else Outcome.failed
+        reason = Reason.cancelled if cancelled else failure_reason(run, error)
+        detail = {"detail": str(error.reason)} if error.reason != reason else {}
+        self.output.event("error", error.message, reason=reason, **detail)
         return self.store.transition(
             run.id,
             owner=self.owner,
@@ -243,7 +266,7 @@ class Runner:
             dest=RunState.failed,
             trigger=FAIL_TRIGGER,
             message=error.message,
-            updates={"error_message": error.message, "error_reason": error.reason},
+            updates={"error_message": error.message, "error_reason": str(reason)},
             outcome=outcome,
         )
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from thinnka.clients.runpod import GpuOffer
+    from thinnka.planner import Plan
 
 __all__ = ["print_gpus", "print_plan", "print_run", "print_runs_table"]
 
@@ -62,7 +66,7 @@ def print_run(data: dict[str, Any]) -> None:
     _console.print(table)
 
 
-def print_gpus(offers: list[Any]) -> None:
+def print_gpus(offers: list[GpuOffer]) -> None:
     table = Table("id", "name", "memory", "GPUs", "$/hour", "stock")
     for offer in offers:
         price = "-" if offer.price_per_hour is None else f"{offer.price_per_hour:.2f}"
@@ -77,7 +81,7 @@ def print_gpus(offers: list[Any]) -> None:
     _console.print(table)
 
 
-def print_plan(plan: Any) -> None:
+def print_plan(plan: Plan) -> None:
     import yaml
 
     data = plan.to_json()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -10,8 +10,11 @@ from thinnka.cli import app
 from thinnka.cli._common import open_command_session, print_json, sigterm_as_interrupt
 from thinnka.cli.options import COMMON_OPTIONS, RUN_OPTIONS, options_from_kwargs, with_options
 
+if TYPE_CHECKING:
+    from thinnka.store import RunRecord
 
-def _exit_code(run: Any) -> int:
+
+def _exit_code(run: RunRecord) -> int:
     from thinnka.machine import Outcome, RunState
 
     if run.state is RunState.terminated and run.outcome is Outcome.succeeded:

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from thinnka.errors import AuthError, PreflightError, RemoteError, TransientError
 
@@ -174,7 +174,7 @@ class _translate:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
         if exc is None:
             return False
         from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError

@@ -12,26 +12,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from thinnka.errors import StepTimeout
+from thinnka.records import Output
 
 if TYPE_CHECKING:
+    from thinnka.services import Services
     from thinnka.settings import Settings
     from thinnka.store import RunRecord
 
 __all__ = ["Handler", "Output", "StepContext", "StepResult"]
-
-
-class Output(Protocol):
-    """Where a step reports to the person watching (terminal, webhook, Discord)."""
-
-    def event(self, name: str, message: str, **fields: Any) -> None: ...
-
-    def line(self, stage: str, text: str) -> None: ...
-
-    def progress(self, stage: str, done: int, total: int, text: str) -> None:
-        """Optional: the trainer's step count (parsed from its progress bar)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +39,7 @@ class StepContext:
 
     run: RunRecord
     settings: Settings
-    services: Any  # thinnka.services.Services; Any keeps handlers free of import cycles
+    services: Services
     output: Output
     deadline: float  # time.monotonic() value
     record: Callable[[Mapping[str, Any]], RunRecord]
@@ -71,7 +62,10 @@ class StepContext:
 class Handler(Protocol):
     """One transition's work. ``trigger`` names the transition it serves."""
 
-    trigger: ClassVar[str]
+    @property
+    def trigger(self) -> str:
+        """The trigger of the transition it serves (a class attribute in most handlers)."""
+        ...
 
     def timeout_s(self, run: RunRecord) -> float:
         """How long the step may take for this run."""

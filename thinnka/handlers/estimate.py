@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
-from thinnka.planner import GateFacts, choose_gpus, memory_estimate, offer_json
+from thinnka.planner import choose_gpus, memory_estimate, offer_json
+from thinnka.records import GateFacts
 from thinnka.store import RunRecord
 
 __all__ = ["EstimateHandler"]

@@ -9,29 +9,33 @@ keyed by what it installed, so running it again skips the work.
 from __future__ import annotations
 
 import posixpath
-from typing import Any, ClassVar
+from dataclasses import replace
+from typing import TYPE_CHECKING, ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
 from thinnka.handlers.jobs import follow_job
 from thinnka.handlers.pod import open_shell
-from thinnka.planner import GateFacts
+from thinnka.records import GateFacts
 from thinnka.remote import remote_paths, render_for
 from thinnka.resources import resource_dir
 from thinnka.store import RunRecord
+
+if TYPE_CHECKING:
+    from thinnka.rendering import RemotePaths, Rendered
 
 __all__ = ["InstallHandler", "rendered_for_run", "run_env"]
 
 _OWN_SCRIPTS = ("job.sh", "train.sh", "check_stack.py", "setup_common.sh", "prefetch.py")
 
 
-def rendered_for_run(ctx: StepContext) -> tuple[Any, Any]:
+def rendered_for_run(ctx: StepContext) -> tuple[RemotePaths, Rendered]:
     """(paths, rendered) of this run; rendering is pure, so every step re-derives it."""
     gate = GateFacts.from_json((ctx.run.plan or {})["gate"])
     paths = remote_paths(ctx.settings, ctx.run.id, ctx.run.options, gate)
     return paths, render_for(ctx.run.options, gate, paths)
 
 
-def run_env(ctx: StepContext, paths: Any, rendered: Any) -> dict[str, str]:
+def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[str, str]:
     """Non-secret values every job on the pod sees (``run.env``)."""
     from thinnka.rendering.versions import POD_TOOLS
 
@@ -75,8 +79,9 @@ class InstallHandler:
         paths, rendered = rendered_for_run(ctx)
         shell = open_shell(ctx)
         shell.make_dirs(paths.run_dir, paths.hf_home)
-        remote = dict(ctx.run.remote)
-        remote.update(run_dir=paths.run_dir, output_dir=paths.output_dir, venv=paths.venv)
+        remote = replace(
+            ctx.run.remote, run_dir=paths.run_dir, output_dir=paths.output_dir, venv=paths.venv
+        )
         ctx.save(remote=remote)
 
         token = ctx.settings.hf_token

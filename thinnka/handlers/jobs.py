@@ -15,12 +15,13 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from thinnka.clients.ssh import PodShell
-from thinnka.errors import RemoteError
+from thinnka.errors import RemoteError, StateConflict
 from thinnka.handlers.base import StepContext
+from thinnka.records import LogPosition
 
 __all__ = ["JobOutcome", "follow_job", "start_job"]
 
@@ -118,12 +119,13 @@ def follow_job(
     they are written, and ends it when the job's exit file shows. A final read
     over SFTP from the recorded offset catches anything tail left behind.
     """
-    run_dir = ctx.run.remote["run_dir"]
-    logs = dict(ctx.run.remote.get("logs", {}))
-    position = dict(logs.get(name, {"offset": 0, "local": None}))
+    run_dir = ctx.run.remote.run_dir
+    if run_dir is None:
+        raise StateConflict(f"Run {ctx.run.id} has no run folder recorded.")
+    position = ctx.run.remote.logs.get(name, LogPosition())
     local = ctx.settings.remote_log(ctx.run.id)
-    _align_local_copy(local, position.get("local"))
-    follower = _Follower(ctx, name, stage, local, logs, position)
+    _align_local_copy(local, position.local)
+    follower = _Follower(ctx, name, stage, local, position)
     d, n = shlex.quote(run_dir), shlex.quote(name)
     # tail streams the log; the loop ends it once the exit file shows (or the job is
     # gone; the final SFTP read below catches what tail had not sent yet). Not
@@ -134,7 +136,7 @@ def follow_job(
         else (f"cd {d} || exit 1; pid=$(cat {n}.pid 2>/dev/null || echo 1)\n")
     )
     tail = launch + (
-        f"tail -c +{int(position['offset']) + 1} -F {n}.log 2>/dev/null & t=$!; "
+        f"tail -c +{position.offset + 1} -F {n}.log 2>/dev/null & t=$!; "
         f'while [ ! -f {n}.exit ] && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; '
         "kill $t 2>/dev/null; wait $t 2>/dev/null; exit 0"
     )
@@ -167,18 +169,17 @@ class _Follower:
         name: str,
         stage: str,
         local: Path,
-        logs: dict[str, dict[str, int | None]],
-        position: dict[str, int | None],
+        position: LogPosition,
     ) -> None:
         self.ctx, self.name, self.stage, self.local = ctx, name, stage, local
-        self.logs, self.position = logs, position
+        self.position = position
         self.splitter = _LineSplitter()
         self.tail: list[str] = []
 
     @property
     def offset(self) -> int:
         """Bytes of the remote log handled so far (partial lines not included)."""
-        return int(self.position["offset"] or 0)
+        return self.position.offset
 
     def reread(self, chunk: bytes, *, final: bool) -> None:
         """Feed bytes read again from ``offset``: any held partial line is in them."""
@@ -204,11 +205,9 @@ class _Follower:
         with open(self.local, "ab") as handle:
             for text in shown:
                 handle.write(f"[{self.stage}] {text}\n".encode())
-        self.position = {"offset": self.offset + consumed, "local": self.local.stat().st_size}
-        self.logs[self.name] = self.position
-        remote = dict(self.ctx.run.remote)
-        remote["logs"] = self.logs
-        self.ctx.save(remote=remote)
+        self.position = LogPosition(self.offset + consumed, self.local.stat().st_size)
+        remote = self.ctx.run.remote
+        self.ctx.save(remote=replace(remote, logs={**remote.logs, self.name: self.position}))
         for text in shown:
             self.ctx.output.line(self.stage, text)
             self.tail.append(text)

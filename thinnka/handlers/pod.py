@@ -7,6 +7,7 @@ import time
 from thinnka.clients.ssh import PodShell, SshTarget, connect
 from thinnka.errors import StateConflict
 from thinnka.handlers.base import StepContext
+from thinnka.services import Services
 from thinnka.sshkeys import resolve_key_pair
 
 __all__ = ["open_shell", "ssh_user"]
@@ -22,9 +23,8 @@ def open_shell(ctx: StepContext, *, timeout: float = 120.0) -> PodShell:
     run = ctx.run
     if run.ssh_host is None or run.ssh_port is None:
         raise StateConflict(f"Run {run.id} has no SSH address recorded.")
-    shells: dict[str, PodShell] = ctx.services.__dict__.setdefault("_shells", {})
-    shell = shells.get(run.id)
-    if shell is not None and shell.is_active():
+    shell = ctx.services.shells.get(run.id)
+    if shell is not None:
         return shell
     target = SshTarget(
         host=run.ssh_host,
@@ -34,10 +34,9 @@ def open_shell(ctx: StepContext, *, timeout: float = 120.0) -> PodShell:
         pinned_host_key=run.host_key,
     )
     shell = connect(target, deadline=min(ctx.deadline, time.monotonic() + timeout))
-    shells[run.id] = shell
+    ctx.services.shells.put(run.id, shell)
     return shell
 
 
-def close_shells(services: object) -> None:
-    for shell in getattr(services, "__dict__", {}).pop("_shells", {}).values():
-        shell.close()
+def close_shells(services: Services) -> None:
+    services.shells.close_all()

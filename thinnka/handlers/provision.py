@@ -16,7 +16,7 @@ from typing import ClassVar
 from thinnka.clients.runpod import Pod, PodSpec
 from thinnka.errors import CapacityError, TransientError
 from thinnka.handlers.base import StepContext, StepResult
-from thinnka.planner import GateFacts
+from thinnka.records import GateFacts, PlanCandidate
 from thinnka.sshkeys import resolve_key_pair
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
@@ -67,18 +67,18 @@ class ProvisionHandler:
         gate = GateFacts.from_json(plan["gate"])
         env = self._pod_env(ctx, owner)
         last_error: Exception | None = None
-        for candidate in plan.get("candidates", []):
+        for candidate in [PlanCandidate.from_json(c) for c in plan.get("candidates", [])]:
             ctx.check_cancelled()
-            ctx.output.event("gpu_try", f"Trying {candidate['display_name']}.")
-            spec = self._spec(ctx, name, candidate["id"], gate, env)
+            ctx.output.event("gpu_try", f"Trying {candidate.display_name}.")
+            spec = self._spec(ctx, name, candidate.id, gate, env)
             try:
                 pod = self._create(ctx, spec, owner)
             except CapacityError as exc:
                 last_error = exc
-                ctx.note("gpu_fail", f"{candidate['id']}: {exc.message}")
-                ctx.output.event("gpu_fail", f"{candidate['display_name']}: no capacity.")
+                ctx.note("gpu_fail", f"{candidate.id}: {exc.message}")
+                ctx.output.event("gpu_fail", f"{candidate.display_name}: no capacity.")
                 continue
-            return self._result(ctx, pod, candidate["id"], adopted=False)
+            return self._result(ctx, pod, candidate.id, adopted=False)
         raise CapacityError(
             f"Unable to create a pod on any candidate GPU. Last error: {last_error}"
             if last_error

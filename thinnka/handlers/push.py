@@ -40,12 +40,13 @@ class PushHandler:
         ctx.output.event("train_done", "Training finished.")
         if rendered.merge:
             ctx.output.event("merge_start", "Merging the LoRA adapter into the base model.")
-            start_job(shell, paths.run_dir, "merge", ["bash", "train.sh", *rendered.merge_command])
+            start_job(
+                shell, paths.run_dir, "merge", ["bash", "train.sh", *(rendered.merge_command or [])]
+            )
             follow_job(ctx, shell, "merge", "merge").require_success("Merge", "merge_failed")
         hub_id = ctx.run.hub_model_id or ""
         latest = ctx.services.hub.last_commit_at(hub_id)
-        baseline_text = ctx.run.remote.get("hub_baseline")
-        baseline = dt.datetime.fromisoformat(baseline_text) if baseline_text else None
+        baseline = ctx.run.remote.hub_baseline
         if latest is None or (baseline is not None and latest <= baseline):
             raise RemoteError(
                 f"Training ended, but {hub_id} shows no commit made after it started: "

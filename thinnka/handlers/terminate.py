@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import ClassVar
 
+from thinnka.clients.runpod import RunpodApi
 from thinnka.errors import NotFoundError, RemoteError
 from thinnka.handlers.base import StepContext, StepResult
 from thinnka.handlers.pod import close_shells
@@ -23,12 +23,12 @@ from thinnka.store.models import utcnow
 __all__ = ["TerminateHandler", "terminate_and_confirm"]
 
 
-def terminate_and_confirm(runpod: object, pod_id: str, deadline: float) -> None:
+def terminate_and_confirm(runpod: RunpodApi, pod_id: str, deadline: float) -> None:
     """Terminate ``pod_id`` and wait until reading it shows it gone."""
     with contextlib.suppress(NotFoundError):  # confirmed (or not) by the read below
-        runpod.terminate_pod(pod_id)  # type: ignore[attr-defined]
+        runpod.terminate_pod(pod_id)
     delay = 0.25
-    while runpod.get_pod(pod_id) is not None:  # type: ignore[attr-defined]
+    while runpod.get_pod(pod_id) is not None:
         if time.monotonic() + delay > deadline:
             raise RemoteError(f"Pod {pod_id} still exists after terminate.", reason="terminate")
         time.sleep(delay)
@@ -38,10 +38,8 @@ def terminate_and_confirm(runpod: object, pod_id: str, deadline: float) -> None:
 class TerminateHandler:
     """Serves both ``terminate`` (after a push) and ``cleanup`` (after a failure)."""
 
-    trigger: ClassVar[str] = "terminate"
-
     def __init__(self, trigger: str = "terminate") -> None:
-        self.trigger = trigger  # type: ignore[misc]
+        self.trigger = trigger
 
     def timeout_s(self, run: RunRecord) -> float:
         return 300.0

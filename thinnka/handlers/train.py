@@ -6,6 +6,7 @@ step again after a crash finds the training already started and adopts it.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
@@ -26,18 +27,17 @@ class TrainHandler:
 
     def run(self, ctx: StepContext) -> StepResult:
         paths, rendered = rendered_for_run(ctx)
-        remote = dict(ctx.run.remote)
-        if "hub_baseline" not in remote:
+        if ctx.run.remote.train_started_at is None:
             # The newest commit before training; the push step wants one after it.
             # Comparing Hub times with Hub times keeps local clock skew out of it.
-            baseline = ctx.services.hub.last_commit_at(ctx.run.hub_model_id)
-            remote["hub_baseline"] = baseline.isoformat() if baseline else None
-            remote["train_started_at"] = utcnow().isoformat()
-            ctx.save(remote=remote)
+            baseline = ctx.services.hub.last_commit_at(ctx.run.hub_model_id or "")
+            started = utcnow()
+            ctx.save(
+                remote=replace(ctx.run.remote, hub_baseline=baseline, train_started_at=started)
+            )
         shell = open_shell(ctx)
         mode = ctx.run.options.mode.upper()
         ctx.output.event("train_start", f"Starting {mode} training.")
         pid = start_job(shell, paths.run_dir, "train", ["bash", "train.sh", *rendered.command])
-        remote = dict(ctx.run.remote)
-        remote["train_pid"] = pid
+        remote = replace(ctx.run.remote, train_pid=pid)
         return StepResult(message=f"Training started (pid {pid}).", updates={"remote": remote})

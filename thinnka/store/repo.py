@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from thinnka.errors import LeaseHeld, RunNotFound, StateConflict, ThinnkaError
 from thinnka.machine import Outcome, RunState
 from thinnka.options import RunOptions
+from thinnka.records import RemoteFacts
 from thinnka.store.models import MetaRow, RunEventRow, RunRow, utcnow
 
 __all__ = ["EventRecord", "RunRecord", "Store"]
@@ -79,7 +80,7 @@ class RunRecord:
     ssh_host: str | None
     ssh_port: int | None
     host_key: str | None
-    remote: dict[str, Any]
+    remote: RemoteFacts
     error_message: str | None
     error_reason: str | None
     cancel_requested: bool
@@ -109,7 +110,7 @@ class RunRecord:
             ssh_host=row.ssh_host,
             ssh_port=row.ssh_port,
             host_key=row.host_key,
-            remote=dict(row.remote or {}),
+            remote=RemoteFacts.from_json(row.remote),
             error_message=row.error_message,
             error_reason=row.error_reason,
             cancel_requested=bool(row.cancel_requested),
@@ -319,7 +320,7 @@ class Store:
                     session, run_id, "lease_taken", None, None,
                     f"{owner} took the lease of {dead_owner}, whose process is gone.",
                 )  # fmt: skip
-            return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+            return result.rowcount == 1  # type: ignore[attr-defined]
 
     def renew_lease(self, run_id: str, owner: str, *, seconds: float) -> bool:
         expires = utcnow() + dt.timedelta(seconds=seconds)
@@ -329,7 +330,7 @@ class Store:
                 .where(RunRow.id == run_id, RunRow.lease_owner == owner)
                 .values(lease_expires_at=expires)
             )
-            return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+            return result.rowcount == 1  # type: ignore[attr-defined]
 
     def release_lease(self, run_id: str, owner: str) -> None:
         with self._sessions.begin() as session:
@@ -355,6 +356,8 @@ class Store:
         unknown = set(values) - FACT_COLUMNS
         if unknown:
             raise ValueError(f"not a recordable run fact: {sorted(unknown)}")
+        if isinstance(values.get("remote"), RemoteFacts):
+            values["remote"] = values["remote"].to_json()
         return values
 
     def _event(

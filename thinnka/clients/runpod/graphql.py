@@ -118,7 +118,7 @@ class GraphQLRunpod:
 
     def _post(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         call: Callable[[], dict[str, Any]] = lambda: self._post_once(query, variables or {})  # noqa: E731
-        return self._retrying(call)()  # type: ignore[no-any-return]
+        return self._retrying(call)()
 
     # ------------------------------------------------------------ RunpodApi
     def gpu_offers(self, gpu_count: int, cloud_type: str = "ALL") -> list[GpuOffer]:
