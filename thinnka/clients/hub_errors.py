@@ -177,5 +177,8 @@ def _short_name(exc: BaseException) -> str:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    try:
+        text = str(exc).strip()
+    except Exception:  # some library errors cannot render without their full context
+        text = ""
     return text.splitlines()[0][:300] if text else type(exc).__name__
