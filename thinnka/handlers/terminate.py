@@ -4,13 +4,20 @@ Termination is confirmed: "not found" from the terminate call counts as gone
 only once a successful read shows the pod absent. A crash between the create
 call and recording the pod id is covered too: pods tagged with this run's id
 are found on the account and terminated.
+
+The pod's cost comes from its own clock, not from when this step happens to run
+(a cleanup hours after a crash must not bill the downtime): right before the
+terminate call the pod's uptime is read from the API, and the moment the
+termination is confirmed is recorded at once (``remote["termination"]``). A
+re-entry keeps what the first pass recorded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from thinnka.errors import NotFoundError, RemoteError
 from thinnka.handlers.base import StepContext, StepResult
@@ -56,12 +63,66 @@ class TerminateHandler:
             pods += [pod.id for pod in tagged if pod.id not in pods]
         for pod_id in pods:
             ctx.output.event("cleanup_start", f"Terminating pod {pod_id}.")
+            existed = _note_uptime(ctx, runpod, pod_id) if pod_id == run.pod_id else True
             terminate_and_confirm(runpod, pod_id, ctx.deadline)
+            if pod_id == run.pod_id:
+                _note_confirmed(ctx, existed=existed)
             ctx.output.event("pod_terminated", f"Pod {pod_id} terminated.")
         updates: dict[str, object] = {}
-        if run.pod_started_at is not None and run.cost_per_hr is not None:
-            hours = (utcnow() - run.pod_started_at).total_seconds() / 3600
-            updates["cost_usd"] = round(run.cost_per_hr * hours, 6)
+        if run.pod_id is not None:
+            seconds = billed_seconds(ctx.run, _termination(ctx.run))
+            if seconds is not None and run.cost_per_hr is not None:
+                updates["cost_usd"] = round(run.cost_per_hr * seconds / 3600, 6)
         what = "no pod was created" if not pods else f"pod {', '.join(pods)} terminated"
         verb = "Succeeded" if run.state is RunState.pushed else "Cleaned up"
         return StepResult(message=f"{verb}: {what}.", updates=updates)
+
+
+def _termination(run: RunRecord) -> dict[str, Any]:
+    return dict(run.remote.get("termination") or {})
+
+
+def _save_termination(ctx: StepContext, facts: dict[str, Any]) -> None:
+    remote = dict(ctx.run.remote)
+    remote["termination"] = facts
+    ctx.save(remote=remote)
+
+
+def _note_uptime(ctx: StepContext, runpod: Any, pod_id: str) -> bool:
+    """Record the pod's uptime as the API reports it, with when it was read; False if gone."""
+    pod = runpod.get_pod(pod_id)
+    if pod is None:
+        return False  # a re-entry after the terminate landed: keep what was recorded
+    if pod.uptime_seconds is not None:  # None while it has not booted
+        facts = _termination(ctx.run)
+        facts.update(seen_at=utcnow().isoformat(), uptime_s=float(pod.uptime_seconds))
+        _save_termination(ctx, facts)
+    return True
+
+
+def _note_confirmed(ctx: StepContext, *, existed: bool) -> None:
+    """The moment the pod was confirmed gone: recorded once, kept by every re-entry.
+
+    When this pass found the pod already gone (the terminate of a pass that then
+    crashed), the last moment it was seen up is the better estimate than now.
+    """
+    facts = _termination(ctx.run)
+    if "confirmed_at" in facts:
+        return
+    facts["confirmed_at"] = (
+        utcnow().isoformat() if existed or "seen_at" not in facts else facts["seen_at"]
+    )
+    _save_termination(ctx, facts)
+
+
+def billed_seconds(run: RunRecord, facts: dict[str, Any]) -> float | None:
+    """How long the pod ran: its uptime when last read, plus the time until it was gone."""
+    if "confirmed_at" not in facts:
+        return None
+    ended = dt.datetime.fromisoformat(facts["confirmed_at"])
+    if "uptime_s" in facts:
+        tail = (ended - dt.datetime.fromisoformat(facts["seen_at"])).total_seconds()
+        return float(facts["uptime_s"]) + max(0.0, tail)
+    if run.pod_started_at is not None:  # the API never showed an uptime (never booted)
+        return max(0.0, (ended - run.pod_started_at).total_seconds())
+    return None

@@ -44,7 +44,7 @@ T = TypeVar("T")
 _CAPACITY = ("no longer any instances available", "no instances available", "not enough free gpus")
 _POD_FIELDS = """
     id name desiredStatus costPerHr uptimeSeconds gpuCount env
-    machine { gpuDisplayName }
+    machine { gpuDisplayName gpuTypeId }
     runtime { uptimeInSeconds ports { ip isIpPublic privatePort publicPort type } }
 """
 
@@ -272,6 +272,7 @@ def _pod(data: dict[str, Any]) -> Pod:
         uptime_seconds=(runtime or {}).get("uptimeInSeconds", data.get("uptimeSeconds")),
         gpu_count=data.get("gpuCount"),
         gpu_display_name=(data.get("machine") or {}).get("gpuDisplayName"),
+        gpu_type_id=(data.get("machine") or {}).get("gpuTypeId"),
     )
 
 
