@@ -161,7 +161,7 @@ class HubClient:
 
     # ------------------------------------------------------------ helpers
     def _retried(self, call: Callable[[], T]) -> T:
-        return self._retrying(call)()  # type: ignore[no-any-return]
+        return self._retrying(call)()
 
     def _download(self, repo_id: str, filename: str) -> str:
         from huggingface_hub import hf_hub_download
@@ -247,12 +247,12 @@ class _translate:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         if exc is None or not isinstance(exc, Exception):
-            return False  # KeyboardInterrupt and friends pass untouched
+            return  # KeyboardInterrupt and friends pass untouched
         translated = translate_hub_error(
             exc, endpoint=self.endpoint, repo_id=self.repo_id, preflight=self.preflight
         )
         if translated is exc:
-            return False
+            return
         raise translated from exc

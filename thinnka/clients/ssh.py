@@ -77,9 +77,9 @@ class _ssh_errors:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool:
+    ) -> None:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, ThinnkaError):
-            return False  # KeyboardInterrupt and thinnka's own errors pass untouched
+            return  # KeyboardInterrupt and thinnka's own errors pass untouched
         raise translate_ssh_error(exc, self.what) from exc
 
 
