@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from thinnka.planning.gpus import GpuOffer
     from thinnka.planning.vram import ModelFacts
 
-__all__ = ["GateFacts", "LogPosition", "Output", "PlanCandidate", "RemoteFacts"]
+__all__ = ["GateFacts", "LogPosition", "Output", "PlanCandidate", "RemoteFacts", "TerminationFacts"]
 
 
 class Output(Protocol):
@@ -121,6 +121,39 @@ class LogPosition:
 
 
 @dataclass(frozen=True)
+class TerminationFacts:
+    """What the terminate step saw of the pod's own clock, recorded the moment it saw it.
+
+    ``uptime_s`` is the API's uptime read at ``seen_at`` (right before the terminate
+    call); ``confirmed_at`` is when a read first showed the pod gone. Cost comes from
+    these, never from when a (possibly much later) cleanup happens to run.
+    """
+
+    seen_at: dt.datetime | None = None
+    uptime_s: float | None = None
+    confirmed_at: dt.datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.seen_at is not None:
+            data["seen_at"] = self.seen_at.isoformat()
+        if self.uptime_s is not None:
+            data["uptime_s"] = self.uptime_s
+        if self.confirmed_at is not None:
+            data["confirmed_at"] = self.confirmed_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TerminationFacts:
+        uptime = data.get("uptime_s")
+        return cls(
+            seen_at=_when(data.get("seen_at")),
+            uptime_s=None if uptime is None else float(uptime),
+            confirmed_at=_when(data.get("confirmed_at")),
+        )
+
+
+@dataclass(frozen=True)
 class RemoteFacts:
     """A run's facts about its pod, stored as JSON in ``runs.remote``.
 
@@ -138,6 +171,7 @@ class RemoteFacts:
     train_started_at: dt.datetime | None = None
     train_pid: int | None = None
     logs: dict[str, LogPosition] = field(default_factory=dict)
+    termination: TerminationFacts = field(default_factory=TerminationFacts)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -151,6 +185,8 @@ class RemoteFacts:
             data["hub_baseline"] = self.hub_baseline.isoformat() if self.hub_baseline else None
         if self.logs:
             data["logs"] = {name: pos.to_json() for name, pos in self.logs.items()}
+        if termination := self.termination.to_json():
+            data["termination"] = termination
         return data
 
     @classmethod
@@ -169,6 +205,7 @@ class RemoteFacts:
                 name: LogPosition.from_json(pos or {})
                 for name, pos in (data.get("logs") or {}).items()
             },
+            termination=TerminationFacts.from_json(data.get("termination") or {}),
             extra={key: value for key, value in data.items() if key not in known},
         )
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.fakes._hub_model import HubError, git_blob_sha1
-from tests.fakes._hub_state import Fault, HubState
+from tests.fakes._hub_state import Fault, FaultAction, HubState
 from tests.fakes._hub_wire import Request, Response, as_repo_type, json_response
 
 __all__ = ["CONTROL_ROUTES", "ControlHooks", "handle_control"]
@@ -28,7 +28,8 @@ CONTROL_ROUTES = {
     "POST /_control/repos": "create {repo_id, repo_type?, private?, gated?, files?: {path: b64}}",
     "POST /_control/upload": "commit {repo_id, repo_type?, files: {path: b64}, delete?, summary?}",
     "POST /_control/grant": "allow {user} to download gated {repo_id} (repo_type?)",
-    "POST /_control/faults": "fail next {times} {method} {path_prefix}: {status, message, code}",
+    "POST /_control/faults": "fail next {times} {method} {path_prefix}: {status, message, code}"
+    " or {action: delay, delay_s} (answer late) or {action: drop} (close, no answer)",
     "DELETE /_control/faults": "drop pending faults",
     "POST /_control/reset": "back to the seeded world (repos, ledger, log, faults)",
 }
@@ -90,6 +91,12 @@ def handle_control(state: HubState, hooks: ControlHooks, req: Request) -> Respon
     return json_response({"error": f"unknown control route {route}", "routes": CONTROL_ROUTES}, 404)
 
 
+def _fault_action(value: object) -> FaultAction:
+    if value == "delay" or value == "drop" or value == "status":
+        return value
+    raise HubError(400, f"unknown fault action {value!r} (status, delay or drop)")
+
+
 def _post(state: HubState, hooks: ControlHooks, name: str, body: dict[str, Any]) -> Response:
     if name == "reset":
         hooks.reset()
@@ -102,6 +109,8 @@ def _post(state: HubState, hooks: ControlHooks, name: str, body: dict[str, Any])
             message=str(body.get("message", "Injected failure")),
             code=body.get("code"),
             times=int(body.get("times", 1)),
+            action=_fault_action(body.get("action", "status")),
+            delay_s=float(body.get("delay_s", 0.0)),
         )
         with state.lock:
             state.faults.append(fault)

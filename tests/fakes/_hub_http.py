@@ -24,7 +24,7 @@ from tests.fakes._hub_state import HubState
 from tests.fakes._hub_wire import REPO_TYPES, Request, Response, error_response, json_response
 from tests.fakes._hub_wire import split_repo as _split
 
-__all__ = ["HubServer", "dispatch"]
+__all__ = ["DropConnection", "HubServer", "dispatch"]
 
 _API_KEYWORDS = frozenset({
     "revision", "tree", "paths-info", "preupload", "commit", "auth-check", "refs", "commits",
@@ -33,13 +33,21 @@ _API_KEYWORDS = frozenset({
 _LFS_TAIL = ["info", "lfs", "objects", "batch"]
 
 
+class DropConnection(Exception):
+    """An injected fault: close the connection without answering."""
+
+
 def dispatch(state: HubState, hooks: ControlHooks, req: Request) -> Response:
     """Route one request; raises `HubError` for every Hub-shaped failure."""
     segs = req.segments
     if segs[:1] == ["_control"]:
         return handle_control(state, hooks, req)
     fault = state.take_fault(req.method, req.raw_path)
-    if fault is not None:
+    if fault is not None and fault.action == "drop":
+        raise DropConnection(req.raw_path)
+    if fault is not None and fault.action == "delay":
+        time.sleep(fault.delay_s)  # then answer normally: a slow Hub, or a timeout
+    elif fault is not None:
         raise HubError(fault.status, fault.message, code=fault.code)
     if segs[:2] == ["_lfs", "upload"] and len(segs) == 3 and req.method == "PUT":
         return write.lfs_upload(state, req, segs[2])  # presigned-URL style: no auth header
@@ -146,6 +154,10 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         try:
             resp = dispatch(state, self.server.hooks, req)
+        except DropConnection:  # logged with status 0: tests count the attempts
+            state.log_request(RequestRecord(self.command, path, query, 0, None, time.time()))
+            self.close_connection = True
+            return
         except HubError as exc:
             resp = error_response(exc)
         except Exception as exc:  # a fake bug must not look like a retryable 5xx
@@ -159,13 +171,16 @@ class _Handler(BaseHTTPRequestHandler):
             state.log_request(
                 RequestRecord(self.command, path, query, resp.status, user, time.time())
             )
-        self.send_response(resp.status)
-        for key, value in resp.headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(resp.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(resp.body)
+        try:
+            self.send_response(resp.status)
+            for key, value in resp.headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(resp.body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(resp.body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout)
+            self.close_connection = True
 
 
 class HubServer(ThreadingHTTPServer):

@@ -75,9 +75,17 @@ class Repo:
         return self.snapshots[oid]
 
 
+FaultAction = Literal["status", "delay", "drop"]
+
+
 @dataclass
 class Fault:
-    """An injected failure: the next `times` requests matching method and path prefix get it."""
+    """An injected failure: the next `times` requests matching method and path prefix get it.
+
+    `action` says what they get: `status` an error answer (`status`, `message`, `code`);
+    `delay` the normal answer after `delay_s` seconds (longer than the client's timeout, it
+    is a timeout); `drop` the connection closed with no answer at all (a reset mid-request).
+    """
 
     method: str
     path_prefix: str
@@ -85,6 +93,8 @@ class Fault:
     message: str
     code: str | None
     times: int
+    action: FaultAction = "status"
+    delay_s: float = 0.0
 
 
 class HubState:

@@ -36,7 +36,7 @@ from typing import Any, Literal
 from tests.fakes._hub_control import CONTROL_ROUTES, ControlHooks
 from tests.fakes._hub_http import HubServer
 from tests.fakes._hub_model import Commit, HubError, RepoType, RequestRecord, Token, TokenRole
-from tests.fakes._hub_state import Fault, HubState
+from tests.fakes._hub_state import Fault, FaultAction, HubState
 from tests.fakes._serve import serve_until_signalled
 from tests.fakes.tiny import TinyArtifacts, read_tree, tiny_artifacts
 
@@ -340,11 +340,17 @@ class FakeHub:
         message: str = "Injected failure",
         code: str | None = None,
         times: int = 1,
+        action: FaultAction = "status",
+        delay_s: float = 0.0,
     ) -> None:
-        """Make the next `times` matching requests fail (e.g. 429 on `/api/whoami-v2`)."""
+        """Make the next `times` matching requests fail (e.g. 429 on `/api/whoami-v2`).
+
+        `action="delay"` answers normally after `delay_s` (a timeout for a client that waits
+        less); `action="drop"` closes the connection without an answer.
+        """
         with self.state.lock:
             self.state.faults.append(
-                Fault(method.upper(), path_prefix, status, message, code, times)
+                Fault(method.upper(), path_prefix, status, message, code, times, action, delay_s)
             )
 
 

@@ -50,12 +50,17 @@ def run_command(**values: Any) -> int:
 
 def _plan(options: Any, values: dict[str, Any], *, as_json: bool) -> int:
     from thinnka.cli.render import print_plan
+    from thinnka.errors import ConfigError, RemoteError
     from thinnka.operations import plan_run
     from thinnka.options import validate
 
     validate(options)
     session = open_command_session(values["env_file"], values["log_json"])
-    plan = plan_run(session, options)
+    try:
+        plan = plan_run(session, options)
+    except RemoteError as error:
+        # No plan without the Hub or Runpod: like refused input, nothing exists (exit 2).
+        raise ConfigError(error.message, reason=error.reason) from error
     if as_json:
         print_json(plan.to_json())
     else:

@@ -1,21 +1,37 @@
 """The Hugging Face Hub, through huggingface_hub, behind thinnka's records.
 
-huggingface_hub's exceptions are translated here: a gated model the token
-may not read and a missing model become ``PreflightError`` (with the model's
-access URL), a refused token ``AuthError``, server trouble ``TransientError``.
-The token is always passed explicitly (``False`` when there is none), so a
-token cached on this machine is never used by accident.
+Every exception of huggingface_hub (and of httpx / httpx2 below it) is
+translated here (rules in ``hub_errors``): a gated model the token may not read
+and a missing model become ``PreflightError`` (with the model's access URL), a
+refused token ``AuthError``, an unreachable Hub, a 429 or a 5xx
+``TransientError``, which is retried a bounded number of times. Every request
+has a timeout: huggingface_hub's shared HTTP client has none by default. The
+token is always passed explicitly (``False`` when there is none), so a token
+cached on this machine is never used by accident.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from types import TracebackType
+from typing import Any, TypeVar
 
-from thinnka.errors import AuthError, PreflightError, RemoteError, TransientError
+from tenacity import (
+    retry,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from thinnka.clients.hub_errors import translate_hub_error
+from thinnka.errors import AuthError, NotFoundError, TransientError
+
+T = TypeVar("T")
 
 __all__ = ["HubClient", "HubModel", "TokenInfo"]
 
@@ -51,18 +67,40 @@ class TokenInfo:
 
 
 class HubClient:
-    def __init__(self, *, endpoint: str | None, token: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        endpoint: str | None,
+        token: str | None,
+        timeout: float = 30.0,
+        attempts: int = 3,
+        max_delay: float = 30.0,
+        backoff_max: float = 4.0,
+    ) -> None:
         from huggingface_hub import HfApi
 
         self.endpoint = (endpoint or "https://huggingface.co").rstrip("/")
+        self.timeout = timeout
         self._token: str | bool = token or False
         self._api = HfApi(endpoint=self.endpoint, token=self._token)
+        self._retrying = retry(
+            retry=retry_if_exception_type(TransientError),
+            stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
+            wait=wait_random_exponential(multiplier=0.5, max=backoff_max),
+            reraise=True,
+        )
 
     # ------------------------------------------------------------ reads
     def model(self, repo_id: str) -> HubModel:
         """Model facts; refuses a model this token cannot read (gated or missing)."""
+        return self._retried(lambda: self._model_once(repo_id))
+
+    def _model_once(self, repo_id: str) -> HubModel:
         with _translate(repo_id, self.endpoint):
-            info = self._api.model_info(repo_id, files_metadata=True, token=self._token)
+            _bound_session_timeout(self.timeout)
+            info = self._api.model_info(
+                repo_id, files_metadata=True, token=self._token, timeout=self.timeout
+            )
         files = tuple((s.rfilename, int(s.size or 0)) for s in (info.siblings or []))
         names = {name for name, _ in files}
         # Metadata of gated repos is public: fetching config.json proves read access.
@@ -99,41 +137,58 @@ class HubClient:
     def whoami(self) -> TokenInfo:
         if not self._token:
             raise AuthError("No Hugging Face token: set HF_TOKEN.")
-        with _translate(None, self.endpoint):
-            data = self._api.whoami(token=self._token)
-        return _token_info(data)
+
+        def once() -> dict[str, Any]:
+            with _translate(None, self.endpoint):
+                _bound_session_timeout(self.timeout)
+                return self._api.whoami(token=self._token)
+
+        return _token_info(self._retried(once))
 
     def last_commit_at(self, repo_id: str) -> dt.datetime | None:
         """When the newest commit of ``repo_id`` was made; None if the repo is absent."""
-        from huggingface_hub.errors import RepositoryNotFoundError
+
+        def once() -> list[Any]:
+            with _translate(repo_id, self.endpoint, preflight=False):
+                _bound_session_timeout(self.timeout)
+                return list(self._api.list_repo_commits(repo_id, token=self._token))
 
         try:
-            with _translate(repo_id, self.endpoint, preflight=False):
-                commits = self._api.list_repo_commits(repo_id, token=self._token)
-        except RemoteError as exc:
-            if isinstance(exc.__cause__, RepositoryNotFoundError):
-                return None
-            raise
+            commits = self._retried(once)
+        except NotFoundError:
+            return None
         return max((c.created_at for c in commits), default=None)
 
     # ------------------------------------------------------------ helpers
+    def _retried(self, call: Callable[[], T]) -> T:
+        return self._retrying(call)()
+
     def _download(self, repo_id: str, filename: str) -> str:
         from huggingface_hub import hf_hub_download
 
         with _translate(repo_id, self.endpoint):
-            return hf_hub_download(repo_id, filename, token=self._token, endpoint=self.endpoint)
+            return hf_hub_download(
+                repo_id,
+                filename,
+                token=self._token,
+                endpoint=self.endpoint,
+                etag_timeout=self.timeout,
+            )
+
+    def _read(self, repo_id: str, filename: str) -> str:
+        path = self._download(repo_id, filename)
+        with _translate(repo_id, self.endpoint), open(path, encoding="utf-8") as handle:
+            return handle.read()
 
     def _json_file(self, repo_id: str, filename: str) -> dict[str, Any] | None:
         try:
-            with open(self._download(repo_id, filename), encoding="utf-8") as handle:
-                data = json.load(handle)
+            data = json.loads(self._read(repo_id, filename))
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None
         return data if isinstance(data, dict) else None
 
     def _text_file(self, repo_id: str, filename: str) -> str:
-        with open(self._download(repo_id, filename), encoding="utf-8") as handle:
-            return handle.read()
+        return self._read(repo_id, filename)
 
 
 def _template_text(tokenizer_config: dict[str, Any] | None) -> str | None:
@@ -165,8 +220,21 @@ def _token_info(data: dict[str, Any]) -> TokenInfo:
     return TokenInfo(user=user, role=role, orgs=orgs, can_write=can_write)
 
 
+def _bound_session_timeout(seconds: float) -> None:
+    """Give huggingface_hub's shared HTTP client a timeout (it has none by default).
+
+    Calls such as ``whoami`` take no timeout argument and would otherwise wait
+    forever on a Hub that accepts the connection but never answers.
+    """
+    from huggingface_hub.utils import get_session
+
+    session = get_session()
+    if session.timeout.read is None:
+        session.timeout = seconds
+
+
 class _translate:
-    """Map huggingface_hub/httpx errors to thinnka's tree (context manager)."""
+    """Raise the thinnka error for any exception of the block (context manager)."""
 
     def __init__(self, repo_id: str | None, endpoint: str, *, preflight: bool = True) -> None:
         self.repo_id, self.endpoint, self.preflight = repo_id, endpoint, preflight
@@ -174,35 +242,17 @@ class _translate:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> Literal[False]:
-        if exc is None:
-            return False
-        from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
-
-        repo = self.repo_id
-        if isinstance(exc, GatedRepoError) and self.preflight:
-            raise PreflightError(
-                f"Model {repo} is gated and this token has no access. "
-                f"Request access at {self.endpoint}/{repo} and run again.",
-                reason="gated",
-            ) from exc
-        if isinstance(exc, RepositoryNotFoundError) and self.preflight:
-            raise PreflightError(
-                f"Model not found: {repo} (or it is private and this token cannot see it).",
-                reason="model_not_found",
-            ) from exc
-        if isinstance(exc, HfHubHTTPError):
-            status = exc.response.status_code if exc.response is not None else 0
-            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if status in (401, 403):
-                raise AuthError(f"Hugging Face refused the token: {first_line}") from exc
-            if status == 429 or status >= 500:
-                raise TransientError(f"Hugging Face Hub answered HTTP {status}.") from exc
-            raise RemoteError(f"Hugging Face error: {first_line}") from exc
-        import httpx
-
-        if isinstance(exc, httpx.TransportError | OSError) and not isinstance(
-            exc, FileNotFoundError
-        ):
-            raise TransientError(f"Hugging Face Hub unreachable ({type(exc).__name__}).") from exc
-        return False
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception):
+            return  # KeyboardInterrupt and friends pass untouched
+        translated = translate_hub_error(
+            exc, endpoint=self.endpoint, repo_id=self.repo_id, preflight=self.preflight
+        )
+        if translated is exc:
+            return
+        raise translated from exc

@@ -5,6 +5,11 @@ mapping, so connecting retries (quickly at first, then backing off) until
 the step's deadline. The pod's host key is recorded at the first connect and
 every later connect refuses a different one. Keepalives keep long reads of a
 training log from dying behind NAT.
+
+Every exception of paramiko, invoke (fabric's runner) and the socket below is
+translated here (``translate_ssh_error``): a refused key is an ``AuthError``, a
+dropped connection or a broken channel a ``TransientError``, a remote command
+past its timeout a ``StepTimeout``.
 """
 
 from __future__ import annotations
@@ -16,11 +21,74 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from thinnka.errors import AuthError, RemoteError, StepTimeout, TransientError
+from thinnka.errors import (
+    AuthError,
+    ConfigError,
+    RemoteError,
+    StepTimeout,
+    ThinnkaError,
+    TransientError,
+)
 
-__all__ = ["CommandResult", "SshTarget", "connect"]
+__all__ = ["CommandResult", "SshTarget", "connect", "translate_ssh_error"]
+
+
+def translate_ssh_error(exc: BaseException, what: str) -> ThinnkaError:
+    """The thinnka error for ``exc``, raised by paramiko, invoke or a socket during ``what``."""
+    if isinstance(exc, ThinnkaError):
+        return exc
+    import invoke
+    import paramiko
+
+    detail = f"{type(exc).__name__}: {_first_line(exc)}"
+    if isinstance(exc, invoke.CommandTimedOut):
+        return StepTimeout(f"{what}: the remote command ran past {getattr(exc, 'timeout', '?')} s.")
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return RemoteError(
+            f"{what}: the pod's host key changed ({detail}).", reason="host_key_changed"
+        )
+    if isinstance(exc, paramiko.PasswordRequiredException):
+        return ConfigError(f"{what}: the SSH private key needs a passphrase; use one without.")
+    if isinstance(exc, paramiko.AuthenticationException | invoke.AuthFailure):
+        return AuthError(f"{what}: the pod refused the SSH key ({detail}).")
+    if isinstance(exc, paramiko.IncompatiblePeer):
+        return RemoteError(f"{what}: the pod's sshd speaks no common algorithm ({detail}).")
+    if isinstance(exc, paramiko.SFTPError):
+        return RemoteError(f"{what}: the pod's SFTP server refused ({detail}).")
+    if isinstance(exc, paramiko.SSHException | invoke.ThreadException | EOFError | OSError):
+        return TransientError(f"{what}: the SSH connection to the pod broke ({detail}).")
+    return RemoteError(f"{what} failed ({detail}).")
+
+
+class _ssh_errors:
+    """Raise the thinnka error for any exception of the block (context manager)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception) or isinstance(exc, ThinnkaError):
+            return  # KeyboardInterrupt and thinnka's own errors pass untouched
+        raise translate_ssh_error(exc, self.what) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    try:
+        text = str(exc).strip()
+    except Exception:  # some library errors cannot render without their full context
+        text = ""
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -53,10 +121,9 @@ class _PinningPolicy:
     def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
         offered = f"{key.get_name()} {key.get_base64()}"
         if self.pinned is not None and offered != self.pinned:
-            import paramiko
-
-            raise paramiko.SSHException(
-                f"Host key of {hostname} changed since the first connect; refusing."
+            raise RemoteError(
+                f"Host key of {hostname} changed since the first connect; refusing.",
+                reason="host_key_changed",
             )
         self.seen = offered
 
@@ -88,9 +155,7 @@ class PodShell:
 
     def run(self, script: str, *, timeout: float = 600.0) -> CommandResult:
         """Run a bash script on the pod; never raises for a non-zero exit."""
-        import invoke
-
-        try:
+        with _ssh_errors("Running a command on the pod"):
             result = self._connection.run(
                 f"bash -c {shlex.quote(script)}",
                 hide=True,
@@ -98,12 +163,12 @@ class PodShell:
                 in_stream=False,
                 timeout=timeout,
             )
-        except invoke.CommandTimedOut:
-            raise StepTimeout(f"Remote command ran past {timeout:.0f} s.") from None
-        except (OSError, EOFError) as exc:
+        # paramiko reports -1 when no exit status came: the command died by a signal, or
+        # the connection dropped under it. Only the first is the command's own result.
+        if result.exited == -1 and not self.is_active():
             raise TransientError(
-                f"SSH connection to the pod broke ({type(exc).__name__})."
-            ) from exc
+                "Running a command on the pod: the SSH connection dropped before it finished."
+            )
         return CommandResult(result.exited, result.stdout, result.stderr)
 
     def stream(self, script: str, *, poll: float = 1.0) -> Iterator[bytes | None]:
@@ -112,27 +177,35 @@ class PodShell:
         Yields None after ``poll`` seconds without output, so the caller can
         check deadlines and cancellation; ends when the command exits.
         """
-        channel = self._connection.client.get_transport().open_session()
+        what = "Streaming from the pod"
+        with _ssh_errors(what):
+            self._connection.open()  # reconnects after a drop, as ``run`` does (no-op if open)
+            transport = self._connection.client.get_transport()
+            channel = transport.open_session()
         try:
-            channel.settimeout(poll)
-            channel.exec_command(f"bash -c {shlex.quote(script)}")
+            with _ssh_errors(what):
+                channel.settimeout(poll)
+                channel.exec_command(f"bash -c {shlex.quote(script)}")
             while True:
                 try:
                     data = channel.recv(1 << 16)
-                except TimeoutError:
+                except TimeoutError:  # nothing within ``poll``
                     yield None
                     continue
-                if not data:
+                except Exception as exc:
+                    raise translate_ssh_error(exc, what) from exc
+                if not data:  # end of output: the command exited, or the connection dropped
+                    if not transport.is_active():
+                        raise TransientError(f"{what}: the SSH connection to the pod dropped.")
                     return
                 yield data
-        except (OSError, EOFError) as exc:
-            raise TransientError(f"SSH stream from the pod broke ({type(exc).__name__}).") from exc
         finally:
             channel.close()
 
     def sftp(self) -> Any:
         if self._sftp is None:
-            self._sftp = self._connection.sftp()
+            with _ssh_errors("Opening SFTP to the pod"):
+                self._sftp = self._connection.sftp()
         return self._sftp
 
     def make_dirs(self, *paths: str) -> None:
@@ -148,37 +221,43 @@ class PodShell:
                 except FileNotFoundError:
                     try:
                         sftp.mkdir(current)
-                    except OSError as exc:
+                    except OSError as exc:  # permission, a file in the way: not transient
                         raise RemoteError(
                             f"Could not create {current} on the pod ({exc})."
                         ) from exc
+                    except Exception as exc:
+                        raise translate_ssh_error(exc, f"Creating {current} on the pod") from exc
+                except Exception as exc:
+                    raise translate_ssh_error(exc, f"Creating {current} on the pod") from exc
 
     def put_text(self, path: str, text: str, *, mode: int = 0o644) -> None:
         """Write a file on the pod; a secret file is created 0600 before any byte lands."""
         sftp = self.sftp()
         temporary = f"{path}.tmp-{int(time.time() * 1000)}"
-        with sftp.open(temporary, "w") as handle:
-            handle.chmod(mode)
-            handle.write(text.encode("utf-8"))
-        sftp.posix_rename(temporary, path)
+        with _ssh_errors(f"Writing {path} on the pod"):
+            with sftp.open(temporary, "w") as handle:
+                handle.chmod(mode)
+                handle.write(text.encode("utf-8"))
+            sftp.posix_rename(temporary, path)
 
     def read_from(self, path: str, offset: int, limit: int = 1 << 20) -> bytes:
         """Bytes of ``path`` from ``offset`` (empty when it does not exist yet)."""
+        sftp = self.sftp()
         try:
-            with self.sftp().open(path, "rb") as handle:
+            with sftp.open(path, "rb") as handle:
                 handle.seek(offset)
                 return bytes(handle.read(limit))
         except FileNotFoundError:
             return b""
-        except OSError as exc:
-            raise TransientError(f"Could not read {path} on the pod ({exc}).") from exc
+        except Exception as exc:
+            raise translate_ssh_error(exc, f"Reading {path} on the pod") from exc
 
 
 def connect(target: SshTarget, *, deadline: float, first_delay: float = 0.25) -> PodShell:
     """Open SSH to the pod, retrying refused or reset connections until ``deadline``."""
-    import paramiko
     from fabric import Connection
 
+    what = f"SSH to {target.host}:{target.port}"
     delay = first_delay
     last_error = "no attempt"
     while True:
@@ -205,22 +284,18 @@ def connect(target: SshTarget, *, deadline: float, first_delay: float = 0.25) ->
             # ~40 ms to each of them.
             connection.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             host_key = policy.seen or _host_key_of(connection)
+            policy.pinned = host_key  # fabric reconnects on its own: only to this key
             return PodShell(connection, host_key)
-        except paramiko.AuthenticationException as exc:
+        except Exception as exc:
             connection.close()
-            raise AuthError(f"The pod refused the SSH key ({exc}).") from None
-        except paramiko.SSHException as exc:
-            connection.close()
-            if "Host key" in str(exc) and "changed" in str(exc):
-                raise RemoteError(str(exc), reason="host_key_changed") from None
-            last_error = f"{type(exc).__name__}: {exc}"
-        except (OSError, EOFError) as exc:
-            connection.close()
+            error = translate_ssh_error(exc, what)
+            if not isinstance(error, TransientError):  # refused key, changed host key, ...
+                raise error from (None if error is exc else exc)
+            # Refused, reset or half-open: sshd may not listen yet; retried until the deadline.
             last_error = f"{type(exc).__name__}: {exc}"
         if time.monotonic() + delay > deadline:
             raise StepTimeout(
-                f"SSH to {target.host}:{target.port} did not open before the deadline "
-                f"(last error: {last_error})."
+                f"{what} did not open before the deadline (last error: {last_error})."
             )
         time.sleep(delay)
         delay = min(delay * 1.6, 5.0)

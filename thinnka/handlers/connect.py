@@ -1,4 +1,9 @@
-"""provisioned → connected: the pod's public SSH port answers; its host key is pinned."""
+"""provisioned → connected: the pod's public SSH port answers; its host key is pinned.
+
+The host key is recorded the moment the first connection shows it, not with the
+transition: a crash in between must not mean trusting whatever key answers on
+the next attempt.
+"""
 
 from __future__ import annotations
 
@@ -59,8 +64,7 @@ class ConnectHandler:
         assert port is not None
         ctx.save(ssh_host=port.ip, ssh_port=port.public_port)
         shell = open_shell(ctx, timeout=max(30.0, ctx.remaining()))
+        if ctx.run.host_key is None:
+            ctx.save(host_key=shell.host_key)
         ctx.output.event("ssh_connected", "SSH connected.")
-        return StepResult(
-            message=f"SSH open at {port.ip}:{port.public_port}.",
-            updates={"host_key": ctx.run.host_key or shell.host_key},
-        )
+        return StepResult(message=f"SSH open at {port.ip}:{port.public_port}.")

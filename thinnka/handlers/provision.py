@@ -37,6 +37,19 @@ def pod_name_for(run: RunRecord) -> str:
     return f"{base}-{run.id}"
 
 
+def _type_id_of(pod: Pod, run: RunRecord) -> str | None:
+    """The GPU type id of an adopted pod (``runs.gpu_type`` always holds the id).
+
+    The API names it; failing that, the plan's candidate with the pod's display name.
+    """
+    if pod.gpu_type_id:
+        return pod.gpu_type_id
+    for candidate in (run.plan or {}).get("candidates", []):
+        if pod.gpu_display_name and candidate.get("display_name") == pod.gpu_display_name:
+            return str(candidate["id"])
+    return None
+
+
 def find_run_pods(pods: list[Pod], run_id: str, owner: str) -> list[Pod]:
     """This run's pods: the env tags say so (names alone are not unique on Runpod)."""
     return [
@@ -61,7 +74,7 @@ class ProvisionHandler:
 
         adopted = self._adopt(ctx, owner)
         if adopted is not None:
-            return self._result(ctx, adopted, adopted.gpu_display_name or "", adopted=True)
+            return self._result(ctx, adopted, _type_id_of(adopted, run), adopted=True)
 
         plan = run.plan or {}
         gate = GateFacts.from_json(plan["gate"])
@@ -143,7 +156,9 @@ class ProvisionHandler:
             env=env,
         )
 
-    def _result(self, ctx: StepContext, pod: Pod, gpu_type: str, *, adopted: bool) -> StepResult:
+    def _result(
+        self, ctx: StepContext, pod: Pod, gpu_type: str | None, *, adopted: bool
+    ) -> StepResult:
         ctx.save(
             pod_id=pod.id,
             gpu_type=gpu_type,

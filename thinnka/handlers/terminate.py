@@ -4,12 +4,19 @@ Termination is confirmed: "not found" from the terminate call counts as gone
 only once a successful read shows the pod absent. A crash between the create
 call and recording the pod id is covered too: pods tagged with this run's id
 are found on the account and terminated.
+
+The pod's cost comes from its own clock, not from when this step happens to run
+(a cleanup hours after a crash must not bill the downtime): right before the
+terminate call the pod's uptime is read from the API, and the moment the
+termination is confirmed is recorded at once (``RemoteFacts.termination``). A
+re-entry keeps what the first pass recorded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import replace
 
 from thinnka.clients.runpod import RunpodApi
 from thinnka.errors import NotFoundError, RemoteError
@@ -17,6 +24,7 @@ from thinnka.handlers.base import StepContext, StepResult
 from thinnka.handlers.pod import close_shells
 from thinnka.handlers.provision import find_run_pods
 from thinnka.machine import RunState
+from thinnka.records import TerminationFacts
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
 
@@ -54,12 +62,58 @@ class TerminateHandler:
             pods += [pod.id for pod in tagged if pod.id not in pods]
         for pod_id in pods:
             ctx.output.event("cleanup_start", f"Terminating pod {pod_id}.")
+            existed = _note_uptime(ctx, runpod, pod_id) if pod_id == run.pod_id else True
             terminate_and_confirm(runpod, pod_id, ctx.deadline)
+            if pod_id == run.pod_id:
+                _note_confirmed(ctx, existed=existed)
             ctx.output.event("pod_terminated", f"Pod {pod_id} terminated.")
         updates: dict[str, object] = {}
-        if run.pod_started_at is not None and run.cost_per_hr is not None:
-            hours = (utcnow() - run.pod_started_at).total_seconds() / 3600
-            updates["cost_usd"] = round(run.cost_per_hr * hours, 6)
+        if run.pod_id is not None:
+            seconds = billed_seconds(ctx.run, ctx.run.remote.termination)
+            if seconds is not None and run.cost_per_hr is not None:
+                updates["cost_usd"] = round(run.cost_per_hr * seconds / 3600, 6)
         what = "no pod was created" if not pods else f"pod {', '.join(pods)} terminated"
         verb = "Succeeded" if run.state is RunState.pushed else "Cleaned up"
         return StepResult(message=f"{verb}: {what}.", updates=updates)
+
+
+def _save_termination(ctx: StepContext, facts: TerminationFacts) -> None:
+    ctx.save(remote=replace(ctx.run.remote, termination=facts))
+
+
+def _note_uptime(ctx: StepContext, runpod: RunpodApi, pod_id: str) -> bool:
+    """Record the pod's uptime as the API reports it, with when it was read; False if gone."""
+    pod = runpod.get_pod(pod_id)
+    if pod is None:
+        return False  # a re-entry after the terminate landed: keep what was recorded
+    if pod.uptime_seconds is not None:  # None while it has not booted
+        facts = replace(
+            ctx.run.remote.termination, seen_at=utcnow(), uptime_s=float(pod.uptime_seconds)
+        )
+        _save_termination(ctx, facts)
+    return True
+
+
+def _note_confirmed(ctx: StepContext, *, existed: bool) -> None:
+    """The moment the pod was confirmed gone: recorded once, kept by every re-entry.
+
+    When this pass found the pod already gone (the terminate of a pass that then
+    crashed), the last moment it was seen up is the better estimate than now.
+    """
+    facts = ctx.run.remote.termination
+    if facts.confirmed_at is not None:
+        return
+    confirmed = utcnow() if existed or facts.seen_at is None else facts.seen_at
+    _save_termination(ctx, replace(facts, confirmed_at=confirmed))
+
+
+def billed_seconds(run: RunRecord, facts: TerminationFacts) -> float | None:
+    """How long the pod ran: its uptime when last read, plus the time until it was gone."""
+    if facts.confirmed_at is None:
+        return None
+    if facts.uptime_s is not None and facts.seen_at is not None:
+        tail = (facts.confirmed_at - facts.seen_at).total_seconds()
+        return facts.uptime_s + max(0.0, tail)
+    if run.pod_started_at is not None:  # the API never showed an uptime (never booted)
+        return max(0.0, (facts.confirmed_at - run.pod_started_at).total_seconds())
+    return None

@@ -77,7 +77,7 @@ class RunRow(Base):
     plan: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     pod_name: Mapped[str | None] = mapped_column(String(200))
     pod_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    gpu_type: Mapped[str | None] = mapped_column(String(100))
+    gpu_type: Mapped[str | None] = mapped_column(String(100))  # Runpod's type id, not its name
     gpu_count: Mapped[int | None] = mapped_column(Integer)
     cost_per_hr: Mapped[float | None] = mapped_column(Float)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)

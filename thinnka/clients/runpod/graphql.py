@@ -5,12 +5,15 @@ cannot leak through an error message). Errors are classified at this
 boundary: auth errors are never retried; 429, 5xx and dropped connections are
 retried with jittered exponential backoff, a bounded number of times; GraphQL
 ``errors[]`` are mapped by message substring, as Runpod's own clients do.
+Every httpx exception is translated (``classify_transport_error``), and an
+answer of the wrong shape (not JSON, not a GraphQL object, a pod without an
+id) is a thinnka error too, never a ``KeyError`` from deep inside parsing.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import httpx
@@ -27,19 +30,21 @@ from thinnka.clients.runpod.types import GpuOffer, Pod, PodPort, PodSpec
 from thinnka.errors import (
     AuthError,
     CapacityError,
+    ConfigError,
     NotFoundError,
     RemoteError,
+    ThinnkaError,
     TransientError,
 )
 
-__all__ = ["GraphQLRunpod", "classify_graphql_error"]
+__all__ = ["GraphQLRunpod", "classify_graphql_error", "classify_transport_error"]
 
 T = TypeVar("T")
 
 _CAPACITY = ("no longer any instances available", "no instances available", "not enough free gpus")
 _POD_FIELDS = """
     id name desiredStatus costPerHr uptimeSeconds gpuCount env
-    machine { gpuDisplayName }
+    machine { gpuDisplayName gpuTypeId }
     runtime { uptimeInSeconds ports { ip isIpPublic privatePort publicPort type } }
 """
 
@@ -57,6 +62,31 @@ def classify_graphql_error(message: str) -> RemoteError:
     if "something went wrong" in lowered or "try again later" in lowered:
         return TransientError(text)
     return RemoteError(text)
+
+
+def classify_transport_error(exc: Exception) -> ThinnkaError:
+    """Turn an exception of httpx (sending the request, reading the answer) into thinnka's."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        return TransientError(f"Runpod API timed out ({name}).")
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return ConfigError(f"RUNPOD_API_BASE_URL is not a usable http(s) URL ({name}).")
+    if isinstance(exc, httpx.TransportError):
+        return TransientError(f"Runpod API unreachable ({name}).")
+    if isinstance(exc, httpx.DecodingError):
+        return TransientError(f"Runpod API answered with a body that cannot be decoded ({name}).")
+    return RemoteError(f"Runpod API request failed ({name}).")
+
+
+@contextmanager
+def _answer_shape(what: str) -> Iterator[None]:
+    """A Runpod answer missing fields, or of the wrong types, is a ``RemoteError``."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RemoteError(
+            f"Runpod API answered {what} in a shape thinnka cannot read ({type(exc).__name__})."
+        ) from exc
 
 
 class GraphQLRunpod:
@@ -96,25 +126,31 @@ class GraphQLRunpod:
     def _post_once(self, query: str, variables: dict[str, Any]) -> dict[str, Any]:
         try:
             response = self._client.post("/graphql", json={"query": query, "variables": variables})
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"Runpod API timed out ({type(exc).__name__}).") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"Runpod API unreachable ({type(exc).__name__}).") from None
+            text = response.text  # decoding errors surface here, inside the translation
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict) as exc:
+            raise classify_transport_error(exc) from None
         status = response.status_code
         if status in (401, 403):
             raise AuthError(f"Runpod refused the API key (HTTP {status}).")
         if status == 429 or status >= 500:
             raise TransientError(f"Runpod API answered HTTP {status}.")
         if status != 200:
-            raise RemoteError(f"Runpod API answered HTTP {status}: {_short(response.text)}")
+            raise RemoteError(f"Runpod API answered HTTP {status}: {_short(text)}")
         try:
             body = response.json()
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON (a proxy's HTML error page, a cut-off body)
             raise TransientError("Runpod API answered with something that is not JSON.") from None
+        if not isinstance(body, dict):
+            raise RemoteError("Runpod API answered JSON that is not a GraphQL response.")
         errors = body.get("errors") or []
         if errors:
-            raise classify_graphql_error(str(errors[0].get("message", "unknown GraphQL error")))
-        return body.get("data") or {}
+            first = errors[0] if isinstance(errors, list) else errors
+            message = first.get("message") if isinstance(first, dict) else first
+            raise classify_graphql_error(str(message or "unknown GraphQL error"))
+        data = body.get("data") or {}
+        if not isinstance(data, dict):
+            raise RemoteError("Runpod API answered a GraphQL `data` that is not an object.")
+        return data
 
     def _post(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         call: Callable[[], dict[str, Any]] = lambda: self._post_once(query, variables or {})  # noqa: E731
@@ -132,6 +168,10 @@ class GraphQLRunpod:
                   lowestPrice(input: $price) { uninterruptablePrice stockStatus } } }""",
             {"price": price_input},
         )
+        with _answer_shape("the GPU catalog"):
+            return self._offers(data, gpu_count)
+
+    def _offers(self, data: dict[str, Any], gpu_count: int) -> list[GpuOffer]:
         offers = []
         for item in data.get("gpuTypes") or []:
             if item.get("id") in (None, "unknown"):
@@ -178,9 +218,10 @@ class GraphQLRunpod:
             variables,
         )
         pod = data.get("podFindAndDeployOnDemand")
-        if not pod or not pod.get("id"):
+        if not isinstance(pod, dict) or not pod.get("id"):
             raise RemoteError("Runpod did not return a pod id.")
-        return _pod(pod)
+        with _answer_shape("the created pod"):
+            return _pod(pod)
 
     def get_pod(self, pod_id: str) -> Pod | None:
         data = self._post(
@@ -188,11 +229,13 @@ class GraphQLRunpod:
             {"input": {"podId": pod_id}},
         )
         pod = data.get("pod")
-        return _pod(pod) if pod else None
+        with _answer_shape("a pod"):
+            return _pod(pod) if pod else None
 
     def list_pods(self) -> list[Pod]:
         data = self._post(f"query Pods {{ myself {{ pods {{ {_POD_FIELDS} }} }} }}")
-        return [_pod(item) for item in ((data.get("myself") or {}).get("pods") or [])]
+        with _answer_shape("the pod list"):
+            return [_pod(item) for item in ((data.get("myself") or {}).get("pods") or [])]
 
     def terminate_pod(self, pod_id: str) -> None:
         self._post(
@@ -229,6 +272,7 @@ def _pod(data: dict[str, Any]) -> Pod:
         uptime_seconds=(runtime or {}).get("uptimeInSeconds", data.get("uptimeSeconds")),
         gpu_count=data.get("gpuCount"),
         gpu_display_name=(data.get("machine") or {}).get("gpuDisplayName"),
+        gpu_type_id=(data.get("machine") or {}).get("gpuTypeId"),
     )
 
 

@@ -36,6 +36,7 @@ class Pod:
     uptime_seconds: int | None = None
     gpu_count: int | None = None
     gpu_display_name: str | None = None
+    gpu_type_id: str | None = None  # what runs.gpu_type holds (never the display name)
 
     def public_ssh(self) -> PodPort | None:
         """The public 22/tcp mapping; a private entry listed first is never it."""
