@@ -14,7 +14,7 @@ from thinnka.errors import ConfigError, LeaseHeld
 from thinnka.handlers.base import Handler, Output
 from thinnka.machine import RunState
 from thinnka.options import RunOptions, validate
-from thinnka.runner import Runner
+from thinnka.runner import Runner, owner_host
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store, open_store
 
@@ -180,6 +180,8 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
             else None
         ),
         "lease_owner": run.lease_owner if run.lease_live() else None,
+        # Which machine drives it: on a shared database, often not this one.
+        "lease_host": owner_host(run.lease_owner) if run.lease_live() and run.lease_owner else None,
         "created_at": run.created_at.isoformat(),
         "updated_at": run.updated_at.isoformat(),
         "ended_at": run.ended_at.isoformat() if run.ended_at else None,

@@ -27,7 +27,7 @@ from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "Runner", "make_owner_id"]
+__all__ = ["DEFAULT_LEASE_SECONDS", "Runner", "host_name", "make_owner_id", "owner_host"]
 
 logger = structlog.get_logger(__name__)
 
@@ -35,9 +35,24 @@ DEFAULT_LEASE_SECONDS = 60.0
 _CANCEL_REASONS = frozenset({"cancelled", "interrupted"})
 
 
+def host_name() -> str:
+    """This host's name in lease owner ids: ``THINNKA_HOSTNAME``, else the short hostname.
+
+    Cut to 40 characters so that ``host:pid:suffix`` always fits the 64-character
+    ``lease_owner`` column (PostgreSQL enforces the length; SQLite does not).
+    """
+    name = os.environ.get("THINNKA_HOSTNAME", "").strip() or socket.gethostname()
+    return name.split(".")[0][:40] or "localhost"
+
+
 def make_owner_id() -> str:
     """A lease owner id that tells a person which process holds a run."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return f"{host_name()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def owner_host(owner: str) -> str:
+    """The host part of a lease owner id (what ``show`` names as the holder)."""
+    return owner.partition(":")[0]
 
 
 def owner_is_dead(owner: str) -> bool:
@@ -49,7 +64,7 @@ def owner_is_dead(owner: str) -> bool:
     """
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+    if host != host_name() or not pid_text.isdigit() or int(pid_text) == os.getpid():
         return False
     try:
         os.kill(int(pid_text), 0)
