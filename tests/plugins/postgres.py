@@ -32,7 +32,14 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Backend", "PostgresServer", "db_backend", "postgres_server", "postgres_url"]
+__all__ = [
+    "Backend",
+    "PostgresServer",
+    "db_backend",
+    "postgres_server",
+    "postgres_url",
+    "start_postgres_server",
+]
 
 BACKENDS = ("sqlite", "postgresql")
 _USER = "thinnka"
@@ -110,7 +117,8 @@ class PostgresServer:
         subprocess.run(self._command(*args), check=True, capture_output=True, timeout=120)
 
 
-def _start_server() -> tuple[PostgresServer, Path]:
+def start_postgres_server() -> tuple[PostgresServer, Path]:
+    """A private server in a new temporary folder (the caller stops it and removes the folder)."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         raise RuntimeError("no PostgreSQL server binaries (apt-get install postgresql)")
@@ -136,7 +144,7 @@ def _start_server() -> tuple[PostgresServer, Path]:
 def postgres_server() -> Iterator[PostgresServer]:
     """The session's private server; skipped without one, except under CI."""
     try:
-        server, root = _start_server()
+        server, root = start_postgres_server()
     except RuntimeError as exc:
         if _in_ci():
             pytest.fail(f"CI must run the PostgreSQL tests: {exc}")
