@@ -6,11 +6,11 @@ owner ids) and its own state folder: hosts share the database and nothing else.
 
 from __future__ import annotations
 
+import datetime as dt
 import multiprocessing
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -94,69 +94,110 @@ class _Step:
         return StepResult(message=f"{self.trigger} done")
 
 
-class _Quiet:
+class _Events:
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
     def event(self, name: str, message: str, **fields: object) -> None:
-        pass
+        self.names.append(name)
 
     def line(self, stage: str, text: str) -> None:
         pass
 
 
+# Host A: creates a leased run, prints it, renews the lease for argv[2] seconds, exits.
 _HOST_A = """
-import sys
+import sys, time
 from thinnka.options import RunOptions
 from thinnka.runner import make_owner_id
 from thinnka.settings import load_settings
 from thinnka.store import open_store
 store = open_store(load_settings())
-run = store.create_run(RunOptions(), owner=make_owner_id(), lease_seconds=float(sys.argv[1]))
-print(run.id, run.lease_owner)
+lease, live_for = float(sys.argv[1]), float(sys.argv[2])
+run = store.create_run(RunOptions(), owner=make_owner_id(), lease_seconds=lease)
+print(run.id, run.lease_owner, flush=True)
+until = time.monotonic() + live_for
+while time.monotonic() < until:
+    time.sleep(lease / 4)
+    store.renew_lease(run.id, run.lease_owner, seconds=lease)
 """
+
+
+def _host_a(
+    url: str, state_dir: Path, lease: float, live_for: float
+) -> tuple[subprocess.Popen[str], str, str]:
+    env = {**os.environ, "THINNKA_DB_URL": url, "THINNKA_HOSTNAME": "host-a",
+           "THINNKA_STATE_DIR": str(state_dir)}  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", _HOST_A, str(lease), str(live_for)], env=env,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdout is not None
+    run_id, holder = proc.stdout.readline().split()
+    return proc, run_id, holder
+
+
+def _host_b(url: str, state_dir: Path) -> tuple[Store, Runner, _Events]:
+    settings = _settings(url, state_dir)
+    store = open_store(settings)
+    handlers = {t: _Step(t) for t in HANDLER_TRIGGERS}
+    events = _Events()
+    runner = Runner(store, settings, handlers=handlers, output=events)  # type: ignore[arg-type]
+    return store, runner, events
 
 
 def test_resume_on_another_host_waits_for_the_lease_of_a_dead_holder(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lease = 8.0
-    env = {**os.environ, "THINNKA_DB_URL": postgres_url, "THINNKA_HOSTNAME": "host-a",
-           "THINNKA_STATE_DIR": str(tmp_path / "a")}  # fmt: skip
+    lease = 5.0
     # Host A starts a run and dies holding its lease (its process is gone).
-    made = subprocess.run([sys.executable, "-c", _HOST_A, str(lease)], env=env,
-                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
-    run_id, holder = made.stdout.split()
+    proc, run_id, holder = _host_a(postgres_url, tmp_path / "a", lease, live_for=0)
+    proc.wait(timeout=30)
     assert holder.startswith("host-a:")
 
     monkeypatch.setenv("THINNKA_HOSTNAME", "host-b")
-    settings = _settings(postgres_url, tmp_path / "b")
-    store = open_store(settings)
-    handlers = {t: _Step(t) for t in HANDLER_TRIGGERS}
-    runner = Runner(store, settings, handlers=handlers, output=_Quiet())  # type: ignore[arg-type]
+    store, runner, events = _host_b(postgres_url, tmp_path / "b")
     # B cannot see A's processes: A's dead holder counts as alive until expiry...
     assert not owner_is_dead(holder)
     with pytest.raises(LeaseHeld, match="host-a"):
-        runner.drive(run_id)
+        runner.drive(run_id)  # what recover and cancel do: never wait
     assert store.get(run_id).state is RunState.created
     # ...and `show` names the host that holds it, as text and as JSON.
     assert run_summary(store, store.get(run_id), events=False)["lease_host"] == "host-a"
-    shown = subprocess.run([sys.executable, "-m", "thinnka", "show", run_id],
-                           env={**env, "COLUMNS": "200"}, cwd=tmp_path,
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    env = {**os.environ, "THINNKA_DB_URL": postgres_url, "COLUMNS": "200"}
+    shown = subprocess.run([sys.executable, "-m", "thinnka", "show", run_id], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert f"driven by host host-a ({holder})" in shown.stdout
 
-    # On host A itself the same dead holder is taken over at once (the local rule).
+    # On host A itself the same dead holder would be taken over at once (the local rule).
     monkeypatch.setenv("THINNKA_HOSTNAME", "host-a")
     assert owner_is_dead(holder)
     monkeypatch.setenv("THINNKA_HOSTNAME", "host-b")
 
+    # resume waits for the lease to expire, then drives the run to its end.
     expires = store.get(run_id).lease_expires_at
     assert expires is not None
-    deadline = time.monotonic() + lease + 30
-    while store.get(run_id).lease_live() and time.monotonic() < deadline:
-        time.sleep(0.2)
-    done = runner.drive(run_id)
+    done = runner.drive(run_id, wait_for_lease=True)
+    assert dt.datetime.now(dt.UTC) >= expires
     assert done.outcome is Outcome.succeeded and done.lease_owner is None
+    assert events.names.count("lease_wait") == 1
     assert "lease_taken" not in [e.kind for e in store.events(run_id)]  # expiry, not takeover
+
+
+def test_resume_on_another_host_leaves_a_live_holder_alone(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc, run_id, holder = _host_a(postgres_url, tmp_path / "a", lease=2.0, live_for=30)
+    try:
+        monkeypatch.setenv("THINNKA_HOSTNAME", "host-b")
+        store, runner, events = _host_b(postgres_url, tmp_path / "b")
+        with pytest.raises(LeaseHeld, match="host-a"):
+            runner.drive(run_id, wait_for_lease=True)  # it renewed while we waited
+        assert events.names == ["lease_wait"]
+        after = store.get(run_id)
+        assert after.lease_owner == holder and after.state is RunState.created
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
 
 
 def test_a_long_host_name_still_fits_the_lease_owner_column(

@@ -107,10 +107,14 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
     return run.id, runner
 
 
-def drive(runner: Runner, run_id: str, *, detach: bool = False) -> RunRecord:
+def drive(
+    runner: Runner, run_id: str, *, detach: bool = False, wait_for_lease: bool = False
+) -> RunRecord:
     """Drive a run, say how it ended, then flush its notifications (bounded)."""
     try:
-        run = runner.drive(run_id, stop_at=RunState.training if detach else None)
+        run = runner.drive(
+            run_id, stop_at=RunState.training if detach else None, wait_for_lease=wait_for_lease
+        )
         _report_end(run, runner.output)
         return run
     finally:
@@ -133,7 +137,8 @@ def resume_run(session: Session, run_id: str, output: Output) -> RunRecord:
     run = session.store.get(run_id)
     notifier = notifier_for(session.settings, run.options, output)
     notifier.run_id = run.id
-    return drive(session.runner(notifier), run.id)
+    # Another host's holder may have died unseen: resume waits out its lease.
+    return drive(session.runner(notifier), run.id, wait_for_lease=True)
 
 
 @dataclass(frozen=True)
