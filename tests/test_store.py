@@ -152,18 +152,25 @@ def test_lease_is_exclusive_until_it_expires(tmp_path: Path) -> None:
     assert [r.id for r in store.runs_needing_recovery()] == [run.id]
 
 
-def _race(folder: str, run_id: str, host: str, barrier: object, results: object) -> None:
+_ROUNDS = 3  # a few rounds, to give a race a chance to show
+
+
+def _race(
+    folder: str, run_id: str, host: str, start: object, done: object, results: object
+) -> None:
     os.environ["THINNKA_HOSTNAME"] = host  # each process plays another machine
     from thinnka.runner import make_owner_id
 
     owner = make_owner_id()
     store = _store(Path(folder))
-    barrier.wait()  # type: ignore[attr-defined]
-    try:
-        store.acquire_lease(run_id, owner, seconds=60)
-        results.put((host, "won", owner))  # type: ignore[attr-defined]
-    except LeaseHeld as held:
-        results.put((host, "lost", held.holder))  # type: ignore[attr-defined]
+    for _ in range(_ROUNDS):  # one process per host for every round: spawning is the slow part
+        start.wait()  # type: ignore[attr-defined]
+        try:
+            store.acquire_lease(run_id, owner, seconds=60)
+            results.put((host, "won", owner))  # type: ignore[attr-defined]
+        except LeaseHeld as held:
+            results.put((host, "lost", held.holder))  # type: ignore[attr-defined]
+        done.wait()  # type: ignore[attr-defined]  # the test has checked and released the lease
 
 
 @pytest.mark.usefixtures("db_backend")
@@ -171,25 +178,31 @@ def test_two_processes_racing_for_one_lease_exactly_one_wins(tmp_path: Path) -> 
     """Processes as distinct hosts (owner host names): one wins, the others name it."""
     from thinnka.runner import owner_host
 
-    run = _store(tmp_path).create_run(RunOptions())
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions())
     context = multiprocessing.get_context("spawn")
-    for attempt in range(3):  # a few rounds, to give a race a chance to show
-        hosts = [f"host{attempt}-{i}" for i in range(4)]
-        barrier, results = context.Barrier(len(hosts)), context.Queue()
-        procs = [
-            context.Process(target=_race, args=(str(tmp_path), run.id, h, barrier, results))
-            for h in hosts
-        ]
-        for proc in procs:
-            proc.start()
+    hosts = [f"host-{i}" for i in range(4)]
+    start, done = context.Barrier(len(hosts)), context.Barrier(len(hosts) + 1)
+    results = context.Queue()
+    procs = [
+        context.Process(target=_race, args=(str(tmp_path), run.id, h, start, done, results))
+        for h in hosts
+    ]
+    for proc in procs:
+        proc.start()
+    winning_hosts = set()
+    for _ in range(_ROUNDS):
         outcomes = [results.get(timeout=60) for _ in procs]
-        for proc in procs:
-            proc.join(timeout=30)
         winners = [(host, owner) for host, result, owner in outcomes if result == "won"]
         assert len(winners) == 1, outcomes
         winner_host, winner = winners[0]
+        winning_hosts.add(winner_host)
         assert owner_host(winner) == winner_host
         losers = [holder for _, result, holder in outcomes if result == "lost"]
         assert losers == [winner] * (len(hosts) - 1), outcomes
-        assert _store(tmp_path).get(run.id).lease_owner == winner
-        _store(tmp_path).release_lease(run.id, winner)
+        assert store.get(run.id).lease_owner == winner
+        store.release_lease(run.id, winner)
+        done.wait(timeout=60)
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
