@@ -37,13 +37,14 @@ _CANCEL_REASONS = frozenset({"cancelled", "interrupted"})
 
 
 def host_name() -> str:
-    """This host's name in lease owner ids: ``THINNKA_HOSTNAME``, else the short hostname.
+    """This host's name in lease owner ids: ``THINNKA_HOSTNAME``, else the hostname.
 
     Cut to 40 characters so that ``host:pid:suffix`` always fits the 64-character
-    ``lease_owner`` column (PostgreSQL enforces the length; SQLite does not).
+    ``lease_owner`` column (PostgreSQL enforces the length; SQLite does not); no
+    colon, which separates the parts.
     """
     name = os.environ.get("THINNKA_HOSTNAME", "").strip() or socket.gethostname()
-    return name.split(".")[0][:40] or "localhost"
+    return name.replace(":", "-")[:40] or "localhost"
 
 
 def make_owner_id() -> str:
