@@ -10,6 +10,7 @@ import pytest
 
 pytest_plugins = [
     "tests.plugins.hub_world",
+    "tests.plugins.postgres",
     "tests.plugins.runpod_world",
     "tests.plugins.thinnka_world",
 ]

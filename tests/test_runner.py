@@ -2,7 +2,7 @@
 
 Stand-ins are legitimate here: the runner's job is ordering, persistence,
 failure handling and leases, and these tests drive exactly that against a
-real SQLite file.
+real SQLite file and a real PostgreSQL server (``db_backend``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from thinnka.options import RunOptions
 from thinnka.runner import Runner
 from thinnka.settings import load_settings
 from thinnka.store import Store, open_store
+
+pytestmark = pytest.mark.usefixtures("db_backend")  # every test on SQLite and PostgreSQL
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""The run store on a real SQLite file: migrations, guarded writes, events, leases."""
+"""The run store on a real SQLite file and a real PostgreSQL server.
+
+Tests that take ``db_backend`` run on both (see tests/plugins/postgres.py:
+the backend is chosen by a ``.env`` in ``tmp_path``, as a user would); the
+others are about the SQLite file itself.
+"""
 
 from __future__ import annotations
 
@@ -42,21 +47,27 @@ def test_database_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
         assert connection.execute(text("pragma journal_mode")).scalar() == "wal"
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_installation_id_is_made_once(tmp_path: Path) -> None:
     first = _store(tmp_path).installation_id()
     assert first.startswith("inst-")
     assert _store(tmp_path).installation_id() == first
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_run_keeps_every_option_and_gets_a_readable_id(tmp_path: Path) -> None:
     store = _store(tmp_path)
     options = RunOptions(repo_id="org/m", sft=True, overrides=(("learning_rate", "2e-5"),))
     run = store.create_run(options)
     assert run.id.startswith("r-") and len(run.id) == 8
+    # Aware UTC on both databases (PostgreSQL stores them as UTC timestamps).
+    age = dt.datetime.now(dt.UTC) - store.get(run.id).created_at
+    assert dt.timedelta(0) <= age < dt.timedelta(minutes=1)
     assert store.get(run.id).options == options
     assert [e.kind for e in store.events(run.id)] == ["created"]
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_guarded_transition_writes_state_facts_and_event_together(tmp_path: Path) -> None:
     store = _store(tmp_path)
     run = store.create_run(RunOptions(), owner="me")
@@ -71,6 +82,7 @@ def test_guarded_transition_writes_state_facts_and_event_together(tmp_path: Path
     )  # fmt: skip
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_transition_from_the_wrong_state_is_a_conflict_and_changes_nothing(tmp_path: Path) -> None:
     store = _store(tmp_path)
     run = store.create_run(RunOptions(), owner="me")
@@ -84,6 +96,7 @@ def test_transition_from_the_wrong_state_is_a_conflict_and_changes_nothing(tmp_p
     assert len(store.events(run.id)) == 1
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_transition_without_the_lease_is_a_conflict(tmp_path: Path) -> None:
     store = _store(tmp_path)
     run = store.create_run(RunOptions(), owner="someone-else")
@@ -94,6 +107,7 @@ def test_transition_without_the_lease_is_a_conflict(tmp_path: Path) -> None:
     assert store.get(run.id).state is RunState.created
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_final_transition_sets_outcome_and_end_time(tmp_path: Path) -> None:
     store = _store(tmp_path)
     run = store.create_run(RunOptions(), owner="me")
@@ -104,6 +118,7 @@ def test_final_transition_sets_outcome_and_end_time(tmp_path: Path) -> None:
     assert done.outcome is Outcome.failed and done.ended_at is not None
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_only_known_facts_can_be_recorded(tmp_path: Path) -> None:
     store = _store(tmp_path)
     run = store.create_run(RunOptions(), owner="me")
@@ -111,11 +126,13 @@ def test_only_known_facts_can_be_recorded(tmp_path: Path) -> None:
         store.record(run.id, owner="me", updates={"state": "terminated"})
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_unknown_run_is_reported(tmp_path: Path) -> None:
     with pytest.raises(RunNotFound):
         _store(tmp_path).get("r-nope00")
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_lease_is_exclusive_until_it_expires(tmp_path: Path) -> None:
     store = _store(tmp_path)
     run = store.create_run(RunOptions())
@@ -135,32 +152,57 @@ def test_lease_is_exclusive_until_it_expires(tmp_path: Path) -> None:
     assert [r.id for r in store.runs_needing_recovery()] == [run.id]
 
 
-def _race(folder: str, run_id: str, owner: str, barrier: object, results: object) -> None:
+_ROUNDS = 3  # a few rounds, to give a race a chance to show
+
+
+def _race(
+    folder: str, run_id: str, host: str, start: object, done: object, results: object
+) -> None:
+    os.environ["THINNKA_HOSTNAME"] = host  # each process plays another machine
+    from thinnka.runner import make_owner_id
+
+    owner = make_owner_id()
     store = _store(Path(folder))
-    barrier.wait()  # type: ignore[attr-defined]
-    try:
-        store.acquire_lease(run_id, owner, seconds=60)
-        results.put((owner, "won"))  # type: ignore[attr-defined]
-    except LeaseHeld as held:
-        results.put((owner, f"lost to {held.holder}"))  # type: ignore[attr-defined]
+    for _ in range(_ROUNDS):  # one process per host for every round: spawning is the slow part
+        start.wait()  # type: ignore[attr-defined]
+        try:
+            store.acquire_lease(run_id, owner, seconds=60)
+            results.put((host, "won", owner))  # type: ignore[attr-defined]
+        except LeaseHeld as held:
+            results.put((host, "lost", held.holder))  # type: ignore[attr-defined]
+        done.wait()  # type: ignore[attr-defined]  # the test has checked and released the lease
 
 
+@pytest.mark.usefixtures("db_backend")
 def test_two_processes_racing_for_one_lease_exactly_one_wins(tmp_path: Path) -> None:
-    run = _store(tmp_path).create_run(RunOptions())
+    """Processes as distinct hosts (owner host names): one wins, the others name it."""
+    from thinnka.runner import owner_host
+
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions())
     context = multiprocessing.get_context("spawn")
-    for attempt in range(3):  # a few rounds, to give a race a chance to show
-        owners = [f"p{attempt}-{i}" for i in range(4)]
-        barrier, results = context.Barrier(len(owners)), context.Queue()
-        procs = [
-            context.Process(target=_race, args=(str(tmp_path), run.id, o, barrier, results))
-            for o in owners
-        ]
-        for proc in procs:
-            proc.start()
-        outcomes = dict(results.get(timeout=60) for _ in procs)
-        for proc in procs:
-            proc.join(timeout=30)
-        winners = [o for o, result in outcomes.items() if result == "won"]
+    hosts = [f"host-{i}" for i in range(4)]
+    start, done = context.Barrier(len(hosts)), context.Barrier(len(hosts) + 1)
+    results = context.Queue()
+    procs = [
+        context.Process(target=_race, args=(str(tmp_path), run.id, h, start, done, results))
+        for h in hosts
+    ]
+    for proc in procs:
+        proc.start()
+    winning_hosts = set()
+    for _ in range(_ROUNDS):
+        outcomes = [results.get(timeout=60) for _ in procs]
+        winners = [(host, owner) for host, result, owner in outcomes if result == "won"]
         assert len(winners) == 1, outcomes
-        assert all(r == f"lost to {winners[0]}" for o, r in outcomes.items() if o not in winners)
-        _store(tmp_path).release_lease(run.id, winners[0])
+        winner_host, winner = winners[0]
+        winning_hosts.add(winner_host)
+        assert owner_host(winner) == winner_host
+        losers = [holder for _, result, holder in outcomes if result == "lost"]
+        assert losers == [winner] * (len(hosts) - 1), outcomes
+        assert store.get(run.id).lease_owner == winner
+        store.release_lease(run.id, winner)
+        done.wait(timeout=60)
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0

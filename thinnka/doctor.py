@@ -28,11 +28,7 @@ class Check:
 def run_checks(session: Session) -> list[Check]:
     settings = session.settings
     checks = [
-        Check(
-            "database",
-            "ok",
-            f"{session.store.count_runs()} runs; installation {session.store.installation_id()}",
-        ),
+        _database(session),
         Check(
             "env file",
             "ok" if settings.env_file else "warn",
@@ -44,6 +40,20 @@ def run_checks(session: Session) -> list[Check]:
     checks.append(_hub(services, bool(settings.hf_token)))
     checks.append(_ssh_keys(settings))
     return checks
+
+
+def _database(session: Session) -> Check:
+    """Kind, server version and migration state: on a shared server, worth seeing."""
+    from thinnka.store.db import HEAD_REVISION, database_info
+
+    info = database_info(session.store.engine)
+    store = session.store
+    return Check(
+        "database",
+        "ok" if info.revision == HEAD_REVISION else "warn",
+        f"{info.kind} {info.server_version} at {info.url}; {info.migration_state}; "
+        f"{store.count_runs()} runs; installation {store.installation_id()}",
+    )
 
 
 def _runpod(services: Services, has_key: bool) -> Check:

@@ -16,7 +16,7 @@ from thinnka.machine import RunState
 from thinnka.options import RunOptions, validate
 from thinnka.reasons import Reason
 from thinnka.records import Output
-from thinnka.runner import Runner
+from thinnka.runner import Runner, owner_host
 from thinnka.services import LiveServices, Services
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store, open_store
@@ -114,10 +114,14 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
     return run.id, runner
 
 
-def drive(runner: Runner, run_id: str, *, detach: bool = False) -> RunRecord:
+def drive(
+    runner: Runner, run_id: str, *, detach: bool = False, wait_for_lease: bool = False
+) -> RunRecord:
     """Drive a run, say how it ended, then flush its notifications (bounded)."""
     try:
-        run = runner.drive(run_id, stop_at=RunState.training if detach else None)
+        run = runner.drive(
+            run_id, stop_at=RunState.training if detach else None, wait_for_lease=wait_for_lease
+        )
         _report_end(run, runner.output)
         return run
     finally:
@@ -140,7 +144,8 @@ def resume_run(session: Session, run_id: str, output: Output) -> RunRecord:
     run = session.store.get(run_id)
     notifier = notifier_for(session.settings, run.options, output)
     notifier.run_id = run.id
-    return drive(session.runner(notifier), run.id)
+    # Another host's holder may have died unseen: resume waits out its lease.
+    return drive(session.runner(notifier), run.id, wait_for_lease=True)
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,8 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
             else None
         ),
         "lease_owner": run.lease_owner if run.lease_live() else None,
+        # Which machine drives it: on a shared database, often not this one.
+        "lease_host": owner_host(run.lease_owner) if run.lease_live() and run.lease_owner else None,
         "created_at": run.created_at.isoformat(),
         "updated_at": run.updated_at.isoformat(),
         "ended_at": run.ended_at.isoformat() if run.ended_at else None,

@@ -11,6 +11,7 @@ heartbeat thread, so ``resume`` and ``recover`` never drive a live run twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import socket
 import threading
@@ -30,16 +31,32 @@ from thinnka.services import LiveServices, Services
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "Runner", "make_owner_id"]
+__all__ = ["DEFAULT_LEASE_SECONDS", "Runner", "host_name", "make_owner_id", "owner_host"]
 
 logger = structlog.get_logger(__name__)
 
 DEFAULT_LEASE_SECONDS = 60.0
 
 
+def host_name() -> str:
+    """This host's name in lease owner ids: ``THINNKA_HOSTNAME``, else the hostname.
+
+    Cut to 40 characters so that ``host:pid:suffix`` always fits the 64-character
+    ``lease_owner`` column (PostgreSQL enforces the length; SQLite does not); no
+    colon, which separates the parts.
+    """
+    name = os.environ.get("THINNKA_HOSTNAME", "").strip() or socket.gethostname()
+    return name.replace(":", "-")[:40] or "localhost"
+
+
 def make_owner_id() -> str:
     """A lease owner id that tells a person which process holds a run."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return f"{host_name()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def owner_host(owner: str) -> str:
+    """The host part of a lease owner id (what ``show`` names as the holder)."""
+    return owner.partition(":")[0]
 
 
 def owner_is_dead(owner: str) -> bool:
@@ -51,7 +68,7 @@ def owner_is_dead(owner: str) -> bool:
     """
     host, _, rest = owner.partition(":")
     pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+    if host != host_name() or not pid_text.isdigit() or int(pid_text) == os.getpid():
         return False
     try:
         os.kill(int(pid_text), 0)
@@ -140,13 +157,17 @@ class Runner:
         """A new run in ``created``, leased to this runner from the first instant."""
         return self.store.create_run(options, owner=self.owner, lease_seconds=self.lease_seconds)
 
-    def drive(self, run_id: str, *, stop_at: RunState | None = None) -> RunRecord:
+    def drive(
+        self, run_id: str, *, stop_at: RunState | None = None, wait_for_lease: bool = False
+    ) -> RunRecord:
         """Advance ``run_id`` until it is terminated (or reaches ``stop_at``).
 
-        Raises ``LeaseHeld`` when another live process drives it. A
+        Raises ``LeaseHeld`` when another live process drives it; with
+        ``wait_for_lease`` (``resume``), a holder on another host is first given
+        until its lease expires (see ``_wait_for_expiry``). A
         ``KeyboardInterrupt`` cancels the run, cleans up, and is re-raised.
         """
-        run = self._acquire(run_id)
+        run = self._acquire(run_id, wait=wait_for_lease)
         interrupted: KeyboardInterrupt | None = None
         with (
             structlog.contextvars.bound_contextvars(run_id=run_id),
@@ -192,7 +213,7 @@ class Runner:
             raise interrupted
         return self.store.get(run_id)
 
-    def _acquire(self, run_id: str) -> RunRecord:
+    def _acquire(self, run_id: str, *, wait: bool = False) -> RunRecord:
         try:
             return self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
         except LeaseHeld as held:
@@ -200,7 +221,29 @@ class Runner:
                 run_id, held.holder, self.owner, seconds=self.lease_seconds
             ):
                 return self.store.get(run_id)
-            raise
+            if not wait or owner_host(held.holder) == host_name():
+                raise  # a live process here: its lease is renewed for as long as it lives
+            return self._wait_for_expiry(run_id, held)
+
+    def _wait_for_expiry(self, run_id: str, held: LeaseHeld) -> RunRecord:
+        """The holder is on another host, whose processes this one cannot see.
+
+        Only its lease tells: wait (at most one default lease period) until it
+        expires, then take it. A live holder renews it meanwhile, and then the
+        second attempt raises ``LeaseHeld`` like the first.
+        """
+        expires = self.store.get(run_id).lease_expires_at
+        if expires is not None:
+            remaining = (expires - dt.datetime.now(dt.UTC)).total_seconds()
+            if remaining > max(self.lease_seconds, DEFAULT_LEASE_SECONDS) + 5:
+                raise held  # not a lease this thinnka would have written: do not sit on it
+            self.output.event(
+                "lease_wait",
+                f"Run {run_id} is held by {held.holder} on another host; waiting "
+                f"{max(remaining, 0):.0f} s for its lease to expire.",
+            )
+            time.sleep(max(remaining, 0) + 0.2)
+        return self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
 
     # ------------------------------------------------------------------ steps
     def _step(self, run: RunRecord, heartbeat: _Heartbeat) -> RunRecord:

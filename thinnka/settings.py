@@ -33,7 +33,7 @@ SETTINGS_DOC: tuple[tuple[str, str], ...] = (
     ("DISCORD_WEBHOOK_URL", "Discord webhook that receives progress events"),
     ("WANDB_API_KEY", "Weights & Biases key, forwarded to the trainer for --report-to wandb"),
     ("THINNKA_STATE_DIR", "Runtime folder for thinnka.db and runs/<run-id>/ (default ./state)"),
-    ("THINNKA_DB_URL", "Any SQLAlchemy URL; overrides the SQLite file in THINNKA_STATE_DIR"),
+    ("THINNKA_DB_URL", "PostgreSQL URL (postgresql+psycopg://...) instead of the SQLite file"),
 )
 
 

@@ -33,7 +33,7 @@ from tests.fakes.runpod import FakeRunpod
 from tests.fakes.sshd import FakeSshd, generate_key
 from tests.plugins.hub_world import hub_environment
 
-__all__ = ["World", "build_world", "make_pod_venv", "pod_venv", "world"]
+__all__ = ["World", "build_world", "make_pod_venv", "pod_venv", "world", "world_database"]
 
 _OUR_VARS = ("RUNPOD_API_KEY", "RUNPOD_API_BASE_URL", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN",
              "SSH_PUBLIC_KEY", "RUNPOD_SSH_PUBLIC_KEY", "SSH_PRIVATE_KEY_PATH",
@@ -144,12 +144,25 @@ def build_world(
 
 
 @pytest.fixture
+def world_database(request: pytest.FixtureRequest) -> str | None:
+    """The world's THINNKA_DB_URL: none (SQLite) unless a test parametrizes this
+    fixture indirectly with ``"postgresql"`` (a fresh database on the test server)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return str(request.getfixturevalue("postgres_url"))
+    return None
+
+
+@pytest.fixture
 def world(
     tmp_path: Path,
     runpod_account: FakeRunpod,
     sshd_pod: FakeSshd,
     fake_hub: FakeHub,
     pod_venv: Path,
+    world_database: str | None,
 ) -> Iterator[World]:
     fake_hub.reset()
-    yield build_world(tmp_path, runpod_account, fake_hub, sshd_pod, pod_venv)
+    built = build_world(tmp_path, runpod_account, fake_hub, sshd_pod, pod_venv)
+    if world_database:
+        built.write_dotenv(THINNKA_DB_URL=world_database)
+    yield built

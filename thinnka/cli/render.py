@@ -52,6 +52,8 @@ def print_run(data: dict[str, Any]) -> None:
         if data.get(key):
             _console.print(f"  {label:9} {data[key]}")
     _console.print(f"  {'cost':9} {_money(data['cost_usd'])}")
+    if data.get("lease_owner"):
+        _console.print(f"  {'driven by':9} host {data['lease_host']} ({data['lease_owner']})")
     if data["error"]:
         _console.print(f"  [red]error[/red]     {data['error']['message']}")
     table = Table("at", "event", "from", "to", "message")

@@ -1,4 +1,4 @@
-"""Persistence of runs: SQLite by default, any SQLAlchemy URL by ``THINNKA_DB_URL``."""
+"""Persistence of runs: SQLite by default, PostgreSQL by ``THINNKA_DB_URL``."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ __all__ = ["EventRecord", "RunRecord", "Store", "open_store"]
 
 def open_store(settings: Settings) -> Store:
     """Open (and create or upgrade) the database the settings point at."""
-    from thinnka.store.db import create_db_engine, migrate
+    from thinnka.store.db import open_engine
 
-    engine = create_db_engine(settings.database_url, settings.state_dir)
-    migrate(engine, settings.state_dir)
-    return Store(engine)
+    return Store(open_engine(settings.database_url, settings.state_dir))

@@ -1,8 +1,10 @@
 """Opening the database: engine, SQLite pragmas, migrations at every start.
 
-Migrations run in code, on the engine's own connection, under a file lock
-with a check-lock-check so that two commands started together neither race
-nor both upgrade (the pattern of SkyPilot's ``safe_alembic_upgrade``).
+Migrations run in code, on the engine's own connection, under a lock with a
+check-lock-check so that two commands started together neither race nor both
+upgrade (the pattern of SkyPilot's ``safe_alembic_upgrade``). The lock is a
+file lock for SQLite (one machine) and a PostgreSQL advisory lock held by the
+upgrade's own transaction for a server that several hosts share.
 """
 
 from __future__ import annotations
@@ -12,25 +14,65 @@ import fcntl
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
+from thinnka.errors import ConfigError
 from thinnka.resources import resource_dir
 
-__all__ = ["HEAD_REVISION", "create_db_engine", "head_revision", "migrate"]
+__all__ = [
+    "HEAD_REVISION",
+    "DatabaseInfo",
+    "create_db_engine",
+    "database_info",
+    "head_revision",
+    "migrate",
+    "open_engine",
+]
 
 # The newest migration in migrations/versions. Knowing it without Alembic keeps
 # every command's start fast: Alembic is imported only when an upgrade runs
 # (a test checks this constant against Alembic's own answer).
 HEAD_REVISION = "0001"
 
+# The advisory lock every thinnka on every host takes around an upgrade of a
+# PostgreSQL database: one fixed 64-bit key ("thinnka" in ASCII).
+MIGRATION_LOCK_KEY = 0x7468696E6E6B61
+# How long a command waits for another host's upgrade before giving up.
+MIGRATION_LOCK_TIMEOUT_S = 120
+_URL_HELP = "expected sqlite:///path/to/thinnka.db or postgresql+psycopg://user@host:port/db"
+
+
+def database_url(url: str) -> URL:
+    """``url`` parsed; a bare ``postgresql://`` means psycopg 3 (the ``postgres`` extra)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"THINNKA_DB_URL is not a database URL ({_URL_HELP}).") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"THINNKA_DB_URL names {parsed.get_backend_name()!r}; thinnka supports SQLite "
+            f"and PostgreSQL ({_URL_HELP})."
+        )
+    return parsed
+
+
+def shown_url(url: str | URL) -> str:
+    """The URL as it may be printed: never with its password."""
+    parsed = url if isinstance(url, URL) else make_url(url)
+    return parsed.render_as_string(hide_password=True)
+
 
 def create_db_engine(url: str, state_dir: Path) -> Engine:
     """An engine for ``url``; a SQLite file is created with mode 0600 in WAL mode."""
-    parsed = make_url(url)
+    parsed = database_url(url)
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite and parsed.database not in (None, "", ":memory:"):
         path = Path(parsed.database).expanduser()
@@ -45,10 +87,28 @@ def create_db_engine(url: str, state_dir: Path) -> Engine:
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
         os.chmod(path, 0o600)
     state_dir.mkdir(parents=True, exist_ok=True)
-    connect_args: dict[str, Any] = {"timeout": 30} if is_sqlite else {}
-    engine = create_engine(url, connect_args=connect_args)
     if is_sqlite:
+        engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        # A run holds its engine for hours: connections the server dropped
+        # meanwhile are noticed (pre-ping), and a dead server fails in 10 s.
+        return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "PostgreSQL needs its driver: pip install 'thinnka[postgres]' (psycopg 3)."
+        ) from None
+
+
+def open_engine(url: str, state_dir: Path) -> Engine:
+    """An engine whose schema is at head; an unreachable server is one clear error."""
+    engine = create_db_engine(url, state_dir)
+    try:
+        migrate(engine, state_dir)
+    except DBAPIError as exc:
+        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ConfigError(f"Cannot open the database {shown_url(url)}: {first_line}") from None
     return engine
 
 
@@ -77,30 +137,91 @@ def head_revision() -> str | None:
 
 def current_revision(engine: Engine) -> str | None:
     """The database's revision, read without Alembic (None for a new database)."""
-    from sqlalchemy import inspect, text
-
     with engine.connect() as connection:
-        if not inspect(connection).has_table("alembic_version"):
-            return None
-        return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        return _revision(connection)
+
+
+def _revision(connection: Connection) -> str | None:
+    from sqlalchemy import inspect
+
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def migrate(engine: Engine, state_dir: Path) -> bool:
     """Bring the schema to head; returns True when an upgrade ran."""
     if current_revision(engine) == HEAD_REVISION:
         return False
+    if engine.dialect.name == "postgresql":
+        return _migrate_postgresql(engine)
     with _file_lock(state_dir / ".migrate.lock"):
-        # Another process may have upgraded while we waited for the lock.
-        if current_revision(engine) == HEAD_REVISION:
-            return False
-        from alembic import command
-
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        config = _alembic_config()
         with engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+            # Another process may have upgraded while we waited for the lock.
+            if _revision(connection) == HEAD_REVISION:
+                return False
+            _upgrade(connection)
         return True
+
+
+def _migrate_postgresql(engine: Engine) -> bool:
+    """Upgrade under a transaction-scoped advisory lock (hosts share no files).
+
+    PostgreSQL's DDL is transactional: the upgrade commits together with the
+    lock's release, so a host that waited sees either no upgrade or all of it.
+    """
+    with engine.begin() as connection:
+        connection.execute(text(f"SET LOCAL lock_timeout = '{MIGRATION_LOCK_TIMEOUT_S}s'"))
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        if _revision(connection) == HEAD_REVISION:
+            return False  # another host upgraded while we waited
+        _upgrade(connection)
+    return True
+
+
+def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.util import CommandError
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    config = _alembic_config()
+    config.attributes["connection"] = connection
+    try:
+        command.upgrade(config, "head")
+    except CommandError:
+        # Typically a teammate's newer thinnka upgraded a shared database.
+        raise ConfigError(
+            f"The database is at migration {_revision(connection)!r}, which this thinnka "
+            f"(newest migration {HEAD_REVISION}) does not know: upgrade thinnka."
+        ) from None
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """What ``thinnka doctor`` says about the database."""
+
+    kind: str  # "sqlite" or "postgresql"
+    server_version: str
+    url: str  # without its password
+    revision: str | None
+
+    @property
+    def migration_state(self) -> str:
+        if self.revision == HEAD_REVISION:
+            return f"migration {self.revision} (current)"
+        return f"migration {self.revision or 'none'} (this thinnka's newest is {HEAD_REVISION})"
+
+
+def database_info(engine: Engine) -> DatabaseInfo:
+    with engine.connect() as connection:
+        version = connection.dialect.server_version_info or ()
+        revision = _revision(connection)
+    return DatabaseInfo(
+        kind=engine.dialect.name,
+        server_version=".".join(str(part) for part in version) or "unknown",
+        url=shown_url(engine.url),
+        revision=revision,
+    )
 
 
 @contextlib.contextmanager
