@@ -67,7 +67,7 @@ def test_rendered_trl_recipe_parses_with_trl(golden: Path, tmp_path: Path) -> No
     # pod's processes folded into the accumulation so the batch arithmetic is the pod's.
     local = dict(recipe, use_cpu=True, bf16=False)
     local["gradient_accumulation_steps"] = (
-        recipe.get("gradient_accumulation_steps", 1) * data["gpu_processes"]
+        recipe.get("gradient_accumulation_steps", 1) * data["training"]["processes"]
     )
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(local, sort_keys=False))
