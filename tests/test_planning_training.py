@@ -162,3 +162,16 @@ def test_openr1_never_picks_blackwell_and_says_why() -> None:
     assert "NVIDIA B200" in [o.id for o in choose(catalog(), 20, support=trl)]
     with pytest.raises(PreflightError, match="B200 is not usable by the openr1 stack"):
         choose(catalog(), 20, gpu_type="B200", support=openr1)
+
+
+def test_the_planner_filters_by_the_runs_stack() -> None:
+    from thinnka.planner import choose_gpus
+
+    need = estimate(QWEN_7B, shape(sft=True))
+    offers = catalog()
+    openr1, verdicts = choose_gpus(offers, RunOptions(sft=True), need)
+    assert "NVIDIA B200" not in [o.id for o in openr1]
+    skipped = {v.offer.id: v.reason for v in verdicts if not v.kept}
+    assert "no Blackwell kernels" in skipped["NVIDIA GeForce RTX 5090"]
+    trl, _ = choose_gpus(offers, RunOptions(sft=True, trainer="trl"), need)
+    assert "NVIDIA B200" in [o.id for o in trl]

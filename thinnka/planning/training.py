@@ -385,7 +385,7 @@ def _zero_stage(
     if processes == 1 and vllm_mode != "colocate":
         notes.append("One training process: no DeepSpeed (ZeRO has nothing to shard across).")
         return None
-    stage = 3 if options.deepspeed_stage == 3 else 2
+    stage: Literal[2, 3] = 3 if options.deepspeed_stage == 3 else 2
     if options.shard_model:
         if stage != 3:
             notes.append("Model sharding enabled; forcing ZeRO-3.")

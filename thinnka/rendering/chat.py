@@ -94,9 +94,10 @@ def _explicit_template(value: str) -> str:
 def decide_chat(options: RunOptions, model: ModelContext) -> ChatDecision:
     notes: list[str] = []
     if options.chat_template:
-        template: str | None = _explicit_template(options.chat_template)
+        explicit = _explicit_template(options.chat_template)
+        template: str | None = explicit
         notes.append("Using the chat template given with --chat-template.")
-        fold = _SYSTEM_REJECTED in template
+        fold = _SYSTEM_REJECTED in explicit
     elif model.has_chat_template:
         template = None
         fold = not model.system_role_supported

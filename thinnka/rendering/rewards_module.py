@@ -53,12 +53,12 @@ def plan_rewards(options: RunOptions, stack: TrainerStack) -> RewardPlan:
     # Open R1's accuracy runs math-verify on the whole completion (tag-agnostic). thinnka's
     # reads the answer between the answer tags (or after the reasoning end tag) and falls back
     # to exact matching when math-verify is missing.
-    names = [stack.accuracy_reward]
+    picked = [stack.accuracy_reward]
     if has_tags:
-        names += [f"{MODULE}.format_reward", f"{MODULE}.tag_count_reward"]
+        picked += [f"{MODULE}.format_reward", f"{MODULE}.tag_count_reward"]
     shown = " ".join(t for t in tags if t) or "no tags"
-    note = f"Rewards: {', '.join(names)} (thinnka's own functions score the tags {shown})."
-    return RewardPlan(tuple(names), config, note)
+    note = f"Rewards: {', '.join(picked)} (thinnka's own functions score the tags {shown})."
+    return RewardPlan(tuple(picked), config, note)
 
 
 def _and(names: tuple[str, ...]) -> str:
