@@ -11,7 +11,9 @@ from tests.test_planning_vram import QWEN_7B_CONFIG
 from thinnka.errors import PreflightError
 from thinnka.options import RunOptions
 from thinnka.planning.gpus import GpuOffer, Strategy, choose, explain
+from thinnka.planning.stacks import stack_for
 from thinnka.planning.vram import ModelFacts, estimate, shape_for
+from thinnka.rendering import ModelContext, plan_training
 
 # (id, displayName, memoryInGb, illustrative $/GPU-hour, stockStatus)
 CATALOG_ROWS: list[tuple[str, str, float, float | None, str | None]] = [
@@ -214,7 +216,8 @@ def test_gpus_the_stack_cannot_use_are_skipped() -> None:
     assert not verdicts["AMD Instinct MI300X OAM"].kept
     assert "AMD" in verdicts["AMD Instinct MI300X OAM"].reason
     assert verdicts["Tesla V100-SXM2-32GB"].reason == "not usable: Volta has no bf16"
-    with pytest.raises(PreflightError, match="--gpu-type 'v100' matches nothing"):
+    # Asking for one by name says why it cannot be used, not just "no match".
+    with pytest.raises(PreflightError, match="--gpu-type 'v100': V100 SXM2 32GB is not usable"):
         choose(catalog(), 10, gpu_type="v100")
 
 
@@ -254,20 +257,34 @@ QWEN_7B = ModelFacts.from_hub(7_615_616_512, None, [], QWEN_7B_CONFIG)
 @pytest.mark.parametrize(
     "options,strategy,first,price",
     [
-        # GRPO full fine-tune, ZeRO-3 over 8 GPUs; vLLM's unsharded 15.2 GB copy must fit
-        # TRL's 0.3 share, so 48 GB cards are out.
-        (RunOptions(gpu_count=8), "priority", "8× A100 SXM", 13.92),
-        (RunOptions(gpu_count=8), "cheapest", "8× A100 PCIe", 13.12),
+        # GRPO default: LoRA on a bf16 base with colocated vLLM, on ONE GPU. vLLM's own
+        # 15.2 GB copy must fit TRL's 0.3 share, so 48 GB cards are out.
+        (RunOptions(), "priority", "A100 SXM", 1.74),
+        (RunOptions(), "cheapest", "A100 PCIe", 1.64),
+        # GRPO --no-vllm: QLoRA, small.
+        (RunOptions(use_vllm=False), "cheapest", "RTX A5000", 0.27),
+        # GRPO --shard-model: full fine-tune, ZeRO-3 over 8 GPUs; the vLLM share still
+        # decides.
+        (RunOptions(gpu_count=8, shard_model=True), "priority", "8× A100 SXM", 13.92),
+        (RunOptions(gpu_count=8, shard_model=True), "cheapest", "8× A100 PCIe", 13.12),
         # With vLLM on a GPU of its own (server mode, 7 training processes) 48 GB fits.
-        (RunOptions(gpu_count=8, vllm_mode="server"), "priority", "8× L40S", 6.88),
-        (RunOptions(gpu_count=8, vllm_mode="server"), "cheapest", "8× A40", 3.20),
+        (
+            RunOptions(gpu_count=8, shard_model=True, vllm_mode="server"),
+            "priority",
+            "8× L40S",
+            6.88,
+        ),
+        (RunOptions(gpu_count=8, shard_model=True, vllm_mode="server"), "cheapest", "8× A40", 3.20),
         # SFT QLoRA on one GPU: small, the cheapest CUDA card with bf16 wins.
         (RunOptions(sft=True), "priority", "L40S", 0.86),
         (RunOptions(sft=True), "cheapest", "RTX A5000", 0.27),
     ],
 )
 def test_golden_plans(options: RunOptions, strategy: Strategy, first: str, price: float) -> None:
-    need = estimate(QWEN_7B, shape_for(options)).required_gb()
-    chosen = choose(catalog(options.gpu_count), need, strategy=strategy)
+    plan = plan_training(options, ModelContext(hub_model_id="me/x", has_chat_template=True))
+    need = estimate(QWEN_7B, shape_for(plan)).required_gb()
+    chosen = choose(
+        catalog(options.gpu_count), need, strategy=strategy, support=stack_for("openr1").gpus
+    )
     assert chosen[0].label == first
     assert chosen[0].price_per_hour == pytest.approx(price)

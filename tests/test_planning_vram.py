@@ -1,5 +1,5 @@
 """The VRAM estimate: vram.md's worked example, monotonicity, weight-file counting,
-the options → shape mapping, and a cross-check against transformers' own model."""
+and a cross-check against transformers' own model."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import sys
 import pytest
 
 from thinnka.errors import PreflightError
-from thinnka.options import RunOptions
-from thinnka.planning.vram import GB, ModelFacts, TrainingShape, estimate, shape_for
+from thinnka.planning.vram import GB, ModelFacts, TrainingShape, estimate
 
 # Qwen2.5-7B's config.json and Hub safetensors total (vram.md §5's model).
 QWEN_7B_CONFIG = {
@@ -361,52 +360,8 @@ def test_config_count_matches_transformers_meta_build() -> None:
     assert facts.tie_word_embeddings is True
 
 
-# ------------------------------------------------------------------ shape_for
-def test_shape_for_defaults_grpo() -> None:
-    shape = shape_for(RunOptions(), "openr1")
-    assert (shape.mode, shape.method, shape.zero_stage) == ("grpo", "full", 3)
-    assert shape.num_processes == 1
-    assert shape.vllm == "colocate" and shape.vllm_gpu_memory_utilization == 0.3
-    assert shape.beta == 0.04
-    assert (shape.prompt_length, shape.completion_length) == (512, 2048)
-    assert shape.gradient_checkpointing and not shape.liger_loss
-    assert shape_for(RunOptions(), "trl").beta == 0.0
-    assert shape_for(RunOptions(trainer="trl")).beta == 0.0  # trainer from the options
-
-
-def test_shape_for_sft_is_qlora_on_zero2_unless_sharded() -> None:
-    sft = shape_for(RunOptions(sft=True, gpu_count=2), "openr1")
-    assert (sft.mode, sft.method, sft.zero_stage, sft.num_processes) == ("sft", "qlora", 2, 2)
-    assert sft.vllm is None
-    assert sft.seq_length == 2560 and sft.loss_tokens == 2560
-    sharded = shape_for(RunOptions(sft=True, shard_model=True, deepspeed_stage=2, gpu_count=4))
-    assert (sharded.method, sharded.zero_stage, sharded.num_processes) == ("full", 3, 4)
-
-
-def test_shape_for_grpo_keeps_stage_and_server_mode_loses_a_gpu() -> None:
-    assert shape_for(RunOptions(deepspeed_stage=2, gpu_count=4)).zero_stage == 2
-    assert shape_for(RunOptions(deepspeed_stage=2, shard_model=True)).zero_stage == 3
-    server = shape_for(RunOptions(gpu_count=4, vllm_mode="server"))
-    assert (server.vllm, server.num_processes) == ("server", 3)
-    assert shape_for(RunOptions(use_vllm=False)).vllm is None
-
-
-def test_shape_for_honours_overrides() -> None:
-    options = RunOptions(
-        overrides=(
-            ("beta", "0"),
-            ("vllm_gpu_memory_utilization", "0.45"),
-            ("lora_r", "64"),
-            ("gradient_checkpointing", "false"),
-        )
-    )
-    shape = shape_for(options)
-    assert shape.beta == 0.0
-    assert shape.vllm_gpu_memory_utilization == 0.45
-    assert shape.lora_r == 64
-    assert not shape.gradient_checkpointing
-
-
+# ------------------------------------------------------------------ shape
+# (options → plan → shape: tests/test_planning_training.py)
 def test_shape_validation() -> None:
     with pytest.raises(ValueError):
         TrainingShape(vllm_gpu_memory_utilization=1.2)

@@ -65,18 +65,17 @@ def snapshot(r: Rendered) -> dict[str, Any]:
     assert files.pop("recipe.yaml") == r.recipe
     assert files.pop("accelerate.yaml") == r.accelerate
     return {
+        "training": r.training.to_json(),
         "recipe": r.recipe,
         "accelerate": r.accelerate,
+        "entry_command": r.entry_command,
         "command": r.command,
         "server_command": r.server_command,
         "merge_command": r.merge_command,
         "setup_script": r.setup_script,
-        "setup_command": r.setup_command,
         "setup_env": r.setup_env,
-        "gpu_processes": r.gpu_processes,
         "merge": r.merge,
         "transformers_spec": r.transformers_spec,
-        "transformers_reason": r.transformers_reason,
         "notes": r.notes,
         "files": files,
     }
@@ -97,6 +96,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "grpo_colocate_4gpu": ({"gpu_count": 4}, {}),
     "grpo_server_4gpu": ({"gpu_count": 4, "vllm_mode": "server"}, {}),
     "grpo_no_vllm": ({"gpu_count": 2, "use_vllm": False}, {}),
+    "grpo_shard_model": ({"gpu_count": 4, "shard_model": True}, {}),
     "grpo_builtin_tags": ({"answer_tag": "<answer>", "answer_end_tag": "</answer>"}, {}),
     "grpo_custom_tags": (_custom_tags(), {}),
     "grpo_no_tags": ({"reasoning_tag": "", "reasoning_end_tag": ""}, {}),
@@ -115,6 +115,7 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {},
     ),
     "sft_qlora": ({"sft": True}, {}),
+    "sft_lora_bf16": ({"sft": True, "overrides": (("load_in_4bit", "false"),)}, {}),
     "sft_shard_model": ({"sft": True, "shard_model": True, "gpu_count": 4}, {}),
     "sft_merge_model": ({"sft": True, "merge_model": True, "gpu_count": 2}, {}),
     "sft_report_to_wandb": ({"sft": True, "report_to": "wandb"}, {}),

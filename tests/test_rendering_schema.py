@@ -1,7 +1,7 @@
 """The recipe-key whitelists against the real parsers.
 
 * trl: the whitelist files must equal a fresh introspection of the installed TRL (stale file →
-  rerun ``python -m thinnka.rendering.schema --regenerate``), and every recipe the golden
+  rerun ``python tools/schema_gen.py --regenerate``), and every recipe the golden
   cases render must parse with TRL's own ``TrlParser`` with nothing left over.
 * openr1: TRL 0.18 cannot be installed here, so the files are checked against what
   shared/docs/open-r1.md §3 states about that stack.
@@ -25,7 +25,7 @@ GOLDEN = Path(__file__).parent / "golden" / "rendering"
 
 @pytest.mark.parametrize("mode", ["grpo", "sft"])
 def test_trl_whitelist_is_not_stale(mode: str) -> None:
-    from thinnka.rendering.schema_gen import build_trl
+    from tools.schema_gen import build_trl
 
     if trl.__version__ != TRL_PIN:
         pytest.skip(f"installed trl {trl.__version__} is not the pinned {TRL_PIN}")
@@ -35,9 +35,9 @@ def test_trl_whitelist_is_not_stale(mode: str) -> None:
     extra = sorted(set(stored["keys"]) - set(fresh["keys"]))
     assert not missing and not extra, (
         f"recipes/schema/trl_{mode}.json is stale (missing {missing}, extra {extra}); run "
-        "`python -m thinnka.rendering.schema --regenerate`"
+        "`python tools/schema_gen.py --regenerate`"
     )
-    assert stored == fresh, "types changed: run `python -m thinnka.rendering.schema --regenerate`"
+    assert stored == fresh, "types changed: run `python tools/schema_gen.py --regenerate`"
 
 
 def _parser_types(mode: str) -> tuple[Any, ...]:
@@ -67,7 +67,7 @@ def test_rendered_trl_recipe_parses_with_trl(golden: Path, tmp_path: Path) -> No
     # pod's processes folded into the accumulation so the batch arithmetic is the pod's.
     local = dict(recipe, use_cpu=True, bf16=False)
     local["gradient_accumulation_steps"] = (
-        recipe.get("gradient_accumulation_steps", 1) * data["gpu_processes"]
+        recipe.get("gradient_accumulation_steps", 1) * data["training"]["processes"]
     )
     path = tmp_path / "recipe.yaml"
     path.write_text(yaml.safe_dump(local, sort_keys=False))
@@ -132,3 +132,13 @@ def test_every_template_key_is_whitelisted() -> None:
                 keys |= set(block)
             unknown = keys - set(load_schema(trainer, mode).keys)
             assert not unknown, f"{trainer}_{mode}.yaml: {sorted(unknown)}"
+
+
+def test_the_generator_is_an_offline_tool_outside_the_runtime_package() -> None:
+    import importlib.util
+
+    assert importlib.util.find_spec("thinnka.rendering.schema_gen") is None
+    from tools.schema_gen import main
+
+    with pytest.raises(SystemExit):  # nothing asked for: a usage error, nothing written
+        main([])

@@ -99,6 +99,7 @@ def test_setup_trl_installs_in_order_and_is_idempotent(tmp_path: Path) -> None:
         "accelerate==1.15.0",
         "datasets==5.0.1",
         "peft==0.21.0",
+        "bitsandbytes>=0.43.2",  # GRPO without vLLM trains QLoRA
         "math-verify>=0.5.2",
         "transformers==5.17.0",
     ]

@@ -164,12 +164,15 @@ def test_trl_grpo_trains_on_cpu(tiny: Any, tmp_path: Path) -> None:
             ("model_name_or_path", str(tiny.chat)),
             ("dataset_name", str(tiny.grpo)),
             ("log_completions", "false"),
+            # GRPO trains LoRA adapters; 4-bit loading needs a GPU, so a bf16-style base here.
+            ("load_in_4bit", "false"),
         ),
     )
     assert rendered.recipe["num_generations"] == 2
     assert rendered.recipe["reward_funcs"][0] == "thinnka_rewards.accuracy_reward"
+    assert rendered.training.method == "lora" and rendered.recipe["use_peft"] is True
     elapsed = _launch(rendered.command, run, _offline_env(tmp_path), 60)
-    assert (run / "out" / "model.safetensors").exists()
+    assert (run / "out" / "adapter_model.safetensors").exists()
     print(f"GRPO: 2 steps in {elapsed:.1f} s")
 
 

@@ -3,6 +3,7 @@ refusals and adjustments, the transformers choice table, chat templates, env fil
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -132,7 +133,7 @@ def test_use_cpu_renders_single_cpu_process() -> None:
     r = go(trainer="trl", use_vllm=False, gpu_count=4, overrides=sets("use_cpu=true"))
     assert r.accelerate["use_cpu"] is True
     assert r.accelerate["distributed_type"] == "NO"
-    assert r.gpu_processes == 1
+    assert r.training.processes == 1
     with pytest.raises(ConfigError, match="--no-vllm"):
         go(trainer="trl", overrides=sets("use_cpu=true"))
 
@@ -158,7 +159,7 @@ def test_batch_rule_never_goes_to_one() -> None:
 def test_batch_rule_uses_server_mode_processes() -> None:
     # 4 GPUs, one serves: 1 × 3 × 4 = 12 completions → 12 of the 16 asked.
     r = go(gpu_count=4, vllm_mode="server", num_generations=16)
-    assert r.gpu_processes == 3
+    assert r.training.processes == 3
     assert r.accelerate["num_processes"] == 3
     assert r.recipe["num_generations"] == 12
 
@@ -200,6 +201,58 @@ def test_grpo_qlora_turns_vllm_off(trainer: str) -> None:
     assert "vllm_mode" not in r.recipe
     assert r.accelerate["deepspeed_config"]["zero_stage"] == 2
     assert any("trl #3654" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("trainer", ["openr1", "trl"])
+def test_grpo_defaults_to_lora_adapters_with_vllm(trainer: str) -> None:
+    # The seed's promise (PEFT) within TRL's limit: a 4-bit base cannot sync into vLLM.
+    r = go(trainer=trainer)
+    assert r.recipe["use_peft"] is True and "load_in_4bit" not in r.recipe
+    assert r.recipe["use_vllm"] is True and r.recipe["vllm_mode"] == "colocate"
+    assert r.recipe["learning_rate"] == 1.0e-05
+    assert (r.training.method, r.training.quantization) == ("lora", None)
+    assert any("not QLoRA" in n and "trl #3654" in n for n in r.notes)
+    assert r.setup_env["NEED_PEFT"] == "1" and r.setup_env["NEED_VLLM"] == "1"
+
+
+@pytest.mark.parametrize("trainer", ["openr1", "trl"])
+def test_grpo_without_vllm_is_qlora(trainer: str) -> None:
+    r = go(trainer=trainer, use_vllm=False, gpu_count=2)
+    assert r.recipe["use_peft"] is True and r.recipe["load_in_4bit"] is True
+    assert r.recipe["use_vllm"] is False
+    assert (r.training.method, r.training.zero_stage) == ("qlora", 2)
+    assert r.accelerate["deepspeed_config"]["zero_stage"] == 2
+    assert r.setup_env["NEED_BNB"] == "1"
+
+
+@pytest.mark.parametrize("trainer", ["openr1", "trl"])
+def test_grpo_shard_model_is_full_finetune_under_zero3(trainer: str) -> None:
+    r = go(trainer=trainer, shard_model=True, gpu_count=4, deepspeed_stage=2)
+    assert r.recipe["use_peft"] is False and "lora_r" not in r.recipe
+    assert r.recipe["learning_rate"] == 1.0e-06
+    assert r.accelerate["deepspeed_config"]["zero_stage"] == 3
+    assert (r.training.method, r.training.zero_stage) == ("full", 3)
+    assert any("--shard-model" in n and "full fine-tuning" in n for n in r.notes)
+
+
+def test_use_peft_false_and_8bit_overrides_change_the_method() -> None:
+    full = go(overrides=sets("use_peft=false"))
+    assert full.training.method == "full" and full.recipe["use_peft"] is False
+    eight = go(sft=True, overrides=sets("load_in_8bit=true"))
+    assert (eight.training.method, eight.training.quantization) == ("qlora", "8bit")
+    assert eight.recipe["load_in_8bit"] is True and "load_in_4bit" not in eight.recipe
+    with pytest.raises(ConfigError, match="LoRA adapters only"):
+        go(sft=True, overrides=sets("use_peft=false", "load_in_4bit=true"))
+    with pytest.raises(ConfigError, match="exclude each other"):
+        go(sft=True, overrides=sets("load_in_8bit=true", "load_in_4bit=true"))
+
+
+def test_trl_command_shows_trls_entry_point_and_keeps_the_launcher_aside() -> None:
+    r = go(trainer="trl", sft=True)
+    assert r.entry_command[4:6] == ["-m", "trl.scripts.sft"]
+    assert r.command[4] == "/w/thinnka/r/thinnka_trl_train.py"
+    assert r.training.entry_point == "trl sft"
+    assert r.training.wrapper == "thinnka_trl_train.py"
 
 
 def test_grpo_qlora_with_explicit_vllm_is_refused() -> None:
@@ -341,7 +394,7 @@ def test_default_template_only_when_the_model_has_none() -> None:
     injected = go(model=replace(MODEL, has_chat_template=False))
     assert injected.recipe["chat_template"] == CHATML_DEFAULT
     trl = go(model=replace(MODEL, has_chat_template=False), trainer="trl")
-    assert trl.train_settings["chat_template"] == CHATML_DEFAULT
+    assert json.loads(trl.files["thinnka_train.json"])["chat_template"] == CHATML_DEFAULT
 
 
 def test_gemma_style_template_folds_the_system_prompt() -> None:
@@ -351,8 +404,12 @@ def test_gemma_style_template_folds_the_system_prompt() -> None:
     )
     r = go(chat_template=gemma)
     assert "system_prompt" not in r.recipe
-    assert r.train_settings["fold_system_prompt"] is True
+    assert json.loads(r.files["thinnka_train.json"])["fold_system_prompt"] is True
     assert r.command[4].endswith("thinnka_openr1.py")
+    # The wrapper is an implementation detail: the entry point shown is Open R1's own.
+    assert r.entry_command[4] == "/opt/open-r1/src/open_r1/grpo.py"
+    assert r.training.wrapper == "thinnka_openr1.py"
+    assert "folds the system prompt" in (r.training.why_wrapper or "")
 
 
 # ------------------------------------------------------------------ env file, imports

@@ -15,20 +15,27 @@ from thinnka.clients.hub import HubModel
 from thinnka.errors import AuthError, PreflightError
 from thinnka.options import RunOptions
 from thinnka.planning.gpus import GpuOffer, GpuVerdict, choose, explain
+from thinnka.planning.stacks import stack_for
 from thinnka.planning.vram import MemoryEstimate, estimate, shape_for
 
-# GateFacts moved to thinnka.records (planner and remote both need it); re-exported
-# here for merge-compatibility with branches that import it from the planner.
+# GateFacts moved to thinnka.records (planner and remote both need it); re-exported here.
 from thinnka.records import GateFacts, PlanCandidate
-from thinnka.remote import remote_paths, render_for
 
 if TYPE_CHECKING:
+    from thinnka.planning.training import TrainingPlan
     from thinnka.rendering import Rendered
     from thinnka.services import Services
 
-__all__ = ["GateFacts", "Plan", "check_gate", "choose_gpus", "default_hub_model_id", "make_plan"]
-
-__all__ = ["GateFacts", "Plan", "check_gate", "choose_gpus", "default_hub_model_id", "make_plan"]
+__all__ = [
+    "GateFacts",
+    "Plan",
+    "check_gate",
+    "choose_gpus",
+    "default_hub_model_id",
+    "make_plan",
+    "memory_estimate",
+    "training_plan",
+]
 
 
 def default_hub_model_id(user: str, options: RunOptions) -> str:
@@ -86,19 +93,33 @@ def check_gate(services: Services, options: RunOptions, *, require_write: bool =
     )
 
 
-def memory_estimate(options: RunOptions, gate: GateFacts) -> MemoryEstimate:
-    return estimate(gate.model_facts(), shape_for(options, options.trainer))
+def training_plan(options: RunOptions, gate: GateFacts) -> TrainingPlan:
+    """The run's decisions (method, ZeRO, vLLM, processes, ...), made once from its options."""
+    from thinnka.rendering import plan_training
+
+    return plan_training(options, gate.model_context())
+
+
+def memory_estimate(
+    options: RunOptions, gate: GateFacts, plan: TrainingPlan | None = None
+) -> MemoryEstimate:
+    """Per-GPU memory for the recipe the renderer writes (the same ``TrainingPlan``)."""
+    plan = plan or training_plan(options, gate)
+    return estimate(gate.model_facts(), shape_for(plan))
 
 
 def choose_gpus(
     offers: list[GpuOffer], options: RunOptions, need: MemoryEstimate
 ) -> tuple[list[GpuOffer], list[GpuVerdict]]:
+    """Candidates in order, and a verdict per offer; GPUs the stack cannot use are skipped."""
+    support = stack_for(options.trainer).gpus
     verdicts = explain(
         offers,
         need.required_gb(),
         strategy=options.gpu_strategy,
         gpu_type=options.gpu_type,
         max_price=options.max_price,
+        support=support,
     )
     candidates = choose(
         offers,
@@ -106,6 +127,7 @@ def choose_gpus(
         strategy=options.gpu_strategy,
         gpu_type=options.gpu_type,
         max_price=options.max_price,
+        support=support,
     )
     return candidates, verdicts
 
@@ -116,6 +138,7 @@ class Plan:
 
     options: RunOptions
     gate: GateFacts
+    training: TrainingPlan
     need: MemoryEstimate
     candidates: list[GpuOffer]
     verdicts: list[GpuVerdict]
@@ -123,13 +146,23 @@ class Plan:
     warnings: list[str]
 
     def to_json(self) -> dict[str, Any]:
-        r = self.rendered
+        r, t = self.rendered, self.training
+        wrapper = None
+        if r.command != r.entry_command:
+            wrapper = {
+                "scripts": [
+                    s for s in (t.wrapper, _SERVER_LAUNCHER if r.server_command else None) if s
+                ],
+                "command": r.command,
+                "why": t.why_wrapper or "serve_and_train.py starts `trl vllm-serve` first",
+            }
         return {
             "repo_id": self.options.repo_id,
             "hub_model_id": self.gate.hub_model_id,
             "mode": self.options.mode,
             "trainer": self.options.trainer,
             "gpu_count": self.options.gpu_count,
+            "training": t.to_json(),
             "model": {
                 "parameters": self.gate.model_facts().num_parameters,
                 "gated": self.gate.gated,
@@ -139,6 +172,7 @@ class Plan:
             "memory": {
                 "required_gb": round(self.need.required_gb(), 2),
                 "breakdown_gb": {k: round(v, 3) for k, v in self.need.breakdown("GB")},
+                "notes": list(self.need.notes),
             },
             "gpu": self.candidates[0].id if self.candidates else None,
             "candidates": [offer_json(offer) for offer in self.candidates],
@@ -147,11 +181,16 @@ class Plan:
             ],
             "recipe": r.recipe,
             "accelerate": r.accelerate,
-            "command": r.command,
-            "transformers": {"spec": r.transformers_spec, "reason": r.transformers_reason},
+            "command": r.entry_command,
+            "wrapper": wrapper,
+            "vllm_server": r.server_command,
+            "transformers": {"spec": t.transformers.spec, "reason": t.transformers.reason},
             "notes": list(r.notes),
             "warnings": self.warnings,
         }
+
+
+_SERVER_LAUNCHER = "serve_and_train.py"
 
 
 def offer_json(offer: GpuOffer) -> dict[str, Any]:
@@ -160,12 +199,15 @@ def offer_json(offer: GpuOffer) -> dict[str, Any]:
 
 def make_plan(services: Services, options: RunOptions) -> Plan:
     """Gate, estimate, choose and render, without creating anything."""
-    from thinnka.rendering import validate_overrides
+    from thinnka.remote import remote_paths
+    from thinnka.rendering import render, validate_overrides
 
     validate_overrides(options)
     gate = check_gate(services, options, require_write=False)
-    need = memory_estimate(options, gate)
+    training = training_plan(options, gate)  # decided once: estimate and recipe share it
+    need = memory_estimate(options, gate, training)
     offers = services.runpod.gpu_offers(options.gpu_count, options.cloud_type)
     candidates, verdicts = choose_gpus(offers, options, need)
-    rendered = render_for(options, gate, remote_paths(services.settings, "<run-id>", options, gate))
-    return Plan(options, gate, need, candidates, verdicts, rendered, list(gate.warnings))
+    paths = remote_paths(services.settings, "<run-id>", options, gate)
+    rendered = render(options, gate.model_context(), paths, training)
+    return Plan(options, gate, training, need, candidates, verdicts, rendered, list(gate.warnings))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from thinnka.planning.gpus import GpuOffer
     from thinnka.planning.vram import ModelFacts
+    from thinnka.rendering import ModelContext
 
 __all__ = ["GateFacts", "LogPosition", "Output", "PlanCandidate", "RemoteFacts", "TerminationFacts"]
 
@@ -55,6 +56,18 @@ class GateFacts:
         data = dict(data)
         data["files"] = [tuple(item) for item in data.get("files", [])]
         return cls(**data)
+
+    def model_context(self) -> ModelContext:
+        """What the renderer needs to know about the model."""
+        from thinnka.rendering import ModelContext
+
+        return ModelContext(
+            hub_model_id=self.hub_model_id,
+            has_chat_template=self.has_chat_template,
+            system_role_supported=self.system_role_supported,
+            transformers_version=self.transformers_version,
+            model_type=self.model_type,
+        )
 
     def model_facts(self) -> ModelFacts:
         from thinnka.planning.vram import ModelFacts

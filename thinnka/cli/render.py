@@ -90,6 +90,7 @@ def print_plan(plan: Plan) -> None:
     _console.print(f"[bold]Plan[/bold] {data['mode'].upper()} of {data['repo_id']} "
                    f"→ {data['hub_model_id']} ({data['trainer']})")  # fmt: skip
     _console.print(f"  parameters  {data['model']['parameters']:,}")
+    _console.print(f"  training    {data['training']['summary']}", markup=False)
     memory = Table("memory per GPU", "GB", box=None)
     for label, value in data["memory"]["breakdown_gb"].items():
         memory.add_row(label, f"{value:.2f}")
@@ -112,3 +113,7 @@ def print_plan(plan: Plan) -> None:
     _console.print(yaml.safe_dump(data["recipe"], sort_keys=False).rstrip(), markup=False)
     _console.print("[bold]command[/bold]")
     _console.print(" ".join(data["command"]), markup=False)
+    if data.get("wrapper"):
+        # The trainer's entry point is what trains; thinnka's launcher is how it is started.
+        wrapper = data["wrapper"]
+        _console.print(f"  run via {', '.join(wrapper['scripts'])}: {wrapper['why']}", markup=False)

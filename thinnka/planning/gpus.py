@@ -5,7 +5,8 @@ and ``lowestPrice``) comes in, an ordered candidate list goes out. The caller tr
 the candidates in order, because stock is a hint, not a reservation.
 
 Rules, applied in this order to every offer: usable by the training stack (CUDA with
-bf16, which the recipes hard-code), enough memory, in stock, the GPU count
+bf16, which the recipes hard-code, on an architecture the stack's torch build has kernels
+for: ``GpuSupport``), enough memory, in stock, the GPU count
 allowed per pod, the ``--gpu-type`` filter, the ``--max-price`` cap. ``explain`` says
 which rule kept or dropped each offer (for plan tables); ``choose`` returns the kept
 ones or raises ``PreflightError`` saying what emptied the list.
@@ -13,13 +14,23 @@ ones or raises ``PreflightError`` saying what emptied the list.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from thinnka.errors import PreflightError
 
-__all__ = ["PRIORITY_FAMILIES", "GpuOffer", "GpuVerdict", "Strategy", "choose", "explain"]
+__all__ = [
+    "PRIORITY_FAMILIES",
+    "GpuOffer",
+    "GpuSupport",
+    "GpuVerdict",
+    "Strategy",
+    "architecture",
+    "choose",
+    "explain",
+]
 
 Strategy = Literal["priority", "cheapest"]
 
@@ -31,8 +42,42 @@ _IN_STOCK = frozenset({"High", "Medium", "Low"})
 # bf16, no flash attention); the original never reached them, its families excluded them.
 _UNUSABLE: tuple[tuple[str, str], ...] = (
     ("amd ", "not usable: AMD GPUs cannot run the CUDA training stack"),
-    ("v100", "not usable: Volta has no bf16"),
 )
+_NO_BF16 = frozenset({"pascal", "volta", "turing"})
+
+# NVIDIA architectures by name, matched in this order on "displayName id" lowered (Ada
+# before Blackwell: "RTX 5000 Ada" is Ada, "RTX 5090" Blackwell). A name no pattern knows
+# has no architecture, and no stack rule drops it.
+_ARCHITECTURES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (arch, re.compile(pattern))
+    for arch, pattern in (
+        ("ada", r"\bada\b|\bl40s?\b|\bl4\b|\b40[6-9]0\b"),
+        ("blackwell", r"blackwell|\bg?b[123]00\b|\b50[5-9]0\b|\brtx pro 6000\b"),
+        ("hopper", r"\bg?h[12]00\b|\bh800\b|\bh20\b"),
+        ("ampere", r"\ba(100|800|40|30|16|10g?|2)\b|\ba[2-6]\d00\b|\b30[5-9]0\b"),
+        ("turing", r"\bt4\b|\b20[6-8]0\b|titan rtx|quadro rtx"),
+        ("volta", r"\bv100\b|titan v\b"),
+        ("pascal", r"\bp(100|40|4)\b|\b10[6-8]0\b"),
+    )
+)
+
+
+def architecture(offer: GpuOffer) -> str | None:
+    """The NVIDIA architecture of an offer by its names ("ampere", "blackwell", ...), or None."""
+    name = offer.search_name
+    if "amd " in name:
+        return None
+    return next((arch for arch, pattern in _ARCHITECTURES if pattern.search(name)), None)
+
+
+@dataclass(frozen=True)
+class GpuSupport:
+    """The GPU architectures one training stack's torch build has kernels for, and why."""
+
+    stack: str
+    architectures: frozenset[str]
+    why: str
+
 
 # The original's families, in its order, matched like it on "displayName id" lowered
 # (original-tool.md §4). The real H100 SXM id is "NVIDIA H100 80GB HBM3": only its
@@ -102,13 +147,14 @@ def explain(
     strategy: Strategy = "priority",
     gpu_type: str | None = None,
     max_price: float | None = None,
+    support: GpuSupport | None = None,
 ) -> list[GpuVerdict]:
     """A verdict for every offer: kept ones first in ``choose``'s order, then the rest."""
     wanted = (gpu_type or "").strip().lower()
     kept: list[GpuOffer] = []
     skipped: list[GpuVerdict] = []
     for offer in offers:
-        reason = _skip_reason(offer, required_gb, wanted, gpu_type, max_price)
+        reason = _skip_reason(offer, required_gb, wanted, gpu_type, max_price, support)
         if reason is None:
             kept.append(offer)
         else:
@@ -128,27 +174,40 @@ def choose(
     strategy: Strategy = "priority",
     gpu_type: str | None = None,
     max_price: float | None = None,
+    support: GpuSupport | None = None,
 ) -> list[GpuOffer]:
     """Candidates to try in order; raises ``PreflightError`` (``no_gpu_fits``) if none.
 
     ``priority`` keeps the original's family order (L40S, A100 SXM, H100 SXM), then any
     other fitting GPU by price; ``cheapest`` orders everything by price. Ties go to more
-    memory; an unknown price sorts last.
+    memory; an unknown price sorts last. ``support`` drops GPUs the stack cannot use.
     """
     offers = list(offers)
     verdicts = explain(
-        offers, required_gb, strategy=strategy, gpu_type=gpu_type, max_price=max_price
+        offers,
+        required_gb,
+        strategy=strategy,
+        gpu_type=gpu_type,
+        max_price=max_price,
+        support=support,
     )
     chosen = [v.offer for v in verdicts if v.kept]
     if not chosen:
         raise PreflightError(
-            _why_nothing(offers, required_gb, gpu_type, max_price), reason="no_gpu_fits"
+            _why_nothing(offers, required_gb, gpu_type, max_price, support), reason="no_gpu_fits"
         )
     return chosen
 
 
-def _unusable(offer: GpuOffer) -> str | None:
-    return next((why for word, why in _UNUSABLE if word in offer.search_name), None)
+def _unusable(offer: GpuOffer, support: GpuSupport | None = None) -> str | None:
+    if why := next((why for word, why in _UNUSABLE if word in offer.search_name), None):
+        return why
+    arch = architecture(offer)
+    if arch in _NO_BF16:
+        return f"not usable: {arch.title()} has no bf16"
+    if support is not None and arch is not None and arch not in support.architectures:
+        return f"not usable by the {support.stack} stack ({arch.title()}): {support.why}"
+    return None
 
 
 def _skip_reason(
@@ -157,8 +216,9 @@ def _skip_reason(
     wanted: str,
     gpu_type: str | None,
     max_price: float | None,
+    support: GpuSupport | None,
 ) -> str | None:
-    if unusable := _unusable(offer):
+    if unusable := _unusable(offer, support):
         return unusable
     if offer.memory_gb < required_gb:
         return f"{offer.memory_gb:g} GB < {required_gb:.1f} GB needed"
@@ -197,13 +257,24 @@ def _kept_reason(offer: GpuOffer, strategy: Strategy) -> str:
 
 
 def _why_nothing(
-    offers: list[GpuOffer], required_gb: float, gpu_type: str | None, max_price: float | None
+    offers: list[GpuOffer],
+    required_gb: float,
+    gpu_type: str | None,
+    max_price: float | None,
+    support: GpuSupport | None = None,
 ) -> str:
     """The message for an empty candidate list: the rule that removed the last ones."""
     need = f"{required_gb:.1f} GB"
-    offers = [o for o in offers if _unusable(o) is None]
-    if not offers:
+    wanted = (gpu_type or "").strip().lower()
+    usable = [o for o in offers if _unusable(o, support) is None]
+    if wanted and not any(wanted in o.search_name for o in usable):
+        # --gpu-type asked for GPUs the stack cannot use: say why rather than "no match".
+        asked = next((o for o in offers if wanted in o.search_name), None)
+        if asked is not None:
+            return f"--gpu-type {gpu_type!r}: {asked.display_name} is {_unusable(asked, support)}."
+    if not usable:
         return "Runpod offered no GPU types that the training stack can use."
+    offers = usable
     fitting = [o for o in offers if o.memory_gb >= required_gb]
     if not fitting:
         in_stock = [o for o in offers if o.in_stock] or offers
@@ -222,7 +293,6 @@ def _why_nothing(
     if not available:
         gone = ", ".join(sorted({o.display_name for o in fitting}))
         return f"No GPU with at least {need} is in stock for {count} GPU(s) per pod: {gone}."
-    wanted = (gpu_type or "").strip().lower()
     matching = [o for o in available if wanted in o.search_name]
     if not matching:
         names = sorted({o.display_name for o in available})

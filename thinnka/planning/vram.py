@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from thinnka.planning.model import ModelFacts
 
 if TYPE_CHECKING:
-    from thinnka.options import RunOptions
+    from thinnka.planning.training import TrainingPlan
 
 __all__ = ["GB", "MemoryEstimate", "ModelFacts", "TrainingShape", "estimate", "shape_for"]
 
@@ -29,6 +29,7 @@ VLLM_RUNTIME = 1.5 * GB  # vLLM's own buffers and profiling peak beyond weights 
 VLLM_SERVER_UTILIZATION = 0.9  # `trl vllm-serve --gpu_memory_utilization` default
 TRL_VLLM_UTILIZATION = 0.3  # TRL's colocate default, kept when it leaves room for both
 NF4_BYTES = 0.516  # 4-bit NF4 + double-quantized constants (QLoRA paper)
+INT8_BYTES = 1.0  # LLM.int8(): one byte per weight (its outlier columns stay small)
 ADAPTER_BYTES = 16  # fp32 adapter weight + grad + two Adam moments
 LOGIT_COPIES = 2  # fp32 logits plus their log-softmax (or gradient)
 # Korthikanti et al.: 34·s·b·h per layer = attention 11 + norms 4 (15) + a 4h MLP 19.
@@ -57,6 +58,8 @@ class TrainingShape:
     lora_r: int = 16
     attn: Literal["sdpa", "flash_attention_2", "eager"] = "sdpa"
     liger_loss: bool = False
+    quant_bits: Literal[4, 8] = 4  # the frozen base under QLoRA: NF4 or int8
+    label: str = ""  # what the plan trains, said in the estimate's notes
 
     def __post_init__(self) -> None:
         u = self.vllm_gpu_memory_utilization
@@ -76,59 +79,37 @@ class TrainingShape:
         return self.completion_length if self.mode == "grpo" else self.seq_length
 
 
-def shape_for(options: RunOptions, trainer: str | None = None) -> TrainingShape:
-    """The shape the recipes will actually train, from the user's options.
+def shape_for(plan: TrainingPlan) -> TrainingShape:
+    """The estimator's inputs, copied from the run's ``TrainingPlan`` (no decision here).
 
-    - SFT is QLoRA (r 16, all-linear, nested quant) unless ``--shard-model``, which
-      makes it a full fine-tune; GRPO is always a full fine-tune (the original's GRPO
-      recipe has no PEFT keys).
-    - ZeRO stage (original-tool.md §8.4): ``--shard-model`` forces 3; SFT QLoRA turns
-      3 into 2 (4-bit loads fail under ZeRO-3 on Open R1); GRPO keeps the flag. On one
-      GPU the stage stays, but N = 1 leaves nothing to shard.
-    - vLLM server mode trains on ``gpu_count - 1`` processes (one GPU serves vLLM).
-    - The colocate share is TRL's 0.3, which is what the pod runs with unless the
-      recipe sets another (``--set vllm_gpu_memory_utilization=...`` does, and is
-      honoured here). A shape with None instead lets ``vllm_utilization_for`` pick
-      the share per GPU, which only holds if the recipe then writes that value.
-    - ``beta`` follows the trainer's TRL: 0.04 on Open R1's TRL 0.18, 0.0 on newer TRL.
-    - ``--set`` overrides of beta, vllm_gpu_memory_utilization, lora_r and
-      gradient_checkpointing are honoured; the recipe renderer validates their types.
+    The plan is what the renderer writes too, so the estimate is made for the recipe that
+    will run: ``--set load_in_4bit=false`` estimates a bf16 base, server mode estimates
+    the GPUs left for training, ``--set beta=...`` the reference model, and so on.
     """
-    trainer = trainer or options.trainer
-    sft = options.mode == "sft"
-    method: Literal["full", "qlora"] = "full" if options.shard_model or not sft else "qlora"
-    stage = 3 if options.shard_model else options.deepspeed_stage
-    if method == "qlora" and stage == 3:
-        stage = 2
-    vllm = options.effective_vllm_mode
-    processes = options.gpu_count - 1 if vllm == "server" else options.gpu_count
-    over = dict(options.overrides)
+    attn: Literal["sdpa", "flash_attention_2", "eager"] = (
+        "eager" if plan.attn == "eager" else "flash_attention_2"
+        if plan.attn == "flash_attention_2" else "sdpa"
+    )  # fmt: skip
     return TrainingShape(
-        mode=options.mode,
-        method=method,
-        zero_stage=3 if stage == 3 else 2,
-        num_processes=max(1, processes),
-        per_device_batch=options.per_device_train_batch,
-        gradient_accumulation_steps=options.gradient_accumulation_steps,
-        prompt_length=options.max_prompt_length,
-        completion_length=options.max_completion_length,
-        num_generations=options.num_generations,
-        vllm="server" if vllm == "server" else "colocate" if vllm else None,
-        vllm_gpu_memory_utilization=_number(
-            over, "vllm_gpu_memory_utilization", TRL_VLLM_UTILIZATION
-        ),
-        beta=_number(over, "beta", 0.04 if trainer == "openr1" else 0.0) or 0.0,
-        gradient_checkpointing=over.get("gradient_checkpointing", "true").lower() != "false",
-        lora_r=int(_number(over, "lora_r", 16) or 16),
-        attn=options.attn_implementation,
+        mode=plan.mode,
+        method=plan.method,
+        zero_stage=plan.zero_stage or 0,
+        num_processes=plan.processes,
+        per_device_batch=plan.per_device_batch,
+        gradient_accumulation_steps=plan.gradient_accumulation_steps,
+        prompt_length=plan.prompt_length,
+        completion_length=plan.completion_length,
+        num_generations=plan.num_generations,
+        vllm=plan.vllm_mode,
+        vllm_gpu_memory_utilization=plan.vllm_gpu_memory_utilization,
+        beta=plan.beta,
+        gradient_checkpointing=plan.gradient_checkpointing,
+        lora_r=plan.lora_r,
+        attn=attn,
+        liger_loss=plan.liger_loss,
+        quant_bits=8 if plan.quantization == "8bit" else 4,
+        label=plan.summary,
     )
-
-
-def _number(over: dict[str, str], key: str, default: float | None) -> float | None:
-    try:
-        return float(over[key]) if key in over else default
-    except ValueError:
-        return default
 
 
 @dataclass(frozen=True)
@@ -246,7 +227,7 @@ def estimate(facts: ModelFacts, shape: TrainingShape) -> MemoryEstimate:
     n = shape.num_processes
     stage = shape.zero_stage
     b, s = shape.per_device_batch, shape.seq_length
-    notes: list[str] = []
+    notes: list[str] = [f"Estimated for {shape.label}."] if shape.label else []
     if a.guessed:
         notes.append("config.json gave no architecture: activations and logits use a guess.")
 
@@ -267,7 +248,8 @@ def estimate(facts: ModelFacts, shape: TrainingShape) -> MemoryEstimate:
         if shape.method == "lora":
             frozen, transient = 2 * p, 2 * facts.largest_layer_params
         else:
-            frozen = NF4_BYTES * facts.linear_params + 2 * facts.embedding_params
+            per_weight = NF4_BYTES if shape.quant_bits == 4 else INT8_BYTES
+            frozen = per_weight * facts.linear_params + 2 * facts.embedding_params
             transient = 2 * facts.layer_linear_params  # one layer dequantized to bf16
         if stage == 3:
             weights, lora = frozen / n + transient, ADAPTER_BYTES * adapters / n

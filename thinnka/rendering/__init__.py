@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from thinnka.rendering.chat import CHATML_DEFAULT, system_prompt
 from thinnka.rendering.records import ModelContext, RemotePaths, Rendered
-from thinnka.rendering.render import render, script_text, validate_overrides
+from thinnka.rendering.render import plan_training, render, script_text, validate_overrides
 from thinnka.rendering.schema import load_schema
 from thinnka.rendering.setup_env import write_env_file
 from thinnka.rendering.versions import (
@@ -33,6 +33,7 @@ __all__ = [
     "TransformersChoice",
     "choose_transformers",
     "load_schema",
+    "plan_training",
     "render",
     "script_text",
     "system_prompt",

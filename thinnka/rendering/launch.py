@@ -17,12 +17,14 @@ import yaml
 from thinnka.resources import resource_dir
 
 if TYPE_CHECKING:
+    from thinnka.planning.training import TrainingPlan
     from thinnka.rendering.records import RemotePaths
 
 __all__ = [
     "SERVER_HOST",
     "SERVER_PORT",
     "accelerate_config",
+    "entry_argv",
     "server_files",
     "train_argv",
 ]
@@ -50,24 +52,31 @@ def accelerate_config(config: str, processes: int, recipe: dict[str, Any]) -> di
     return data
 
 
-def train_argv(paths: RemotePaths, *, trainer: str, mode: str, wrapper: bool) -> list[str]:
-    """``accelerate launch`` of the training script, run in run_dir with the venv active."""
+def _accelerate(paths: RemotePaths, target: list[str]) -> list[str]:
     run_dir = paths.run_dir
-    if trainer == "trl":
-        script = f"{run_dir}/thinnka_trl_train.py"
-    elif wrapper:
-        script = f"{run_dir}/thinnka_openr1.py"
-    else:
-        script = f"{paths.openr1_dir}/src/open_r1/{mode}.py"
-    return [
-        "accelerate",
-        "launch",
-        "--config_file",
-        f"{run_dir}/accelerate.yaml",
-        script,
-        "--config",
-        f"{run_dir}/recipe.yaml",
-    ]
+    config = ["--config", f"{run_dir}/recipe.yaml"]
+    return ["accelerate", "launch", "--config_file", f"{run_dir}/accelerate.yaml", *target, *config]
+
+
+def _entry_target(paths: RemotePaths, plan: TrainingPlan) -> list[str]:
+    values = {"openr1_dir": paths.openr1_dir, "mode": plan.mode}
+    return [part.format(**values) for part in plan.stack.entry_argv]
+
+
+def entry_argv(paths: RemotePaths, plan: TrainingPlan) -> list[str]:
+    """The trainer's own entry point under ``accelerate launch``: what really trains.
+
+    This is the command ``thinnka plan`` shows; when the plan needs thinnka's launcher,
+    ``train_argv`` runs that instead, with the same recipe and accelerate config.
+    """
+    return _accelerate(paths, _entry_target(paths, plan))
+
+
+def train_argv(paths: RemotePaths, plan: TrainingPlan) -> list[str]:
+    """``accelerate launch`` of the training script, run in run_dir with the venv active."""
+    if plan.wrapper is None:
+        return entry_argv(paths, plan)
+    return _accelerate(paths, [f"{paths.run_dir}/{plan.wrapper}"])
 
 
 def server_files(

@@ -2,7 +2,8 @@
 
 Templates are data: ``recipe`` holds the keys in the order they are written (null = filled
 here, or left out when it stays null) and ``blocks`` holds groups merged in when they apply
-(QLoRA or full fine-tuning for SFT, the vLLM server address). ``--set`` overrides come last.
+(the training method the plan chose: qlora, lora or full; the vLLM server address).
+``--set`` overrides come last, then what the plan decided about vLLM and the batch.
 """
 
 from __future__ import annotations
@@ -15,23 +16,26 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from thinnka.errors import ConfigError
-from thinnka.rendering.schema import ALIASES, Schema, check_keys, coerce
+from thinnka.rendering.launch import SERVER_HOST, SERVER_PORT
+from thinnka.rendering.schema import Schema, check_keys
 from thinnka.resources import resource_dir
 
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
-    from thinnka.rendering.chat import ChatDecision
+    from thinnka.planning.training import TrainingPlan
     from thinnka.rendering.records import ModelContext, RemotePaths
-    from thinnka.rendering.rewards_module import RewardPlan
 
 __all__ = [
     "Template",
     "apply_overrides",
+    "apply_plan",
     "base_recipe",
     "load_template",
     "require_known",
-    "resolve_override_keys",
 ]
+_VLLM_KEYS = ("vllm_mode", "vllm_max_model_length", "vllm_server_host", "vllm_server_port")
+# 4-bit-only keys of the qlora block, dropped when the plan loads the base in 8 bits.
+_FOUR_BIT_KEYS = ("load_in_4bit", "use_bnb_nested_quant", "bnb_4bit_quant_type")
 
 
 @dataclass(frozen=True)
@@ -57,18 +61,11 @@ def _report_to(options: RunOptions) -> str | list[str]:
 
 
 def base_recipe(
-    options: RunOptions,
-    model: ModelContext,
-    paths: RemotePaths,
-    *,
-    trainer: str,
-    chat: ChatDecision,
-    rewards: RewardPlan | None,
-    merge: bool,
-    num_generations: int | None,
+    options: RunOptions, model: ModelContext, paths: RemotePaths, plan: TrainingPlan
 ) -> dict[str, Any]:
     """The recipe before overrides: template order, nulls filled, unset keys dropped."""
-    template = load_template(trainer, options.mode)
+    stack, chat, merge = plan.stack, plan.chat, options.merge_model
+    template = load_template(stack.template, options.mode)
     recipe = template.recipe
     # Merged runs push the adapter next to the merged model, never into the same repo (the
     # original mixed adapter and full weights in one repo, original-tool.md §8.6).
@@ -85,37 +82,40 @@ def base_recipe(
         per_device_train_batch_size=options.per_device_train_batch,
         report_to=_report_to(options),
     )
+    recipe.update(template.blocks[plan.method])
+    if plan.quantization == "8bit":
+        for key in _FOUR_BIT_KEYS:
+            recipe.pop(key, None)
     if options.sft:
         recipe["max_length"] = options.max_prompt_length + options.max_completion_length
-        block = template.blocks["full" if options.shard_model else "qlora"]
-        recipe.update(block)
     else:
-        assert rewards is not None and num_generations is not None
+        names = plan.rewards.names if plan.rewards else ()
+        vllm = plan.vllm_mode
         recipe.update(
-            use_vllm=options.vllm_enabled,
-            vllm_mode=options.effective_vllm_mode,
+            use_vllm=vllm is not None,
+            vllm_mode=vllm,
             max_completion_length=options.max_completion_length,
-            num_generations=num_generations,
-            reward_funcs=list(rewards.names),
-            reward_weights=[1.0] * len(rewards.names),
+            num_generations=plan.num_generations,
+            reward_funcs=list(names),
+            reward_weights=[1.0] * len(names),
         )
-        if trainer == "openr1":
+        if stack.recipe_system_prompt:
             recipe.update(
                 dataset_prompt_column=options.dataset_prompt_column,
                 # Folded runs carry the text in the user turn (thinnka_openr1.py), not here.
                 system_prompt=None if chat.fold_system else _system_prompt(options),
                 max_prompt_length=options.max_prompt_length,
             )
-        elif options.effective_vllm_mode == "colocate":
+        elif vllm == "colocate" and stack.vllm_max_model_length:
             # TRL 1.13 otherwise sizes the colocated engine for the model's full context.
             recipe["vllm_max_model_length"] = (
                 options.max_prompt_length + options.max_completion_length
             )
     if options.max_steps > 0:
         recipe["max_steps"] = options.max_steps
-    if chat.template is not None and trainer == "openr1":
+    if chat.template is not None and stack.recipe_system_prompt:
         recipe["chat_template"] = chat.template
-    if options.dataset_fraction < 1 and trainer == "openr1":
+    if options.dataset_fraction < 1 and stack.recipe_dataset_mixture:
         # Open R1 subsamples each mixture entry to weight × rows after a seeded shuffle; it
         # prefers the mixture when dataset_name is also set (kept, as the original did).
         recipe["dataset_mixture"] = {
@@ -138,40 +138,33 @@ def _system_prompt(options: RunOptions) -> str:
     return system_prompt(options)
 
 
-def resolve_override_keys(options: RunOptions, schema: Schema) -> list[tuple[str, str, str]]:
-    """(given key, schema key, raw value) per --set; unknown keys raise with a suggestion."""
-    aliases = ALIASES.get(schema.trainer, {})
-    resolved: list[tuple[str, str, str]] = []
-    unknown: dict[str, str] = {}
-    for key, raw in options.overrides:
-        target = aliases.get(key, key)
-        if target in schema.keys:
-            resolved.append((key, target, raw))
-        else:
-            unknown[key] = raw
-    if unknown:
-        check_keys(unknown, schema, origin="--set")
-    return resolved
-
-
-def apply_overrides(
-    recipe: dict[str, Any], options: RunOptions, schema: Schema
-) -> tuple[list[str], set[str]]:
-    """Apply --set in order (last wins); returns (notes, keys the user set)."""
-    notes: list[str] = []
-    touched: set[str] = set()
-    for given, key, raw in resolve_override_keys(options, schema):
-        value = coerce(schema, key, raw)
-        if given != key:
-            notes.append(
-                f"--set {given} is spelled {key} for the {schema.trainer} trainer; set {key}."
-            )
-        touched.add(key)
+def apply_overrides(recipe: dict[str, Any], plan: TrainingPlan) -> None:
+    """Apply the merged --set values (``merge_overrides``); null removes the key."""
+    for key, value in plan.overrides.values.items():
         if value is None:
             recipe.pop(key, None)  # null means "the trainer's default"
         else:
             recipe[key] = value
-    return notes, touched
+
+
+def apply_plan(recipe: dict[str, Any], plan: TrainingPlan) -> None:
+    """Write what the plan decided over the template and the overrides: the GRPO batch and
+    vLLM keys (the plan may have turned vLLM off, or picked a mode for --set use_vllm)."""
+    if not plan.grpo:
+        return
+    recipe["num_generations"] = plan.num_generations
+    if plan.vllm_mode is None:
+        recipe["use_vllm"] = False
+        for key in _VLLM_KEYS:
+            recipe.pop(key, None)
+        return
+    recipe["use_vllm"], recipe["vllm_mode"] = True, plan.vllm_mode
+    if plan.vllm_mode == "server":
+        recipe.setdefault("vllm_server_host", SERVER_HOST)
+        recipe.setdefault("vllm_server_port", SERVER_PORT)
+    elif plan.stack.vllm_max_model_length:
+        # TRL 1.13 otherwise sizes the colocated engine for the model's full context.
+        recipe.setdefault("vllm_max_model_length", plan.prompt_length + plan.completion_length)
 
 
 def require_known(recipe: dict[str, Any], schema: Schema) -> None:

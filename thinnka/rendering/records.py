@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from thinnka.planning.training import TrainingPlan
 
 __all__ = ["ModelContext", "RemotePaths", "Rendered"]
 
@@ -35,26 +38,25 @@ class RemotePaths:
 class Rendered:
     """Everything the pipeline uploads and runs for one training run.
 
-    Upload every ``files`` entry to ``run_dir``, run ``setup_command`` (it sources
+    Upload every ``files`` entry to ``run_dir``, run ``setup_script`` there (it sources
     ``setup.env``), then ``command`` in ``run_dir`` with the venv active, then
     ``merge_command`` when ``merge``.
     """
 
     recipe: dict[str, Any]
     accelerate: dict[str, Any]
+    # What the pod runs: the trainer's entry point, or thinnka's launcher around it.
     command: list[str]
+    # The trainer's own entry point with the same recipe (what ``thinnka plan`` shows).
+    entry_command: list[str]
     files: dict[str, str]
     setup_env: dict[str, str]
     setup_script: str  # setup_openr1.sh, setup_trl.sh, or check_image.sh with --skip-setup
     notes: list[str]
     transformers_spec: str
-    transformers_reason: str
-    gpu_processes: int
     merge: bool
-    setup_command: list[str] = field(default_factory=list)
-    merge_command: list[str] | None = None
+    merge_command: list[str] | None
     # Server mode only: the `trl vllm-serve` argv that `command` (serve_and_train.py) starts
-    # on the first GPU before training; shown so logs and docs can name it.
-    server_command: list[str] | None = None
-    # The thinnka-side settings the launch scripts read (thinnka_train.json).
-    train_settings: dict[str, Any] = field(default_factory=dict)
+    # on the first GPU before training.
+    server_command: list[str] | None
+    training: TrainingPlan  # every decision the files were written from

@@ -18,36 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
+    from thinnka.planning.stacks import TrainerStack
 
-__all__ = ["BUILTIN_TAGS", "REGISTRIES", "RewardPlan", "check_rewards", "plan_rewards"]
+__all__ = ["BUILTIN_TAGS", "MODULE", "RewardPlan", "check_rewards", "plan_rewards"]
 
 BUILTIN_TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 MODULE = "thinnka_rewards"
-# The names each trainer's registry resolves (open_r1/rewards.py at 1416fa0; trl/scripts/grpo.py
-# in TRL 1.13). Anything else must be a dotted import path.
-REGISTRIES = {
-    "openr1": (
-        "accuracy",
-        "format",
-        "reasoning_steps",
-        "cosine",
-        "repetition_penalty",
-        "length",
-        "tag_count",
-        "code",
-        "binary_code",
-        "ioi_code",
-        "cf_code",
-        "code_format",
-        "soft_overlong_punishment",
-    ),
-    "trl": (
-        "accuracy_reward",
-        "reasoning_accuracy_reward",
-        "think_format_reward",
-        "get_soft_overlong_punishment",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -57,7 +33,7 @@ class RewardPlan:
     note: str
 
 
-def plan_rewards(options: RunOptions, trainer: str) -> RewardPlan:
+def plan_rewards(options: RunOptions, stack: TrainerStack) -> RewardPlan:
     tags = (
         options.reasoning_tag,
         options.reasoning_end_tag,
@@ -71,39 +47,39 @@ def plan_rewards(options: RunOptions, trainer: str) -> RewardPlan:
         "answer_end_tag": options.answer_end_tag,
     }
     has_tags = bool(options.reasoning_tag or options.answer_tag)
-    if trainer == "openr1" and tags == BUILTIN_TAGS:
-        return RewardPlan(
-            ("accuracy", "format", "tag_count"),
-            config,
-            "Rewards: Open R1's accuracy, format and tag_count.",
-        )
+    if stack.builtin_tag_rewards and tags == BUILTIN_TAGS:
+        names = stack.builtin_tag_rewards
+        return RewardPlan(names, config, f"Rewards: {stack.display}'s {_and(names)}.")
     # Open R1's accuracy runs math-verify on the whole completion (tag-agnostic). thinnka's
     # reads the answer between the answer tags (or after the reasoning end tag) and falls back
     # to exact matching when math-verify is missing.
-    accuracy = "accuracy" if trainer == "openr1" else f"{MODULE}.accuracy_reward"
-    names = [accuracy]
+    picked = [stack.accuracy_reward]
     if has_tags:
-        names += [f"{MODULE}.format_reward", f"{MODULE}.tag_count_reward"]
+        picked += [f"{MODULE}.format_reward", f"{MODULE}.tag_count_reward"]
     shown = " ".join(t for t in tags if t) or "no tags"
-    note = f"Rewards: {', '.join(names)} (thinnka's own functions score the tags {shown})."
-    return RewardPlan(tuple(names), config, note)
+    note = f"Rewards: {', '.join(picked)} (thinnka's own functions score the tags {shown})."
+    return RewardPlan(tuple(picked), config, note)
 
 
-def check_rewards(recipe: dict[str, Any], trainer: str, *, weights_set: bool) -> list[str]:
+def _and(names: tuple[str, ...]) -> str:
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else names[0]
+
+
+def check_rewards(recipe: dict[str, Any], stack: TrainerStack, *, weights_set: bool) -> list[str]:
     """Refuse reward names the trainer cannot resolve; keep reward_weights the same length."""
     import difflib
 
     from thinnka.errors import ConfigError
 
     names = list(recipe.get("reward_funcs") or [])
-    registry = REGISTRIES[trainer]
+    registry = stack.rewards
     for name in names:
         if "." not in name and name not in registry:
             close = difflib.get_close_matches(name, registry, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ConfigError(
-                f"reward_funcs: {name!r} is not a {trainer} reward ({', '.join(registry)}) nor a "
-                f"dotted import path.{hint}"
+                f"reward_funcs: {name!r} is not a {stack.name} reward ({', '.join(registry)}) "
+                f"nor a dotted import path.{hint}"
             )
     weights = recipe.get("reward_weights")
     if weights is None or len(weights) == len(names):

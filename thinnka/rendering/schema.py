@@ -5,13 +5,13 @@ typo in a recipe silently trains with a default. Every key thinnka writes, and e
 key, is checked here against the whitelist generated from the trainer's own dataclasses
 (``recipes/schema/{trainer}_{mode}.json``), and ``--set`` values get the key's type.
 
-Run ``python -m thinnka.rendering.schema --regenerate`` to rewrite the TRL files from the
-installed TRL; ``recipes/schema/README.md`` explains the Open R1 files.
+Run ``python tools/schema_gen.py --regenerate`` (an offline tool, outside the runtime package)
+to rewrite the TRL files from the installed TRL; ``recipes/schema/README.md`` explains the
+Open R1 files.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import re
@@ -26,7 +26,7 @@ import yaml
 from thinnka.errors import ConfigError
 from thinnka.resources import resource_dir
 
-__all__ = ["ALIASES", "KeySpec", "Schema", "check_keys", "coerce", "load_schema", "main"]
+__all__ = ["ALIASES", "KeySpec", "Schema", "check_keys", "coerce", "load_schema", "schema_path"]
 
 # Keys that were renamed between the two stacks' TRL/transformers versions. A recipe or --set
 # that uses the other stack's spelling is translated (with a note) instead of being refused,
@@ -144,45 +144,3 @@ def _coerce(spec: KeySpec, text: str) -> Any:
     if "str" in spec.types:
         return text
     return _FAIL
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m thinnka.rendering.schema",
-        description="Rewrite the recipe-key whitelists under recipes/schema/.",
-    )
-    parser.add_argument(
-        "--regenerate",
-        action="store_true",
-        help="rewrite trl_{grpo,sft}.json from the installed TRL",
-    )
-    parser.add_argument(
-        "--regenerate-openr1",
-        action="store_true",
-        help="rewrite openr1_{grpo,sft}.json from TRL 0.18 / transformers 4.52.3 wheels",
-    )
-    parser.add_argument("--trl-wheel", type=Path, help="path of trl-0.18.0-py3-none-any.whl")
-    parser.add_argument(
-        "--transformers-wheel", type=Path, help="path of transformers-4.52.3-py3-none-any.whl"
-    )
-    args = parser.parse_args(argv)
-    if args.regenerate_openr1 and not (args.trl_wheel and args.transformers_wheel):
-        parser.error("--regenerate-openr1 needs --trl-wheel and --transformers-wheel")
-    if not (args.regenerate or args.regenerate_openr1):
-        parser.error("nothing to do: pass --regenerate and/or --regenerate-openr1")
-    from thinnka.rendering.schema_gen import write_all
-
-    written = write_all(
-        resource_dir("recipes") / "schema",
-        trl=args.regenerate,
-        trl_wheel=args.trl_wheel if args.regenerate_openr1 else None,
-        transformers_wheel=args.transformers_wheel if args.regenerate_openr1 else None,
-    )
-    for path in written:
-        print(f"wrote {path}")
-    load_schema.cache_clear()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,8 +17,14 @@ import re
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from thinnka.rendering.versions import OPENR1_REF, OPENR1_REPO, OPENR1_STACK, TRL_STACK
+
+if TYPE_CHECKING:
+    from thinnka.options import RunOptions
+    from thinnka.planning.training import TrainingPlan
+    from thinnka.rendering.records import RemotePaths
 
 __all__ = ["SETUP_KEYS", "SetupFacts", "setup_values", "write_env_file"]
 
@@ -60,7 +66,7 @@ def write_env_file(values: Mapping[str, str]) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class SetupFacts:
-    """What the setup needs to know about the run."""
+    """What the setup needs to know about the run: all of it read off the TrainingPlan."""
 
     trainer: str
     venv: str
@@ -76,55 +82,85 @@ class SetupFacts:
     custom: tuple[str, ...]
     trace: bool
 
+    @classmethod
+    def of(cls, plan: TrainingPlan, options: RunOptions, paths: RemotePaths) -> SetupFacts:
+        return cls(
+            trainer=plan.stack.name,
+            venv=paths.venv,
+            openr1_dir=paths.openr1_dir,
+            grpo=plan.grpo,
+            vllm=plan.vllm_mode is not None,
+            quantized=plan.quantization is not None,
+            peft=plan.peft,
+            deepspeed=plan.zero_stage is not None,
+            flash_attn=plan.attn == "flash_attention_2",
+            report_to=options.report_to,
+            transformers_spec=plan.transformers.spec,
+            custom=options.custom_dependencies,
+            trace=options.debug_remote,
+        )
+
 
 def _reporting(report_to: str) -> list[str]:
     return {"wandb": ["wandb"], "tensorboard": ["tensorboard"]}.get(report_to, [])
 
 
+def _openr1(f: SetupFacts) -> tuple[list[str], dict[str, str]]:
+    """Open R1's pinned stack: its own python, torch and vLLM, cloned at OPENR1_REF."""
+    packages = [
+        f"peft=={OPENR1_STACK['peft']}",
+        "bitsandbytes>=0.43.2",
+        # grpo.py imports dotenv at module level (open-r1.md §1.1).
+        "python-dotenv",
+        *_reporting(f.report_to),
+    ]
+    values = {
+        "PYTHON_VERSION": OPENR1_STACK["python"],
+        "TORCH_SPEC": f"torch=={OPENR1_STACK['torch']}",
+        # Always: open-r1 depends on trl[vllm], so pip would pull it in anyway.
+        "VLLM_SPEC": f"vllm=={OPENR1_STACK['vllm']}",
+        "FLASH_ATTN": f"flash-attn=={OPENR1_STACK['flash-attn']}" if f.flash_attn else "",
+        "OPENR1_REPO": OPENR1_REPO,
+        "OPENR1_REF": OPENR1_REF,
+        "EXPECT_TRL": OPENR1_STACK["trl"],
+    }
+    return packages, values
+
+
+def _trl(f: SetupFacts) -> tuple[list[str], dict[str, str]]:
+    """The TRL stack: the image's python and torch, only what this run needs on top."""
+    packages = [
+        f"trl=={TRL_STACK['trl']}",
+        f"accelerate=={TRL_STACK['accelerate']}",
+        f"datasets=={TRL_STACK['datasets']}",
+        f"peft=={TRL_STACK['peft']}",
+    ]
+    if f.quantized:
+        packages.append("bitsandbytes>=0.43.2")
+    if f.deepspeed:
+        packages.append(f"deepspeed{TRL_STACK['deepspeed']}")
+    if f.grpo:
+        packages.append(f"math-verify{TRL_STACK['math-verify']}")
+    packages += _reporting(f.report_to)
+    values = {
+        "PYTHON_VERSION": "",  # the image's python3, venv with --system-site-packages
+        "TORCH_SPEC": "",  # the image's torch (or vLLM's pin)
+        "VLLM_SPEC": f"vllm{TRL_STACK['vllm']}" if f.vllm else "",
+        "FLASH_ATTN": "kernels" if f.flash_attn else "",
+        "OPENR1_REPO": "",
+        "OPENR1_REF": "",
+        "EXPECT_TRL": TRL_STACK["trl"],
+    }
+    return packages, values
+
+
+_STACK_VALUES = {"openr1": _openr1, "trl": _trl}
+
+
 def setup_values(facts: SetupFacts) -> dict[str, str]:
     """The setup_env of Rendered: one value per SETUP_KEYS entry, plus THINNKA_TRACE."""
     f = facts
-    if f.trainer == "openr1":
-        packages = [
-            f"peft=={OPENR1_STACK['peft']}",
-            "bitsandbytes>=0.43.2",
-            # grpo.py imports dotenv at module level (open-r1.md §1.1).
-            "python-dotenv",
-            *_reporting(f.report_to),
-        ]
-        values = {
-            "PYTHON_VERSION": OPENR1_STACK["python"],
-            "TORCH_SPEC": f"torch=={OPENR1_STACK['torch']}",
-            # Always: open-r1 depends on trl[vllm], so pip would pull it in anyway.
-            "VLLM_SPEC": f"vllm=={OPENR1_STACK['vllm']}",
-            "FLASH_ATTN": f"flash-attn=={OPENR1_STACK['flash-attn']}" if f.flash_attn else "",
-            "OPENR1_REPO": OPENR1_REPO,
-            "OPENR1_REF": OPENR1_REF,
-            "EXPECT_TRL": OPENR1_STACK["trl"],
-        }
-    else:
-        packages = [
-            f"trl=={TRL_STACK['trl']}",
-            f"accelerate=={TRL_STACK['accelerate']}",
-            f"datasets=={TRL_STACK['datasets']}",
-            f"peft=={TRL_STACK['peft']}",
-        ]
-        if f.quantized:
-            packages.append("bitsandbytes>=0.43.2")
-        if f.deepspeed:
-            packages.append(f"deepspeed{TRL_STACK['deepspeed']}")
-        if f.grpo:
-            packages.append(f"math-verify{TRL_STACK['math-verify']}")
-        packages += _reporting(f.report_to)
-        values = {
-            "PYTHON_VERSION": "",  # the image's python3, venv with --system-site-packages
-            "TORCH_SPEC": "",  # the image's torch (or vLLM's pin)
-            "VLLM_SPEC": f"vllm{TRL_STACK['vllm']}" if f.vllm else "",
-            "FLASH_ATTN": "kernels" if f.flash_attn else "",
-            "OPENR1_REPO": "",
-            "OPENR1_REF": "",
-            "EXPECT_TRL": TRL_STACK["trl"],
-        }
+    packages, values = _STACK_VALUES[f.trainer](f)
     values.update(
         TRAINER=f.trainer,
         VENV=f.venv,
@@ -132,7 +168,7 @@ def setup_values(facts: SetupFacts) -> dict[str, str]:
         STACK_PACKAGES="\n".join(packages),
         TRANSFORMERS_SPEC=f.transformers_spec,
         CUSTOM_DEPS="\n".join(f.custom),
-        OPENR1_DIR=f.openr1_dir if f.trainer == "openr1" else "",
+        OPENR1_DIR=f.openr1_dir if values["OPENR1_REPO"] else "",
         NEED_VLLM="1" if f.vllm else "0",
         NEED_PEFT="1" if f.peft else "0",
         NEED_BNB="1" if f.quantized else "0",

@@ -1,0 +1,427 @@
+"""Decide once, then emit: every training decision of a run, made in one place.
+
+``decide`` turns the options and the merged ``--set`` overrides into one frozen
+``TrainingPlan`` (method, quantization, ZeRO stage, vLLM mode, processes, stack,
+transformers, entry point, notes). The renderer writes files from it, the memory estimate
+(``planning/vram.py``) is computed from it and the setup values derive from it, so none of
+them can disagree. Pure: the only things read are thinnka's own packaged data (the
+trainer's key whitelist, the list of transformers releases).
+
+Why GRPO trains as it does (the seed README's promise, shared/docs/open-r1.md §5):
+
+* Default: LoRA adapters, QLoRA (4-bit base) where it can work. TRL's weight sync into vLLM
+  fails on a 4-bit base (trl #3654, #4973), so with vLLM (the default) the frozen base stays
+  bf16 (LoRA); with ``--no-vllm`` it is 4-bit (QLoRA). SFT is QLoRA.
+* ``--shard-model``: full fine-tuning under ZeRO-3, for GRPO and SFT alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from thinnka.errors import ConfigError
+from thinnka.planning.overrides import Overrides, merge_overrides
+from thinnka.planning.stacks import TrainerStack, stack_for
+
+if TYPE_CHECKING:
+    from thinnka.options import RunOptions
+    from thinnka.rendering.chat import ChatDecision
+    from thinnka.rendering.rewards_module import RewardPlan
+    from thinnka.rendering.versions import TransformersChoice
+
+__all__ = ["Overrides", "TrainingPlan", "adjust_generations", "decide", "merge_overrides"]
+
+Method = Literal["full", "lora", "qlora"]
+VllmMode = Literal["colocate", "server"]
+TRL_VLLM_UTILIZATION = 0.3  # TRL's colocate default
+_METHOD_TEXT = {
+    "full": "full fine-tuning",
+    "lora": "LoRA adapters on a bf16 base",
+    "qlora": "QLoRA (LoRA adapters on a 4-bit base)",
+}
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """How one run trains; JSON-safe via ``to_json``."""
+
+    stack: TrainerStack
+    mode: Literal["grpo", "sft"]
+    method: Method
+    quantization: Literal["4bit", "8bit"] | None
+    zero_stage: Literal[2, 3] | None  # None: no DeepSpeed
+    vllm_mode: VllmMode | None
+    processes: int  # training processes (server mode: the pod's GPUs minus vLLM's)
+    gpu_count: int
+    use_cpu: bool
+    transformers: TransformersChoice
+    entry_point: str  # what really trains: "open_r1.grpo", "trl sft", ...
+    wrapper: str | None  # thinnka's launcher around it, when one is needed
+    why_wrapper: str | None
+    # Numbers the memory estimate and the recipe share.
+    per_device_batch: int
+    gradient_accumulation_steps: int
+    prompt_length: int
+    completion_length: int
+    num_generations: int
+    vllm_gpu_memory_utilization: float
+    beta: float
+    gradient_checkpointing: bool
+    lora_r: int
+    attn: str  # attn_implementation: sdpa, flash_attention_2 or eager
+    liger_loss: bool
+    chat: ChatDecision
+    rewards: RewardPlan | None  # GRPO's default rewards (before --set reward_funcs)
+    reward_names: tuple[str, ...]  # what the recipe's reward_funcs will say
+    overrides: Overrides
+    notes: tuple[str, ...]
+
+    @property
+    def fold_system(self) -> bool:
+        return self.chat.fold_system
+
+    @property
+    def grpo(self) -> bool:
+        return self.mode == "grpo"
+
+    @property
+    def peft(self) -> bool:
+        return self.method != "full"
+
+    @property
+    def accelerate_config(self) -> str:
+        """recipes/accelerate/<name>.yaml"""
+        return "single" if self.zero_stage is None else f"zero{self.zero_stage}"
+
+    @property
+    def summary(self) -> str:
+        """One line: what trains and how, e.g. ``GRPO, LoRA ... , vLLM colocate, ZeRO-3``."""
+        parts = [self.mode.upper(), _METHOD_TEXT[self.method]]
+        if self.quantization == "8bit":
+            parts[-1] = "LoRA adapters on an 8-bit base"
+        if self.grpo:
+            parts.append(f"vLLM {self.vllm_mode}" if self.vllm_mode else "transformers generation")
+        parts.append(f"ZeRO-{self.zero_stage}" if self.zero_stage else "no DeepSpeed")
+        unit = "CPU process" if self.use_cpu else "training process"
+        parts.append(f"{self.processes} {unit}{'es' if self.processes > 1 else ''}")
+        return ", ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "summary": self.summary,
+            "stack": self.stack.name,
+            "mode": self.mode,
+            "method": self.method,
+            "quantization": self.quantization,
+            "zero_stage": self.zero_stage,
+            "vllm_mode": self.vllm_mode,
+            "processes": self.processes,
+            "entry_point": self.entry_point,
+            "wrapper": self.wrapper,
+            "transformers": {"spec": self.transformers.spec, "reason": self.transformers.reason},
+        }
+
+
+def adjust_generations(requested: int, effective: int) -> int | None:
+    """The largest d with 2 ≤ d ≤ requested that divides ``effective``; None if none does."""
+    for d in range(min(requested, effective), 1, -1):
+        if effective % d == 0:
+            return d
+    return None
+
+
+def decide(
+    options: RunOptions,
+    overrides: Overrides,
+    chat: ChatDecision,
+    *,
+    model_transformers_version: str | None,
+    rewards: RewardPlan | None = None,
+) -> TrainingPlan:
+    """The training plan of a run; ``ConfigError`` for a combination that cannot work."""
+    from thinnka.rendering.versions import choose_transformers
+
+    stack = stack_for(options.trainer)
+    o = overrides
+    grpo = not options.sft
+    notes: list[str] = [*chat.notes, *o.notes]
+    use_cpu = bool(o.get("use_cpu", False))
+
+    vllm_mode = _vllm_mode(options, o, stack, notes, use_cpu=use_cpu) if grpo else None
+    method, quantization, vllm_mode = _method(options, o, notes, vllm_mode)
+    processes = options.gpu_count - 1 if vllm_mode == "server" else options.gpu_count
+    if use_cpu:
+        processes = 1
+    stage = _zero_stage(options, stack, notes, processes, quantization, vllm_mode, use_cpu)
+
+    per_device = int(o.get("per_device_train_batch_size", options.per_device_train_batch))
+    accumulation = int(o.get("gradient_accumulation_steps", options.gradient_accumulation_steps))
+    generations = int(o.get("num_generations", options.num_generations))
+    if grpo:
+        generations = _generations(
+            per_device, processes, accumulation, generations, "num_generations" in o, notes
+        )
+    prompt = int(o.get("max_prompt_length", options.max_prompt_length))
+    completion = int(o.get("max_completion_length", options.max_completion_length))
+    if not grpo and "max_length" in o:
+        prompt, completion = 0, int(o.get("max_length"))
+    default_rewards = rewards.names if rewards else ()
+    reward_names = tuple(str(n) for n in o.get("reward_funcs", default_rewards)) if grpo else ()
+
+    attn = str(o.get("attn_implementation", options.attn_implementation))
+    choice = choose_transformers(
+        options, stack.name, model_transformers_version, deepspeed=stage is not None
+    )
+    if attn == "flash_attention_2" and stack.flash_attn_kernels:
+        choice = _with_kernels(choice)
+    if options.merge_model and method == "full":
+        raise ConfigError("--merge-model merges a LoRA adapter, but use_peft was set to false.")
+
+    wrapper, why = _wrapper(stack, chat.fold_system, reward_names)
+    return TrainingPlan(
+        stack=stack,
+        mode=options.mode,
+        method=method,
+        quantization=quantization,
+        zero_stage=stage,
+        vllm_mode=vllm_mode,
+        processes=processes,
+        gpu_count=options.gpu_count,
+        use_cpu=use_cpu,
+        transformers=choice,
+        entry_point=stack.entry_point(options.mode),
+        wrapper=wrapper,
+        why_wrapper=why,
+        per_device_batch=per_device,
+        gradient_accumulation_steps=accumulation,
+        prompt_length=prompt,
+        completion_length=completion,
+        num_generations=generations,
+        vllm_gpu_memory_utilization=float(
+            o.get("vllm_gpu_memory_utilization", TRL_VLLM_UTILIZATION)
+        ),
+        beta=float(o.get("beta", stack.default_beta)),
+        gradient_checkpointing=bool(o.get("gradient_checkpointing", True)),
+        lora_r=int(o.get("lora_r", 16)),
+        attn=attn,
+        liger_loss=bool(o.get("use_liger_loss", False)),
+        chat=chat,
+        rewards=rewards if grpo else None,
+        reward_names=reward_names,
+        overrides=o,
+        notes=tuple(notes),
+    )
+
+
+def _vllm_mode(
+    options: RunOptions, o: Overrides, stack: TrainerStack, notes: list[str], *, use_cpu: bool
+) -> VllmMode | None:
+    asked = o.get("use_vllm")
+    enabled = options.vllm_enabled if asked is None else bool(asked)
+    if not enabled:
+        return None
+    mode = o.get("vllm_mode", options.effective_vllm_mode)
+    if mode is None:
+        # use_vllm came from --set without a mode: write thinnka's default down, because the
+        # trainers disagree on theirs (TRL 0.18: server, TRL 1.x: colocate).
+        mode = "colocate"
+        notes.append("use_vllm without vllm_mode: using colocate (written into the recipe).")
+    if use_cpu:
+        raise ConfigError("vLLM needs a GPU: with use_cpu=true pass --no-vllm.")
+    if mode != "server":
+        return "colocate"
+    if options.gpu_count < 2:
+        raise ConfigError("vLLM server mode needs --gpu-count 2 or more (one GPU serves vLLM).")
+    if not stack.serve_remote_code and (
+        options.trust_remote_code or o.get("trust_remote_code", False)
+    ):
+        raise ConfigError(
+            f"TRL {stack.trl_version}'s `trl vllm-serve` (Open R1's pin) has no "
+            "--trust_remote_code, so a model that needs remote code cannot be served. Use "
+            "--vllm-mode colocate or --trainer trl."
+        )
+    last = options.gpu_count - 1
+    notes.append(
+        f"vLLM server mode: `trl vllm-serve` on GPU 0, training on GPUs 1-{last} with "
+        f"num_processes {last}."
+    )
+    return "server"
+
+
+def _method(
+    options: RunOptions, o: Overrides, notes: list[str], vllm_mode: VllmMode | None
+) -> tuple[Method, Literal["4bit", "8bit"] | None, VllmMode | None]:
+    """(method, quantization, vLLM mode): what is trained, and on which base weights."""
+    load4, load8 = o.get("load_in_4bit"), o.get("load_in_8bit")
+    peft = o.get("use_peft")
+    asked_quant = bool(load4 or load8)
+    if load4 and load8:
+        raise ConfigError("load_in_4bit and load_in_8bit exclude each other; set one.")
+    if options.shard_model:
+        if asked_quant:
+            raise ConfigError(
+                "--shard-model means ZeRO-3, and 4-bit/8-bit loading (QLoRA) cannot run under "
+                "ZeRO-3. Drop --shard-model or the load_in_4bit/load_in_8bit override."
+            )
+        if peft:
+            notes.append("--shard-model with use_peft=true: LoRA adapters under ZeRO-3.")
+            return "lora", None, vllm_mode
+        notes.append(
+            f"{options.mode.upper()}: full fine-tuning, sharded by ZeRO-3 (--shard-model; "
+            "no QLoRA)."
+        )
+        return "full", None, vllm_mode
+    if peft is False:
+        if asked_quant:
+            raise ConfigError(
+                "4-bit/8-bit loading trains LoRA adapters only; use_peft=false needs "
+                "load_in_4bit/load_in_8bit unset."
+            )
+        notes.append("use_peft=false (--set): full fine-tuning of every weight.")
+        return "full", None, vllm_mode
+    quant: Literal["4bit", "8bit"] | None = "8bit" if load8 else None if load4 is False else "4bit"
+    if options.sft:
+        if quant is None:
+            notes.append("SFT: LoRA adapters on a bf16 base (load_in_4bit=false).")
+        else:
+            notes.append(
+                f"SFT: QLoRA (LoRA adapters on a {quant[0]}-bit base); --shard-model trains the "
+                "full model under ZeRO-3 instead."
+            )
+        return ("qlora" if quant else "lora"), quant, None
+    if vllm_mode is not None and quant is not None:
+        if not asked_quant:
+            notes.append(
+                "GRPO: LoRA adapters on a bf16 base, not QLoRA: TRL's weight sync into vLLM "
+                "fails on a 4-bit base (trl #3654, #4973). --no-vllm trains QLoRA (generating "
+                "with transformers); --shard-model trains the full model under ZeRO-3."
+            )
+            return "lora", None, vllm_mode
+        if options.use_vllm is True or options.vllm_mode is not None or o.get("use_vllm"):
+            raise ConfigError(
+                "GRPO with 4-bit/8-bit loading cannot use vLLM (the adapter merge fails vLLM's "
+                "weight-shape check, trl #3654). Use --no-vllm, or drop load_in_4bit for bf16 "
+                "LoRA."
+            )
+        notes.append(
+            "GRPO with 4-bit loading cannot use vLLM (trl #3654); generating with "
+            "transformers instead (use_vllm: false)."
+        )
+        vllm_mode = None
+    if quant is None:
+        notes.append("GRPO: LoRA adapters on a bf16 base (load_in_4bit=false).")
+        return "lora", None, vllm_mode
+    notes.append(
+        f"GRPO: QLoRA (LoRA adapters on a {quant[0]}-bit base), generating with transformers "
+        "(no vLLM); --shard-model trains the full model under ZeRO-3 instead."
+    )
+    return "qlora", quant, vllm_mode
+
+
+def _zero_stage(
+    options: RunOptions,
+    stack: TrainerStack,
+    notes: list[str],
+    processes: int,
+    quantization: str | None,
+    vllm_mode: VllmMode | None,
+    use_cpu: bool,
+) -> Literal[2, 3] | None:
+    """DeepSpeed's stage (original-tool.md §8.4), or None to run without DeepSpeed.
+
+    One training process runs without DeepSpeed (ZeRO shards nothing across one rank),
+    except GRPO with colocated vLLM, whose engine needs the torch.distributed environment
+    that only the DeepSpeed launcher sets up for a single process.
+    """
+    if use_cpu:
+        notes.append("use_cpu: one CPU process, no DeepSpeed.")
+        return None
+    if processes == 1 and vllm_mode != "colocate":
+        notes.append("One training process: no DeepSpeed (ZeRO has nothing to shard across).")
+        return None
+    stage: Literal[2, 3] = 3 if options.deepspeed_stage == 3 else 2
+    if options.shard_model:
+        if stage != 3:
+            notes.append("Model sharding enabled; forcing ZeRO-3.")
+        stage = 3
+    elif quantization and stage == 3:
+        stage = 2
+        what = "QLoRA SFT is" if options.sft else "4-bit/8-bit loading is"
+        notes.append(
+            f"{what} incompatible with ZeRO-3; using ZeRO-2 instead.{stack.quantized_zero3_note}"
+        )
+    if processes == 1:
+        notes.append(
+            f"One training process with colocated vLLM: kept under the DeepSpeed launcher "
+            f"(ZeRO-{stage}), which sets up the torch.distributed environment vLLM's engine needs."
+        )
+    return stage
+
+
+def _generations(
+    per_device: int,
+    processes: int,
+    accumulation: int,
+    requested: int,
+    explicit: bool,
+    notes: list[str],
+) -> int:
+    """GRPO's batch rule (open-r1.md §3.4): the effective batch divisible by num_generations."""
+    effective = per_device * processes * accumulation
+    formula = f"{per_device} per device × {processes} process(es) × {accumulation} accumulation"
+    if requested < 2:
+        raise ConfigError("num_generations must be at least 2: GRPO compares generations.")
+    if effective % requested == 0:
+        return requested
+    if explicit:
+        raise ConfigError(
+            f"num_generations {requested} does not divide the effective batch {effective} "
+            f"({formula}). Pick a divisor of {effective}, or change --per-device-train-batch "
+            "/ --gradient-accumulation-steps."
+        )
+    adjusted = adjust_generations(requested, effective)
+    if adjusted is None:
+        raise ConfigError(
+            f"GRPO needs an effective batch divisible by num_generations ≥ 2, but it is "
+            f"{effective} ({formula}). Raise --per-device-train-batch or "
+            "--gradient-accumulation-steps (e.g. --gradient-accumulation-steps 2)."
+        )
+    notes.append(
+        f"Adjusted num_generations from {requested} to {adjusted} to divide the effective batch "
+        f"{effective} ({formula})."
+    )
+    return adjusted
+
+
+def _wrapper(
+    stack: TrainerStack, fold_system: bool, rewards: tuple[str, ...]
+) -> tuple[str | None, str | None]:
+    if stack.always_wrapped:
+        return stack.launcher, (
+            "thinnka's launcher runs TRL's own script with what it lacks (prompt column, "
+            "system prompt, chat template, dataset fraction, resume)"
+        )
+    reasons = []
+    if fold_system:
+        reasons.append("folds the system prompt into the first user turn")
+    if any("." in name for name in rewards):
+        # Open R1's registry only takes names: dotted ones need the wrapper to import them.
+        reasons.append("imports the dotted reward functions")
+    if not reasons:
+        return None, None
+    return stack.launcher, f"thinnka's launcher {' and '.join(reasons)}"
+
+
+def _with_kernels(choice: TransformersChoice) -> TransformersChoice:
+    """flash_attention_2 from the prebuilt kernels-community/flash-attn2 Hub kernel, which
+    transformers 5 loads via `kernels` (the stack installs no flash-attn wheel)."""
+    from thinnka.rendering.versions import TransformersChoice
+
+    if not choice.spec:
+        return choice
+    spec = choice.spec.replace("transformers", "transformers[kernels]", 1)
+    if choice.from_git:
+        spec = f"transformers[kernels] @ {choice.spec}"
+    reason = choice.reason + " With the `kernels` extra for flash_attention_2."
+    return TransformersChoice(spec, choice.version, reason, choice.from_git)
