@@ -13,7 +13,7 @@ from typing import Any
 from thinnka.errors import ConfigError, LeaseHeld
 from thinnka.handlers.base import Handler, Output
 from thinnka.machine import RunState
-from thinnka.options import RunOptions, validate
+from thinnka.options import RunOptions, validate_for_settings
 from thinnka.runner import Runner
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store, open_store
@@ -94,7 +94,7 @@ def notifier_for(settings: Settings, options: RunOptions, output: Output) -> Any
 
 def start_run(session: Session, options: RunOptions, output: Output) -> tuple[str, Runner]:
     """Validate everything, then create the run (leased to the returned runner)."""
-    validate(options)
+    options = validate_for_settings(options, session.settings)  # --set merged, then checked
     check_run_credentials(session.settings, options)
     from thinnka.rendering import validate_overrides
 
@@ -196,6 +196,7 @@ def plan_run(session: Session, options: RunOptions) -> Any:
     """``thinnka plan``: gate, estimate, choose GPUs and render; nothing is created."""
     from thinnka.planner import make_plan
 
+    options = validate_for_settings(options, session.settings)  # the rules `run` applies
     return make_plan(session.get_services(), options)
 
 

@@ -23,6 +23,7 @@ import structlog
 
 from thinnka.errors import Cancelled, LeaseHeld, StateConflict, ThinnkaError
 from thinnka.handlers.base import Handler, Output, StepContext
+from thinnka.logs import redact
 from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
 from thinnka.settings import Settings
 from thinnka.store import RunRecord, Store
@@ -235,15 +236,17 @@ class Runner:
     def _fail(self, run: RunRecord, error: ThinnkaError) -> RunRecord:
         """Record the error and move to ``failed``; cleanup follows in the loop."""
         outcome = Outcome.cancelled if error.reason in _CANCEL_REASONS else Outcome.failed
-        self.output.event("error", error.message, reason=error.reason)
+        # A library's error text may quote a token (an "illegal header value"): never store it.
+        message = redact(error.message, self.settings.secrets())
+        self.output.event("error", message, reason=error.reason)
         return self.store.transition(
             run.id,
             owner=self.owner,
             source=run.state,
             dest=RunState.failed,
             trigger=FAIL_TRIGGER,
-            message=error.message,
-            updates={"error_message": error.message, "error_reason": error.reason},
+            message=message,
+            updates={"error_message": message, "error_reason": error.reason},
             outcome=outcome,
         )
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from thinnka.errors import PreflightError
+from thinnka.errors import PreflightError, RefusedChoice
 
 __all__ = ["PRIORITY_FAMILIES", "GpuOffer", "GpuVerdict", "Strategy", "choose", "explain"]
 
@@ -141,9 +141,10 @@ def choose(
     )
     chosen = [v.offer for v in verdicts if v.kept]
     if not chosen:
-        raise PreflightError(
-            _why_nothing(offers, required_gb, gpu_type, max_price), reason="no_gpu_fits"
-        )
+        # Something fits but --gpu-type/--max-price removed it: the user's choice, exit 2.
+        chose = any(v.kept for v in explain(offers, required_gb, strategy=strategy))
+        error = RefusedChoice if chose else PreflightError
+        raise error(_why_nothing(offers, required_gb, gpu_type, max_price), reason="no_gpu_fits")
     return chosen
 
 
