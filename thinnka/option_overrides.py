@@ -8,6 +8,7 @@ path, URL, Hub id), and every value must be one printable line without YAML alia
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -82,8 +83,17 @@ def merge_overrides(options: RunOptions) -> RunOptions:
     return dataclasses.replace(options, overrides=tuple(kept), **changes)
 
 
+_NON_FINITE = frozenset({".nan", ".inf", "+.inf", "-.inf"})  # YAML's spellings
+
+
 def _check_override_value(key: str, raw: str) -> None:
     check_line(f"--set {key}", raw, limit=8192)
+    try:
+        number = float(raw)
+    except ValueError:
+        number = 0.0
+    if not math.isfinite(number) or raw.lower() in _NON_FINITE:
+        raise ConfigError(f"--set {key}={raw}: numbers must be finite.")
     if "*" in raw or "&" in raw:
         # A YAML alias can expand a few bytes into megabytes (billion laughs): refuse them.
         import yaml

@@ -113,7 +113,7 @@ class Settings:
         """
         found = [s.reveal() for s in (self.runpod_api_key, self.hf_token, self.wandb_api_key) if s]
         for url in (self.progress_webhook_url, self.discord_webhook_url):
-            if url:
+            if url and "://" in url and len(url) >= 12:  # not a bare "http://" to scrub
                 found += [url, *_url_secrets(url, with_path=True)]
         for url in (self.runpod_api_base_url, self.hf_endpoint):
             if url:
