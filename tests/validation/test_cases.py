@@ -136,6 +136,17 @@ def test_a_chat_template_with_transformers_generation_tag_is_accepted(
     assert result.code == 0, result.err
 
 
+def test_a_chat_template_file_is_read_only_when_it_can_be_a_template(
+    plan_world: PlanWorld,
+) -> None:
+    binary = plan_world.workdir / "template.bin"
+    binary.write_bytes(b"\xff\xfe{{ x }}")
+    huge = plan_world.workdir / "huge.jinja"
+    huge.write_text("{{ x }}" * 60_000)
+    _refused(plan_world, ["--chat-template", str(binary)], "is not UTF-8 text")
+    _refused(plan_world, ["--chat-template", str(huge)], "is too large for a template")
+
+
 def test_an_output_dir_on_the_volume_or_relative_is_kept_literally(plan_world: PlanWorld) -> None:
     for value in ("/workspace/my-out", "out/sft"):
         result = plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft",

@@ -45,7 +45,7 @@ LANDS_AS = {
     "--output-dir": "output_dir",
     "--dataset-prompt-column": "dataset_prompt_column",
 }
-VALUE_OPTIONS = [spec for spec in RUN_OPTIONS if spec.type is not bool and spec.name != "dry_run"]
+VALUE_OPTIONS = [spec for spec in RUN_OPTIONS if spec.type is not bool and "/" not in spec.flags[0]]
 FUZZ = settings(
     derandomize=True,
     database=None,
@@ -172,3 +172,16 @@ def test_set_of_a_non_finite_number_is_refused(plan_world: PlanWorld, value: str
     result = plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft",
                             "--set", f"learning_rate={value}")  # fmt: skip
     assert result.code == 2 and "finite" in result.err, result.err
+
+
+RUN_IDS = ["", "r-zzzzzz", "r-x\n", "../../etc/passwd", "r-$(id)", "%", "_", "r-%", "'; DROP",
+           "r-tïny", "\x00", "a" * 300]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["show", "logs", "resume", "cancel"])
+def test_run_id_commands_refuse_any_unknown_id(plan_world: PlanWorld, command: str) -> None:
+    for run_id in RUN_IDS:
+        result = plan_world.cli(command, "--", run_id)
+        assert result.code == 2, (command, run_id, result.err)
+        assert "No run" in result.err and "Traceback" not in result.err, result.err
+        plan_world.assert_nothing_created()
