@@ -89,7 +89,7 @@ def _hub(services: object, has_token: bool) -> Check:
         token = services.hub.whoami()  # type: ignore[attr-defined]
     except ThinnkaError as exc:
         return Check("huggingface", "fail", exc.message)
-    status = "ok" if token.may_write(token.user) else "warn"
+    status: Literal["ok", "warn"] = "ok" if token.may_write(token.user) else "warn"
     return Check("huggingface", status, f"token of {token.user} ({token.role})")
 
 

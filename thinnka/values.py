@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from thinnka.errors import ConfigError
@@ -174,7 +174,7 @@ def _generation_extension() -> type:
     from jinja2.ext import Extension
 
     class Generation(Extension):
-        tags: ClassVar[set[str]] = {"generation"}
+        tags = {"generation"}  # noqa: RUF012 - Jinja2 declares it a plain set attribute
 
         def parse(self, parser: Parser) -> nodes.Node:
             from jinja2 import nodes

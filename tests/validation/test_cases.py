@@ -14,7 +14,9 @@ import pytest
 from tests.validation.conftest import WANDB_CANARY, PlanWorld
 
 
-def _refused(world: PlanWorld, args: list[str], message: str, *, commands=("plan", "run")) -> None:
+def _refused(
+    world: PlanWorld, args: list[str], message: str, *, commands: tuple[str, ...] = ("plan", "run")
+) -> None:
     for command in commands:
         extra = ["--json"] if command == "plan" else []
         result = world.cli(command, *extra, "--repo-id", world.model, "--sft", *args)

@@ -34,7 +34,7 @@ CURATED = [
 ]  # fmt: skip
 HOSTILE = st.one_of(
     st.sampled_from(CURATED),
-    st.text(st.characters(blacklist_categories=("Cs",)), max_size=24),
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=24),
 )
 STACKS = [("trl", "sft"), ("trl", "grpo"), ("openr1", "sft"), ("openr1", "grpo")]
 # Options whose value lands in the recipe under this key when accepted.
@@ -150,7 +150,7 @@ ENV_LINE = st.one_of(
         st.sampled_from(_URL_NAMES),
         st.sampled_from(_BAD_URLS),
     ).map(lambda kv: f"{kv[0]}={kv[1]}"),
-    st.text(st.characters(blacklist_categories=("Cs",)), max_size=30).map(
+    st.text(st.characters(exclude_categories=["Cs"]), max_size=30).map(
         lambda s: s.replace("THINNKA", "X")
     ),
 )
