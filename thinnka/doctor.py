@@ -26,18 +26,33 @@ class Check:
 
 
 def run_checks(session: Session) -> list[Check]:
+    """Every check, its detail scrubbed of secrets (a URL's password, a token)."""
+    from thinnka.logs import redact
+
+    secrets = session.settings.secrets()
+    return [
+        Check(check.name, check.status, redact(check.detail, secrets)) for check in _checks(session)
+    ]
+
+
+def _checks(session: Session) -> list[Check]:
     settings = session.settings
     checks = [
         _database(session),
-        Check(
-            "env file",
-            "ok" if settings.env_file else "warn",
-            str(settings.env_file) if settings.env_file else "no .env found (environment only)",
-        ),
+        _env_file(settings),
     ]
+    checks += [Check("settings", "fail", problem) for problem in settings.problems]
     services = session.get_services()
-    checks.append(_runpod(services, bool(settings.runpod_api_key)))
-    checks.append(_hub(services, bool(settings.hf_token)))
+    # A base URL with a password makes httpx send it instead of the key: blame the URL.
+    if any(p.startswith("RUNPOD_API_BASE_URL") for p in settings.problems):
+        checks.append(Check("runpod", "fail", "not checked: RUNPOD_API_BASE_URL is unusable"))
+    else:
+        checks.append(_runpod(services, bool(settings.runpod_api_key)))
+    hub_settings = ("HF_ENDPOINT", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN")
+    if any(p.startswith(hub_settings) for p in settings.problems):
+        checks.append(Check("huggingface", "fail", "not checked: the Hub settings are unusable"))
+    else:
+        checks.append(_hub(services, bool(settings.hf_token)))
     checks.append(_ssh_keys(settings))
     return checks
 
@@ -54,6 +69,14 @@ def _database(session: Session) -> Check:
         f"{info.kind} {info.server_version} at {info.url}; {info.migration_state}; "
         f"{store.count_runs()} runs; installation {store.installation_id()}",
     )
+
+
+def _env_file(settings: Settings) -> Check:
+    if settings.env_file is None:
+        return Check("env file", "warn", "no .env found (environment only)")
+    if settings.env_warnings:
+        return Check("env file", "warn", " ".join(settings.env_warnings))
+    return Check("env file", "ok", str(settings.env_file))
 
 
 def _runpod(services: Services, has_key: bool) -> Check:

@@ -8,6 +8,7 @@ huggingface_hub exception.
     ThinnkaError
       ConfigError          bad options, settings or recipe: exit 2, nothing created
       PreflightError       gated model, no write access, nothing fits: no pod exists yet
+        RefusedChoice      the user's own choice cannot work (namespace, --max-price, ...): exit 2
       RemoteError          Runpod, the Hub or SSH answered badly (carries .retryable)
         AuthError          401/403: never retried
         CapacityError      no stock for the GPU asked for: try the next candidate
@@ -32,6 +33,7 @@ __all__ = [
     "LeaseHeld",
     "NotFoundError",
     "PreflightError",
+    "RefusedChoice",
     "RemoteError",
     "RunNotFound",
     "StateConflict",
@@ -72,6 +74,12 @@ class PreflightError(ThinnkaError):
     """A check before spending money failed (gated model, read-only token, no GPU fits)."""
 
     reason = Reason.precheck
+
+
+class RefusedChoice(PreflightError):
+    """A plan-time refusal of what the user chose: a namespace the token cannot write, a
+    ``--max-price`` below every GPU, a ``--gpu-type`` matching nothing that fits. A usage
+    error (exit 2): changing the option fixes it, waiting does not."""
 
 
 class RemoteError(ThinnkaError):

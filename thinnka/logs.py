@@ -3,8 +3,10 @@
 stdout is for command output only. Libraries that log through the standard
 library (httpx, alembic, paramiko, transitions) are rendered by the same
 processors through ``ProcessorFormatter``, so every line has one format and
-carries the ``run_id`` bound while a run is driven. A scrubbing processor
-replaces known secret values wherever they might appear.
+carries the ``run_id`` bound while a run is driven. Exceptions are rendered
+without frame locals (a library's frames hold tokens), and the scrubber runs
+on the finished line, so a secret is replaced wherever it appears: in an
+event, a field, an exception message or a traceback.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ def _scrub(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> An
     return event_dict
 
 
+def _scrub_rendered(_logger: Any, _name: str, line: Any) -> Any:
+    """The last processor: the rendered line itself, tracebacks included."""
+    return redact(line) if isinstance(line, str) else line
+
+
 def configure_logging(
     *, json: bool | None = None, level: int = logging.INFO, secrets: Iterable[str] = ()
 ) -> None:
@@ -55,7 +62,14 @@ def configure_logging(
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+        )
+    )
+    # structlog's dict_tracebacks shows every frame's locals; never render them.
+    tracebacks = structlog.processors.ExceptionRenderer(
+        structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
     )
     structlog.configure(
         processors=[
@@ -70,8 +84,9 @@ def configure_logging(
         foreign_pre_chain=shared,
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *([structlog.processors.dict_tracebacks] if json else []),
+            *([tracebacks] if json else []),
             renderer,
+            _scrub_rendered,
         ],
     )
     handler = logging.StreamHandler(sys.stderr)

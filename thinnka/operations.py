@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from thinnka.errors import ConfigError, LeaseHeld
 from thinnka.handlers.base import Handler
 from thinnka.machine import RunState
-from thinnka.options import RunOptions, validate
+from thinnka.options import RunOptions, validate_for_settings
 from thinnka.reasons import Reason
 from thinnka.records import Output
 from thinnka.runner import Runner, owner_host
@@ -101,7 +101,7 @@ def notifier_for(settings: Settings, options: RunOptions, output: Output) -> Not
 
 def start_run(session: Session, options: RunOptions, output: Output) -> tuple[str, Runner]:
     """Validate everything, then create the run (leased to the returned runner)."""
-    validate(options)
+    options = validate_for_settings(options, session.settings)  # --set merged, then checked
     check_run_credentials(session.settings, options)
     from thinnka.rendering import validate_overrides
 
@@ -222,6 +222,7 @@ def plan_run(session: Session, options: RunOptions) -> Plan:
     """``thinnka plan``: gate, estimate, choose GPUs and render; nothing is created."""
     from thinnka.planner import make_plan
 
+    options = validate_for_settings(options, session.settings)  # the rules `run` applies
     return make_plan(session.get_services(), options)
 
 

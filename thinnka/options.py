@@ -8,19 +8,35 @@ and raises ``ConfigError`` with a message that says what to change.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from thinnka.errors import ConfigError
+from thinnka.option_overrides import merge_overrides
+from thinnka.values import (
+    check_chat_template,
+    check_hub_id,
+    check_image,
+    check_line,
+    check_number,
+    check_pod_path,
+    check_web_url,
+)
+
+if TYPE_CHECKING:
+    from thinnka.settings import Settings
 
 __all__ = [
     "ALLOWED_GPU_COUNTS",
     "DEFAULT_IMAGE",
     "THINNKA_IMAGE",
     "RunOptions",
+    "merge_overrides",
     "parse_overrides",
     "validate",
+    "validate_for_settings",
 ]
 
 DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
@@ -31,9 +47,10 @@ ALLOWED_GPU_COUNTS = (1, 2, 4, 6, 8)
 Trainer = Literal["openr1", "trl"]
 GpuStrategy = Literal["priority", "cheapest"]
 
-# Hub repo ids: "name" or "namespace/name", the characters the Hub allows.
-_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
-_OVERRIDE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_OVERRIDE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_POD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
+_GPU_TYPE = re.compile(r"[A-Za-z0-9 ._-]{1,64}")
+_VERSION_TEXT = re.compile(r"[A-Za-z0-9.+!-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -144,7 +161,7 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> tuple[tuple[str, str]
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
-        if not sep or not _OVERRIDE_KEY.match(key):
+        if not sep or not _OVERRIDE_KEY.fullmatch(key):
             raise ConfigError(f"--set expects KEY=VALUE with a recipe key, got {item!r}.")
         pairs.append((key, value.strip()))
     return tuple(pairs)
@@ -168,51 +185,34 @@ def parse_custom_dependencies(raw: str | None) -> tuple[str, ...]:
 
 
 def validate(options: RunOptions) -> RunOptions:
-    """Check every rule; return the options unchanged or raise ``ConfigError``.
+    """Merge ``--set`` into the options it belongs to, check every rule, return the result.
 
-    The first five rules and their messages are the original tool's; the rest
-    refuse what the original silently ignored or never checked.
+    The one validation layer: ``plan`` and ``run`` pass through here, and the options it
+    returns (owned ``--set`` keys folded into their options) are what is stored and
+    rendered, so a value reaches a recipe only after the rules of its option. Raises
+    ``ConfigError`` naming the flag. The first rules and their messages are the original
+    tool's; the rest refuse what the original silently ignored or never checked.
     """
-    o = options
+    o = merge_overrides(options)
     if bool(o.answer_tag) != bool(o.answer_end_tag):
         raise ConfigError("Answer tags must include both start and end or be empty.")
     if bool(o.reasoning_tag) != bool(o.reasoning_end_tag):
         raise ConfigError("Reasoning tags must include both start and end or be empty.")
     if o.gpu_count not in ALLOWED_GPU_COUNTS:
         raise ConfigError("GPU count must be one of 1, 2, 4, 6, 8.")
-    if not 0 < o.dataset_fraction <= 1:
+    if not (math.isfinite(o.dataset_fraction) and 0 < o.dataset_fraction <= 1):
         raise ConfigError("--dataset-fraction must be between 0 and 1 (exclusive of 0).")
     if o.merge_model and not o.sft:
         raise ConfigError("--merge-model is only supported with SFT mode (use --sft flag).")
     if o.merge_model and o.shard_model:
         raise ConfigError("--merge-model is not supported with --shard-model (QLoRA disabled).")
 
-    _check_repo_id("--repo-id", o.repo_id)
+    check_hub_id("--repo-id", o.repo_id)
     if o.hub_model_id is not None:
-        _check_repo_id("--hub-model-id", o.hub_model_id)
-    if not o.dataset_name.strip() or not _REPO_ID.match(o.dataset_name):
-        raise ConfigError(f"--dataset-name {o.dataset_name!r} is not a valid dataset repo id.")
-
-    _positive("--per-device-train-batch", o.per_device_train_batch)
-    _positive("--gradient-accumulation-steps", o.gradient_accumulation_steps)
-    _positive("--num-train-epochs", o.num_train_epochs)
-    _positive("--max-prompt-length", o.max_prompt_length)
-    _positive("--max-completion-length", o.max_completion_length)
-    _positive("--ssh-timeout-min", o.ssh_timeout_min)
-    _positive("--min-vcpu", o.min_vcpu)
-    _positive("--min-memory", o.min_memory)
-    if o.max_steps == 0 or o.max_steps < -1:
-        raise ConfigError("--max-steps must be a positive number of steps (or -1 for epochs).")
-    if o.volume_gb < 0:
-        raise ConfigError("--volume-gb must be 0 or more.")
-    if o.container_disk_gb is not None:
-        _positive("--container-disk-gb", o.container_disk_gb)
-    if o.max_price is not None and o.max_price <= 0:
-        raise ConfigError("--max-price must be a price above 0 (USD per hour).")
-    if o.max_hours is not None and o.max_hours <= 0:
-        raise ConfigError("--max-hours must be above 0.")
-    if o.deepspeed_stage not in (2, 3):
-        raise ConfigError("--deepspeed-stage must be 2 or 3.")
+        check_hub_id("--hub-model-id", o.hub_model_id)
+    check_hub_id("--dataset-name", o.dataset_name, what="dataset repo id")
+    _check_texts(o)
+    _check_numbers(o)
 
     if not o.sft and o.num_generations < 2:
         raise ConfigError("--num-generations must be at least 2 (GRPO compares generations).")
@@ -240,23 +240,103 @@ def validate(options: RunOptions) -> RunOptions:
         _check_version(o.transformers_version)
     if o.report_to not in ("none", "wandb", "tensorboard"):
         raise ConfigError("--report-to must be one of none, wandb, tensorboard.")
-    if o.pod_name is not None and not re.match(r"^[A-Za-z0-9][\w.-]{0,80}$", o.pod_name):
+    if o.pod_name is not None and not _POD_NAME.fullmatch(o.pod_name):
         raise ConfigError("--pod-name may hold letters, digits, '.', '_' and '-' (up to 81).")
-    for key, _ in o.overrides:
-        if not _OVERRIDE_KEY.match(key):
-            raise ConfigError(f"--set key {key!r} is not a recipe key.")
     return o
 
 
-def _check_repo_id(flag: str, value: str) -> None:
-    if not _REPO_ID.match(value) or ".." in value or value.endswith((".git", ".")):
-        raise ConfigError(f"{flag} {value!r} is not a valid Hub repo id (expected ORG/NAME).")
+def validate_for_settings(options: RunOptions, settings: Settings) -> RunOptions:
+    """``validate``, then what the options need from the settings; ``plan`` and ``run`` alike.
+
+    A plan that ``run`` would refuse is not a plan, so the checks that need no remote
+    service (the W&B key) are made here for both commands.
+    """
+    o = validate(options)
+    if o.report_to == "wandb" and not settings.wandb_api_key:
+        raise ConfigError("--report-to wandb needs WANDB_API_KEY in the environment or .env.")
+    return o
+
+
+# ------------------------------------------------------------------ value rules
+# Upper bounds keep every number finite and sane for YAML, JSON and the trainers.
+_INT_RANGES: tuple[tuple[str, str, int], ...] = (
+    ("per_device_train_batch", "--per-device-train-batch", 4096),
+    ("gradient_accumulation_steps", "--gradient-accumulation-steps", 65536),
+    ("num_train_epochs", "--num-train-epochs", 10_000),
+    ("max_prompt_length", "--max-prompt-length", 1 << 21),
+    ("max_completion_length", "--max-completion-length", 1 << 21),
+    ("ssh_timeout_min", "--ssh-timeout-min", 24 * 60),
+    ("min_vcpu", "--min-vcpu", 1024),
+    ("min_memory", "--min-memory", 16384),
+)
+
+
+def _check_numbers(o: RunOptions) -> None:
+    for name, flag, high in _INT_RANGES:
+        value = getattr(o, name)
+        _positive(flag, value)
+        if value > high:
+            raise ConfigError(f"{flag} must be at most {high}, got {value}.")
+    if o.max_steps == 0 or o.max_steps < -1 or o.max_steps > 10**9:
+        raise ConfigError("--max-steps must be a positive number of steps (or -1 for epochs).")
+    if not 0 <= o.volume_gb <= 10_000:
+        raise ConfigError("--volume-gb must be 0 or more (at most 10000).")
+    if o.container_disk_gb is not None:
+        _positive("--container-disk-gb", o.container_disk_gb)
+        if o.container_disk_gb > 10_000:
+            raise ConfigError("--container-disk-gb must be at most 10000.")
+    if not 0 <= o.dataset_seed < 2**32:
+        raise ConfigError("--dataset-seed must be between 0 and 4294967295.")
+    if o.num_generations > 1024:
+        raise ConfigError("--num-generations must be at most 1024.")
+    if o.max_price is not None:
+        if o.max_price <= 0:
+            raise ConfigError("--max-price must be a price above 0 (USD per hour).")
+        check_number("--max-price", o.max_price, low=0, high=1000, low_open=True)
+    if o.max_hours is not None:
+        if o.max_hours <= 0:
+            raise ConfigError("--max-hours must be above 0.")
+        check_number("--max-hours", o.max_hours, low=0, high=24 * 30, low_open=True)
+    if o.deepspeed_stage not in (2, 3):
+        raise ConfigError("--deepspeed-stage must be 2 or 3.")
+
+
+def _check_texts(o: RunOptions) -> None:
+    for flag, value, limit in (
+        ("--reasoning-tag", o.reasoning_tag, 64),
+        ("--reasoning-end-tag", o.reasoning_end_tag, 64),
+        ("--answer-tag", o.answer_tag, 64),
+        ("--answer-end-tag", o.answer_end_tag, 64),
+        ("--dataset-prompt-column", o.dataset_prompt_column, 128),
+        ("--ssh-private-key", o.ssh_private_key or "", 1024),
+        ("--ssh-public-key", o.ssh_public_key or "", 16384),
+    ):
+        check_line(flag, value, limit=limit)
+    if not o.dataset_prompt_column.strip():
+        raise ConfigError("--dataset-prompt-column must name a column.")
+    if o.gpu_type is not None and not _GPU_TYPE.fullmatch(o.gpu_type):
+        raise ConfigError(
+            "--gpu-type may hold letters, digits, spaces, '.', '_' and '-' (up to 64)."
+        )
+    check_image("--image", o.image)
+    if o.output_dir is not None:
+        check_pod_path("--output-dir", o.output_dir, absolute_ok=True)
+    if o.progress_url is not None:
+        check_web_url("--progress-url", o.progress_url)
+    if o.discord_webhook_url is not None:
+        check_web_url("--discord-webhook-url", o.discord_webhook_url)
+    if o.chat_template is not None:
+        check_chat_template("--chat-template", o.chat_template)
+    for item in o.custom_dependencies:
+        check_line("--custom-dependencies", item, limit=512)
 
 
 def _check_version(value: str) -> None:
     from packaging.version import InvalidVersion, Version
 
     try:
+        if not _VERSION_TEXT.fullmatch(value):
+            raise InvalidVersion(value)
         Version(value)
     except InvalidVersion:
         raise ConfigError(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from thinnka.clients.hub import HubModel
-from thinnka.errors import AuthError, PreflightError
+from thinnka.errors import AuthError, PreflightError, RefusedChoice
 from thinnka.options import RunOptions
 from thinnka.planning.gpus import GpuOffer, GpuVerdict, choose, explain
 from thinnka.planning.stacks import stack_for
@@ -69,7 +69,7 @@ def check_gate(services: Services, options: RunOptions, *, require_write: bool =
     hub_model_id = options.hub_model_id or default_hub_model_id(user or "<you>", options)
     namespace = hub_model_id.split("/")[0]
     if token is not None and not token.may_write(namespace):
-        raise PreflightError(
+        raise RefusedChoice(
             f"The HF token ({token.role}) cannot write to {namespace!r}; "
             f"{hub_model_id} could not be pushed. Use a token with write access.",
             reason="no_write_access",

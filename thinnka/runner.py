@@ -23,6 +23,7 @@ import structlog
 
 from thinnka.errors import Cancelled, LeaseHeld, StateConflict, StepTimeout, ThinnkaError
 from thinnka.handlers.base import Handler, StepContext
+from thinnka.logs import redact
 from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
 from thinnka.options import RunOptions
 from thinnka.reasons import STEP_TIMEOUTS, Reason
@@ -301,15 +302,17 @@ class Runner:
         outcome = Outcome.cancelled if cancelled else Outcome.failed
         reason = Reason.cancelled if cancelled else failure_reason(run, error)
         detail = {"detail": str(error.reason)} if error.reason != reason else {}
-        self.output.event("error", error.message, reason=reason, **detail)
+        # A library's error text may quote a token (an "illegal header value"): never store it.
+        message = redact(error.message, self.settings.secrets())
+        self.output.event("error", message, reason=reason, **detail)
         return self.store.transition(
             run.id,
             owner=self.owner,
             source=run.state,
             dest=RunState.failed,
             trigger=FAIL_TRIGGER,
-            message=error.message,
-            updates={"error_message": error.message, "error_reason": str(reason)},
+            message=message,
+            updates={"error_message": message, "error_reason": str(reason)},
             outcome=outcome,
         )
 

@@ -7,12 +7,14 @@ wrapped in ``Secret`` so that no repr, log line or traceback shows them.
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from thinnka.errors import ConfigError
+from thinnka.values import check_web_url
 
 __all__ = ["SETTINGS_DOC", "Secret", "Settings", "load_settings"]
 
@@ -80,6 +82,16 @@ class Settings:
     wandb_api_key: Secret | None = None
     env_file: Path | None = None
     extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Lines of the .env file that are not KEY=VALUE: ignored, warned about, shown by doctor.
+    env_warnings: tuple[str, ...] = ()
+    # Settings that cannot be used as given (a malformed token, a URL with a password):
+    # every command but doctor refuses to start; none of them shows a secret value.
+    problems: tuple[str, ...] = ()
+
+    def require_usable(self) -> None:
+        """Raise ``ConfigError`` for the first unusable setting."""
+        if self.problems:
+            raise ConfigError(self.problems[0])
 
     @property
     def database_url(self) -> str:
@@ -94,9 +106,70 @@ class Settings:
         return self.runpod_api_base_url.rstrip("/") + "/graphql"
 
     def secrets(self) -> list[str]:
-        """Every secret value, for scrubbing output that came from elsewhere."""
+        """Every secret value, for scrubbing output that came from elsewhere.
+
+        Webhook URLs are secrets as a whole and by their path (a Discord webhook's token is
+        its last segment); a URL's ``user:password`` is one too.
+        """
         found = [s.reveal() for s in (self.runpod_api_key, self.hf_token, self.wandb_api_key) if s]
-        return [value for value in found if len(value) >= 4]
+        for url in (self.progress_webhook_url, self.discord_webhook_url):
+            if url and "://" in url and len(url) >= 12:  # not a bare "http://" to scrub
+                found += [url, *_url_secrets(url, with_path=True)]
+        for url in (self.runpod_api_base_url, self.hf_endpoint):
+            if url:
+                found += _url_secrets(url, with_path=False)
+        # Longest first, so a URL is replaced whole before a part of it is.
+        return sorted({value for value in found if len(value) >= 4}, key=len, reverse=True)
+
+
+def _url_secrets(url: str, *, with_path: bool) -> list[str]:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return []
+    found = [parts.netloc.rpartition("@")[0]] if "@" in parts.netloc else []
+    found += [password] if password else []
+    if with_path:
+        found += [parts.path, *parts.path.split("/"), parts.query]
+    return [value for value in found if len(value) >= 8]
+
+
+_TOKEN_VARIABLES = ("RUNPOD_API_KEY", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN", "WANDB_API_KEY")
+_URL_VARIABLES = ("RUNPOD_API_BASE_URL", "HF_ENDPOINT", "PROGRESS_WEBHOOK_URL",
+                  "DISCORD_WEBHOOK_URL")  # fmt: skip
+
+
+def _setting_problems(get: Callable[[str], str | None]) -> tuple[str, ...]:
+    """What makes a setting unusable, named by variable; never a value of a secret."""
+    problems: list[str] = []
+    for name in _TOKEN_VARIABLES:
+        value = get(name)
+        if value is not None and not (value.isascii() and value.isprintable() and " " not in value):
+            problems.append(
+                f"{name} is malformed: a token is one line of printable ASCII without spaces "
+                "(the value is not shown). Check its quoting in .env."
+            )
+    for name in _URL_VARIABLES:
+        value = get(name)
+        if value is None:
+            continue
+        try:
+            check_web_url(name, value)
+        except ConfigError as exc:
+            problems.append(exc.message)
+    return tuple(problems)
+
+
+def _env_file_warnings(path: Path) -> tuple[str, ...]:
+    """Lines python-dotenv cannot parse (it skips them); their text may hold a secret."""
+    from dotenv.parser import parse_stream
+
+    with open(path, encoding="utf-8", errors="replace") as stream:
+        bad = [binding.original.line for binding in parse_stream(stream) if binding.error]
+    return tuple(f"{path}: line {line} is not KEY=VALUE and was ignored." for line in bad)
 
 
 def load_settings(
@@ -122,10 +195,14 @@ def load_settings(
         # cwd; walking ourselves lets tests (and ``cwd``) choose the start.
         start = cwd or Path.cwd()
         found = next((d / ".env" for d in (start, *start.parents) if (d / ".env").is_file()), None)
+    warnings: tuple[str, ...] = ()
     if found is not None:
+        # python-dotenv logs each unparsable line itself; ours names the line once, properly.
+        logging.getLogger("dotenv.main").setLevel(logging.ERROR)
         for key, value in dotenv_values(found).items():
             if value is not None:
                 values[key] = value
+        warnings = _env_file_warnings(found)
 
     def get(name: str) -> str | None:
         value = values.get(name, "").strip()
@@ -155,4 +232,6 @@ def load_settings(
         wandb_api_key=secret("WANDB_API_KEY"),
         env_file=found,
         extra={k: v for k, v in values.items() if k.startswith("THINNKA_")},
+        env_warnings=warnings,
+        problems=_setting_problems(get),
     )

@@ -14,19 +14,25 @@ if TYPE_CHECKING:
 __all__ = ["open_command_session", "print_json", "sigterm_as_interrupt"]
 
 
-def load(env_file: str | None, log_json: bool) -> Settings:
-    from thinnka.logs import configure_logging
+def load(env_file: str | None, log_json: bool, *, require_usable: bool = True) -> Settings:
+    from thinnka.logs import configure_logging, get_logger
     from thinnka.settings import load_settings
 
     settings = load_settings(env_file)
     configure_logging(json=True if log_json else None, secrets=settings.secrets())
+    for warning in settings.env_warnings:
+        get_logger("thinnka.settings").warning(warning)
+    if require_usable:  # doctor reports unusable settings instead of refusing to start
+        settings.require_usable()
     return settings
 
 
-def open_command_session(env_file: str | None, log_json: bool) -> Session:
+def open_command_session(
+    env_file: str | None, log_json: bool, *, require_usable: bool = True
+) -> Session:
     from thinnka.operations import open_session
 
-    return open_session(load(env_file, log_json))
+    return open_session(load(env_file, log_json, require_usable=require_usable))
 
 
 def print_json(data: Any) -> None:

@@ -1,4 +1,9 @@
-"""Turning exceptions into exit codes and one clear line on stderr."""
+"""Turning exceptions into exit codes and one clear line on stderr.
+
+Every message printed here passes the same scrubber as the log lines, so a
+secret inside an error (a URL's password, a token a library quoted) is never
+shown.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import sys
 
 import typer
 
-from thinnka.errors import ConfigError, LeaseHeld, RunNotFound, ThinnkaError
+from thinnka.errors import ConfigError, LeaseHeld, RefusedChoice, RunNotFound, ThinnkaError
+from thinnka.logs import redact
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "run_app"]
 
@@ -19,7 +25,7 @@ EXIT_INTERRUPTED = 130
 def exit_code_for(error: BaseException) -> int:
     if isinstance(error, KeyboardInterrupt):
         return EXIT_INTERRUPTED
-    if isinstance(error, ConfigError | RunNotFound):
+    if isinstance(error, ConfigError | RunNotFound | RefusedChoice):
         return EXIT_USAGE
     return EXIT_FAILED
 
@@ -43,9 +49,9 @@ def run_app(app: typer.Typer, args: list[str] | None = None) -> int:
         print("Interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
     except LeaseHeld as held:
-        print(f"Error: {held.message}", file=sys.stderr)
+        print(f"Error: {redact(held.message)}", file=sys.stderr)
         return EXIT_FAILED
     except ThinnkaError as error:
-        print(f"Error: {error.message}", file=sys.stderr)
+        print(f"Error: {redact(error.message)}", file=sys.stderr)
         return exit_code_for(error)
     return result if isinstance(result, int) else EXIT_OK

@@ -89,7 +89,7 @@ def doctor_command(
     """Check settings, keys, the database and the services thinnka needs."""
     from thinnka.doctor import run_checks
 
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], require_usable=False)
     checks = run_checks(session)
     if as_json:
         print_json([check.to_json() for check in checks])

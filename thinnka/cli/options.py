@@ -184,9 +184,25 @@ def _read_chat_template(value: str | None) -> str | None:
     """A path is read now, so the run stores the template itself and resume needs no file."""
     from pathlib import Path
 
-    if value is None or "\n" in value or "{" in value:
+    from thinnka.errors import ConfigError
+    from thinnka.values import MAX_CHAT_TEMPLATE_CHARS
+
+    if value is None or "\n" in value or "{" in value or "\x00" in value:
         return value
-    path = Path(value).expanduser()
-    if path.is_file():
+    try:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            return value
+    except (OSError, RuntimeError):  # a name too long, ~nosuchuser: it is template text
+        return value
+    try:
+        # At most 4 bytes per character: a bigger file cannot pass the cap, so never read it.
+        if path.stat().st_size > 4 * MAX_CHAT_TEMPLATE_CHARS:
+            raise ConfigError(f"--chat-template file {value!r} is too large for a template.")
         return path.read_text(encoding="utf-8")
-    return value
+    except UnicodeDecodeError:
+        raise ConfigError(f"--chat-template file {value!r} is not UTF-8 text.") from None
+    except OSError as exc:
+        raise ConfigError(
+            f"--chat-template file {value!r} cannot be read ({exc.strerror})."
+        ) from None

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from thinnka.errors import PreflightError
+from thinnka.errors import PreflightError, RefusedChoice
 
 __all__ = [
     "PRIORITY_FAMILIES",
@@ -193,7 +193,12 @@ def choose(
     )
     chosen = [v.offer for v in verdicts if v.kept]
     if not chosen:
-        raise PreflightError(
+        # Something fits but --gpu-type/--max-price removed it: the user's choice, exit 2.
+        chose = any(
+            v.kept for v in explain(offers, required_gb, strategy=strategy, support=support)
+        )
+        error = RefusedChoice if chose else PreflightError
+        raise error(
             _why_nothing(offers, required_gb, gpu_type, max_price, support), reason="no_gpu_fits"
         )
     return chosen
