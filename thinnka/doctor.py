@@ -38,24 +38,31 @@ def run_checks(session: Session) -> list[Check]:
         ),
     ]
     services = session.get_services()
-    checks.append(_runpod(services, bool(settings.runpod_api_key)))
+    checks.append(_runpod(services, bool(settings.runpod_api_key), settings.runpod_api))
     checks.append(_hub(services, bool(settings.hf_token)))
     checks.append(_ssh_keys(settings))
     return checks
 
 
-def _runpod(services: object, has_key: bool) -> Check:
+def _runpod(services: object, has_key: bool, transport: str) -> Check:
+    """Whether the key works on the transport in use (REST v2 or GraphQL), said by name."""
+    via = f"{_TRANSPORTS.get(transport, transport)} (THINNKA_RUNPOD_API={transport})"
     try:
         offers = services.runpod.gpu_offers(1)  # type: ignore[attr-defined]
         if has_key:
             services.runpod.list_pods()  # type: ignore[attr-defined]
     except ThinnkaError as exc:
-        return Check("runpod", "fail", exc.message)
+        return Check("runpod", "fail", f"{via}: {exc.message}")
     if not has_key:
         return Check(
-            "runpod", "fail", f"catalog readable ({len(offers)} GPU types); no RUNPOD_API_KEY"
+            "runpod",
+            "fail",
+            f"{via}: catalog readable ({len(offers)} GPU types); no RUNPOD_API_KEY",
         )
-    return Check("runpod", "ok", f"key accepted; {len(offers)} GPU types in the catalog")
+    return Check("runpod", "ok", f"{via}: key accepted; {len(offers)} GPU types in the catalog")
+
+
+_TRANSPORTS = {"rest": "REST v2", "graphql": "GraphQL"}
 
 
 def _hub(services: object, has_token: bool) -> Check:

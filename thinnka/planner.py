@@ -187,6 +187,7 @@ def offer_json(offer: GpuOffer) -> dict[str, Any]:
         "gpu_count": offer.gpu_count,
         "price_per_hour": offer.price_per_hour,
         "stock": offer.stock,
+        "clouds": list(offer.clouds),  # tried in this order (--cloud-type ALL on REST v2)
     }
 
 

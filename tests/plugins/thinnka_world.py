@@ -38,7 +38,7 @@ __all__ = ["World", "build_world", "make_pod_venv", "pod_venv", "world"]
 _OUR_VARS = ("RUNPOD_API_KEY", "RUNPOD_API_BASE_URL", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN",
              "SSH_PUBLIC_KEY", "RUNPOD_SSH_PUBLIC_KEY", "SSH_PRIVATE_KEY_PATH",
              "PROGRESS_WEBHOOK_URL", "DISCORD_WEBHOOK_URL", "WANDB_API_KEY",
-             "THINNKA_STATE_DIR", "THINNKA_DB_URL")  # fmt: skip
+             "THINNKA_STATE_DIR", "THINNKA_DB_URL", "THINNKA_RUNPOD_API")  # fmt: skip
 
 
 def make_pod_venv(venv: Path) -> Path:

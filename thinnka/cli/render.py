@@ -47,7 +47,8 @@ def print_run(data: dict[str, Any]) -> None:
     ):
         if data.get(key):
             _console.print(f"  {label:9} {data[key]}")
-    _console.print(f"  {'cost':9} {_money(data['cost_usd'])}")
+    basis = f" ({data['cost_basis']})" if data.get("cost_basis") else ""
+    _console.print(f"  {'cost':9} {_money(data['cost_usd'])}{basis}")
     if data["error"]:
         _console.print(f"  [red]error[/red]     {data['error']['message']}")
     table = Table("at", "event", "from", "to", "message")
@@ -89,11 +90,12 @@ def print_plan(plan: Any) -> None:
         memory.add_row(label, f"{value:.2f}")
     memory.add_row("[bold]needs[/bold]", f"[bold]{data['memory']['required_gb']:.1f}[/bold]")
     _console.print(memory)
-    gpus = Table("#", "GPU", "memory", "$/hour", "stock")
+    gpus = Table("#", "GPU", "memory", "$/hour", "stock", "clouds")
     for rank, offer in enumerate(data["candidates"], start=1):
         price = "-" if offer["price_per_hour"] is None else f"{offer['price_per_hour']:.2f}"
         gpus.add_row(str(rank), offer["id"], f"{offer['memory_gb']:g} GB", price,
-                     offer["stock"] or "none")  # fmt: skip
+                     offer["stock"] or "none",
+                     " then ".join(offer.get("clouds") or []) or "-")  # fmt: skip
     _console.print(gpus)
     _console.print(
         f"  transformers  {data['transformers']['spec']}  ({data['transformers']['reason']})"

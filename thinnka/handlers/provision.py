@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from thinnka.clients.runpod import Pod, PodSpec
 from thinnka.errors import CapacityError, TransientError
@@ -35,6 +35,18 @@ def pod_name_for(run: RunRecord) -> str:
         model = re.sub(r"[^a-z0-9]+", "-", options.repo_id.split("/")[-1].lower()).strip("-")
         base = f"thinnka-{model[:32]}-{options.gpu_count}x"
     return f"{base}-{run.id}"
+
+
+def _attempts(
+    candidates: list[dict[str, Any]], cloud_type: str
+) -> list[tuple[dict[str, Any], str]]:
+    """(candidate, cloud) in the order to try: each GPU type on each of its clouds.
+
+    REST v2 has no "any cloud" (an omitted cloud is SECURE), so the catalog read lists, per
+    type, the clouds with stock (SECURE first: its hosts have public IPs, which SSH needs).
+    Plans stored before the per-cloud catalog carry no clouds: the option itself is used.
+    """
+    return [(c, cloud) for c in candidates for cloud in (c.get("clouds") or [cloud_type])]
 
 
 def find_run_pods(pods: list[Pod], run_id: str, owner: str) -> list[Pod]:
@@ -61,22 +73,24 @@ class ProvisionHandler:
 
         adopted = self._adopt(ctx, owner)
         if adopted is not None:
-            return self._result(ctx, adopted, adopted.gpu_display_name or "", adopted=True)
+            gpu_type = adopted.gpu_type_id or adopted.gpu_display_name or ""
+            return self._result(ctx, adopted, gpu_type, adopted=True)
 
         plan = run.plan or {}
         gate = GateFacts.from_json(plan["gate"])
         env = self._pod_env(ctx, owner)
         last_error: Exception | None = None
-        for candidate in plan.get("candidates", []):
+        for candidate, cloud in _attempts(plan.get("candidates", []), run.options.cloud_type):
             ctx.check_cancelled()
-            ctx.output.event("gpu_try", f"Trying {candidate['display_name']}.")
-            spec = self._spec(ctx, name, candidate["id"], gate, env)
+            where = f"{candidate['display_name']} ({cloud})"
+            ctx.output.event("gpu_try", f"Trying {where}.")
+            spec = self._spec(ctx, name, candidate["id"], cloud, gate, env)
             try:
                 pod = self._create(ctx, spec, owner)
             except CapacityError as exc:
                 last_error = exc
-                ctx.note("gpu_fail", f"{candidate['id']}: {exc.message}")
-                ctx.output.event("gpu_fail", f"{candidate['display_name']}: no capacity.")
+                ctx.note("gpu_fail", f"{candidate['id']} ({cloud}): {exc.message}")
+                ctx.output.event("gpu_fail", f"{where}: no capacity.")
                 continue
             return self._result(ctx, pod, candidate["id"], adopted=False)
         raise CapacityError(
@@ -124,7 +138,13 @@ class ProvisionHandler:
         return env  # never the HF token: it travels over SFTP
 
     def _spec(
-        self, ctx: StepContext, name: str, gpu_type_id: str, gate: GateFacts, env: dict[str, str]
+        self,
+        ctx: StepContext,
+        name: str,
+        gpu_type_id: str,
+        cloud: str,
+        gate: GateFacts,
+        env: dict[str, str],
     ) -> PodSpec:
         options = ctx.run.options
         size_gb = gate.model_facts().num_parameters * 2 / 1e9  # bf16 weights on disk
@@ -135,7 +155,7 @@ class ProvisionHandler:
             image=options.effective_image,
             gpu_type_id=gpu_type_id,
             gpu_count=options.gpu_count,
-            cloud_type=options.cloud_type,
+            cloud_type=cloud,
             volume_gb=volume,
             container_disk_gb=disk,
             min_vcpu=options.min_vcpu,

@@ -33,6 +33,9 @@ def terminate_and_confirm(runpod: object, pod_id: str, deadline: float) -> None:
             raise RemoteError(f"Pod {pod_id} still exists after terminate.", reason="terminate")
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
+        if delay >= 1.0:  # a 404 (or 204) that the read contradicts: ask again
+            with contextlib.suppress(NotFoundError):
+                runpod.terminate_pod(pod_id)  # type: ignore[attr-defined]
 
 
 class TerminateHandler:

@@ -39,7 +39,7 @@ T = TypeVar("T")
 _CAPACITY = ("no longer any instances available", "no instances available", "not enough free gpus")
 _POD_FIELDS = """
     id name desiredStatus costPerHr uptimeSeconds gpuCount env
-    machine { gpuDisplayName }
+    machine { gpuDisplayName gpuTypeId }
     runtime { uptimeInSeconds ports { ip isIpPublic privatePort publicPort type } }
 """
 
@@ -146,6 +146,7 @@ class GraphQLRunpod:
                     price_per_gpu_hour=price.get("uninterruptablePrice"),
                     stock=price.get("stockStatus"),
                     max_gpu_count=item.get("maxGpuCount"),
+                    clouds=(cloud_type,),
                 )
             )
         return offers
@@ -200,6 +201,9 @@ class GraphQLRunpod:
             {"input": {"podId": pod_id}},
         )
 
+    def billed_cost(self, pod_id: str) -> float | None:
+        return None  # GraphQL has no per-pod billing records; callers use the estimate
+
 
 def _pod(data: dict[str, Any]) -> Pod:
     runtime = data.get("runtime") or None
@@ -229,6 +233,7 @@ def _pod(data: dict[str, Any]) -> Pod:
         uptime_seconds=(runtime or {}).get("uptimeInSeconds", data.get("uptimeSeconds")),
         gpu_count=data.get("gpuCount"),
         gpu_display_name=(data.get("machine") or {}).get("gpuDisplayName"),
+        gpu_type_id=(data.get("machine") or {}).get("gpuTypeId"),
     )
 
 
