@@ -203,3 +203,4 @@ class Fault:
     # After routing: the request takes effect (a pod is created, deleted, ...) and then its
     # answer is replaced or lost, as when a proxy drops a reply that Runpod already acted on.
     after: bool = False
+    skip: int = 0  # let this many matching requests through before the fault starts

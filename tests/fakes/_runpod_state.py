@@ -168,6 +168,9 @@ class World:
                 if fault.after != after:
                     continue
                 if fault.match is None or fault.match in request_text:
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self.faults.remove(fault)

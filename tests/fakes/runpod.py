@@ -200,17 +200,19 @@ class FakeRunpod:
         retry_after: float | None = None,
         match: str | None = None,
         after: bool = False,
+        skip: int = 0,
     ) -> None:
         """The next `count` API requests (whose `METHOD /path body` text contains `match`, if
         given) answer `status` (with `Retry-After` if given) or lose their connection.
 
         With `after=True` the request is carried out first (the pod is created or deleted)
         and only its answer is replaced or lost: "the create succeeded, the answer was lost".
+        `skip` lets that many matching requests through first.
         """
         if drop == (status is not None):
             raise ValueError("give exactly one of status=... or drop=True")
         self.world.add_fault(
-            Fault("drop" if drop else "status", status or 0, count, retry_after, match, after)
+            Fault("drop" if drop else "status", status or 0, count, retry_after, match, after, skip)
         )
 
     def clear_faults(self) -> None:

@@ -116,6 +116,7 @@ class ProvisionHandler:
                 # The create may have landed even though we saw an error.
                 adopted = self._adopt(ctx, owner)
                 if adopted is not None:
+                    ctx.note("pod_adopted", f"Create answer lost; adopted pod {adopted.id} by tag.")
                     return adopted
                 if attempt == _CREATE_ATTEMPTS or ctx.remaining() < delay:
                     raise
