@@ -33,7 +33,18 @@ from tests.fakes.runpod import FakeRunpod
 from tests.fakes.sshd import FakeSshd, generate_key
 from tests.plugins.hub_world import hub_environment
 
-__all__ = ["World", "build_world", "make_pod_venv", "pod_venv", "world"]
+__all__ = [
+    "BOTH_TRANSPORTS",
+    "World",
+    "build_world",
+    "make_pod_venv",
+    "pod_venv",
+    "runpod_api",
+    "world",
+]
+
+# Runs a test once per Runpod transport against the same emulated account (issue 9).
+BOTH_TRANSPORTS = pytest.mark.parametrize("runpod_api", ["rest", "graphql"])
 
 _OUR_VARS = ("RUNPOD_API_KEY", "RUNPOD_API_BASE_URL", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN",
              "SSH_PUBLIC_KEY", "RUNPOD_SSH_PUBLIC_KEY", "SSH_PRIVATE_KEY_PATH",
@@ -113,7 +124,12 @@ class World:
 
 
 def build_world(
-    root: Path, runpod: FakeRunpod, hub: FakeHub, sshd: FakeSshd, pod_venv: Path
+    root: Path,
+    runpod: FakeRunpod,
+    hub: FakeHub,
+    sshd: FakeSshd,
+    pod_venv: Path,
+    runpod_api: str = "rest",
 ) -> World:
     """A working folder under ``root`` whose .env points thinnka at the emulated world."""
     workdir, home, remote_root = root / "work", root / "home", root / "pod-volume"
@@ -135,8 +151,15 @@ def build_world(
         THINNKA_REMOTE_ROOT=str(remote_root),
         THINNKA_REMOTE_VENV=str(pod_venv),
         THINNKA_SSH_USER=pwd.getpwuid(os.getuid()).pw_name,
+        THINNKA_RUNPOD_API=runpod_api,
     )
     return built
+
+
+@pytest.fixture
+def runpod_api() -> str:
+    """The world's Runpod transport: REST v2 (the default) unless a test parametrizes it."""
+    return "rest"
 
 
 @pytest.fixture
@@ -146,6 +169,7 @@ def world(
     sshd_pod: FakeSshd,
     fake_hub: FakeHub,
     pod_venv: Path,
+    runpod_api: str,
 ) -> Iterator[World]:
     fake_hub.reset()
-    yield build_world(tmp_path, runpod_account, fake_hub, sshd_pod, pod_venv)
+    yield build_world(tmp_path, runpod_account, fake_hub, sshd_pod, pod_venv, runpod_api)
