@@ -64,7 +64,7 @@ def print_run(data: dict[str, Any]) -> None:
 
 
 def print_gpus(offers: list[Any]) -> None:
-    table = Table("id", "name", "memory", "GPUs", "$/hour", "stock")
+    table = Table("id", "name", "memory", "GPUs", "$/hour", "stock", "clouds")
     for offer in offers:
         price = "-" if offer.price_per_hour is None else f"{offer.price_per_hour:.2f}"
         table.add_row(
@@ -74,6 +74,7 @@ def print_gpus(offers: list[Any]) -> None:
             str(offer.gpu_count),
             price,
             offer.stock or "none",
+            " then ".join(offer.clouds) or "-",
         )
     _console.print(table)
 
