@@ -8,6 +8,7 @@ count, per cloud), ssh.direct as the only SSH endpoint, billing and the rate-lim
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from tests.fakes._runpod_records import NO_CAPACITY
 from tests.fakes.runpod import FakeRunpod
 from thinnka.clients.runpod import PodSpec
+from thinnka.clients.runpod.graphql import GraphQLRunpod
 from thinnka.clients.runpod.problems import InsufficientFunds
 from thinnka.clients.runpod.ratelimit import RatePacer, parse_rate_limit
 from thinnka.clients.runpod.rest import RestRunpod, create_body
@@ -28,6 +30,9 @@ from thinnka.errors import (
     TransientError,
 )
 from thinnka.handlers.connect import wait_for_ssh_port
+from thinnka.handlers.terminate import terminate_and_confirm
+from thinnka.services import Services
+from thinnka.settings import load_settings
 
 L40S = "NVIDIA L40S"
 
@@ -278,3 +283,27 @@ def test_rate_limit_header_parsing_and_a_too_long_wait_is_refused() -> None:
     assert pacer.wait() == 0.0 and slept == [12.0]
     pacer.observe({"RateLimit": '"day";r=0;t=45012'})
     assert pacer.wait() == pytest.approx(45012.0)  # not slept: the caller fails clearly
+
+
+# ---- transport choice and confirmed terminate ------------------------------------------------
+def test_the_transport_is_chosen_by_thinnka_runpod_api(tmp_path: Path) -> None:
+    def runpod_for(**environ: str) -> object:
+        settings = load_settings(environ={"THINNKA_STATE_DIR": str(tmp_path), **environ})
+        return Services(settings).runpod
+
+    assert isinstance(runpod_for(), RestRunpod)
+    assert isinstance(runpod_for(THINNKA_RUNPOD_API="graphql"), GraphQLRunpod)
+    assert isinstance(runpod_for(THINNKA_RUNPOD_API="REST"), RestRunpod)
+    with pytest.raises(ConfigError, match="THINNKA_RUNPOD_API"):
+        runpod_for(THINNKA_RUNPOD_API="v1")
+
+
+def test_a_404_on_delete_that_a_read_contradicts_is_asked_again(
+    runpod_account: FakeRunpod,
+) -> None:
+    client = _client(runpod_account)
+    pod = client.create_pod(_spec())
+    runpod_account.inject_faults(status=404, match="DELETE /v2/pods")
+    terminate_and_confirm(client, pod.id, time.monotonic() + 4)
+    assert runpod_account.pod(pod.id) is None
+    assert [r.status for r in _v2_requests(runpod_account, "DELETE")] == [404, 204]
