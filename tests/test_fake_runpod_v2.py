@@ -195,3 +195,15 @@ def test_billing_records_per_pod_per_bucket(v2: httpx.Client, runpod_account: Fa
     assert total == pytest.approx(2 * 0.86, rel=0.01)
     assert data["metadata"]["totals"]["totalAmount"] == pytest.approx(total)
     assert v2.get("/billing/pods", params={"bucketSize": "fortnight"}).status_code == 422
+
+
+def test_v2_controls_over_http(v2: httpx.Client, runpod_account: FakeRunpod) -> None:
+    control = runpod_account.control_url
+    closed = {"gpu_type_id": "NVIDIA L40S", "cloud": "SECURE", "available": False}
+    assert httpx.post(f"{control}/cloud_capacity", json=closed, trust_env=False).is_success
+    assert v2.post("/pods", json=BODY).json()["detail"] == NO_CAPACITY
+    windows = {"windows": [["minute", 1, 60]]}
+    assert httpx.post(f"{control}/rate_limit", json=windows, trust_env=False).is_success
+    assert v2.get("/pods").status_code == 200 and v2.get("/pods").status_code == 429
+    logged = httpx.get(f"{control}/requests", trust_env=False).json()["requests"]
+    assert [r["status"] for r in logged] == [400, 200, 429]

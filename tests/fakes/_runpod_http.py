@@ -76,6 +76,7 @@ def _control(fake: FakeRunpod, method: str, name: str, body: dict[str, Any]) -> 
                 "entries": [{**asdict(e), "terminated": e.terminated} for e in fake.ledger()]
             },
             "pods": lambda: {"pods": [asdict(p) for p in fake.pods(body.get("account_id"))]},
+            "requests": lambda: {"requests": [asdict(r) for r in fake.requests()]},
         }
         return readers[name]()
     writers: dict[str, Callable[[], Any]] = {
@@ -91,6 +92,19 @@ def _control(fake: FakeRunpod, method: str, name: str, body: dict[str, Any]) -> 
         "advance": lambda: fake.advance_time(float(body["seconds"])),
         "accounts": lambda: asdict(fake.add_account(body.get("pub_key", ""))),
         "pub_key": lambda: fake.set_pub_key(body["pub_key"], body.get("account_id")),
+        # REST v2 scripting
+        "cloud_capacity": lambda: fake.set_cloud_capacity(
+            body["gpu_type_id"], body["cloud"], bool(body["available"])
+        ),
+        "balance_exhausted": lambda: fake.set_balance_exhausted(bool(body.get("exhausted", True))),
+        "forbid_pool": lambda: fake.forbid_pool(body["gpu_type_id"]),
+        "community_public_ip": lambda: fake.set_community_public_ip(bool(body["enabled"])),
+        "running_at_once": lambda: fake.set_running_at_once(bool(body.get("enabled", True))),
+        "billing_delay": lambda: fake.set_billing_delay(float(body["seconds"])),
+        "rate_limit": lambda: fake.set_rate_limit(
+            *((str(n), int(q), float(w)) for n, q, w in body["windows"])
+        ),
+        "fail_pod": lambda: fake.fail_pod(body["pod_id"]),
     }
     return writers[name]()
 
