@@ -165,7 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "status":
             status = fault.status
         world.log_request(
-            RequestRecord(method, url.path, surface, world.key_kind(key), status or reply[0])
+            RequestRecord(
+                method, url.path, surface, world.key_kind(key), status or reply[0], time.time()
+            )
         )
         if fault is not None and fault.kind == "drop":
             self.close_connection = True  # no status line at all: the client sees EOF

@@ -44,6 +44,7 @@ class RequestRecord:
     surface: str  # "graphql", "v2" or "other"
     key: str  # "account", "read_only", "none" or "unknown"
     status: int
+    at: float = 0.0  # wall-clock time the answer was decided (time.time())
 
 
 class RateLimiter:
