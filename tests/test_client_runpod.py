@@ -49,6 +49,7 @@ def test_pod_lifecycle_and_the_public_ssh_port(runpod_account: FakeRunpod) -> No
     pod = client.create_pod(_spec())
     assert pod.is_running and pod.ports is None  # runtime is null right after create
     assert pod.env["THINNKA_RUN_ID"] == "r-abc123" and pod.cost_per_hr
+    runpod_account.advance_time(5)  # past the emulator's boot delay
     seen = client.get_pod(pod.id)
     assert seen is not None and seen.ports
     first_22 = next(p for p in seen.ports if p.private_port == 22)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.webhook import WebhookReceiver
-from tests.plugins.thinnka_world import World
+from tests.plugins.thinnka_world import BOTH_TRANSPORTS, World
 from thinnka.settings import load_settings
 from thinnka.store import open_store
 
@@ -86,7 +86,8 @@ def test_cancel_stops_a_live_run_and_terminates_its_pod(world: World) -> None:
     assert world.runpod.pods() == [] and len(world.runpod.ledger()) == 1
 
 
-def test_reap_touches_only_this_installations_stray_pods(world: World) -> None:
+@BOTH_TRANSPORTS
+def test_reap_touches_only_this_installations_stray_pods(world: World, runpod_api: str) -> None:
     assert world.thinnka("ls").returncode == 0  # makes the database and installation id
     ours = _installation_id(world)
     stray = world.runpod.add_foreign_pod(
@@ -102,6 +103,8 @@ def test_reap_touches_only_this_installations_stray_pods(world: World) -> None:
     reaped = world.thinnka("reap")
     assert reaped.returncode == 0 and f"terminated {stray}" in reaped.stdout
     assert {pod.id for pod in world.runpod.pods()} == {other, jupyter}
+    surfaces = {r.surface for r in world.runpod.requests()}
+    assert surfaces == ({"v2"} if runpod_api == "rest" else {"graphql"})
 
 
 def test_gpus_and_doctor(world: World) -> None:
@@ -113,6 +116,7 @@ def test_gpus_and_doctor(world: World) -> None:
     doctor = world.thinnka("doctor")
     assert doctor.returncode == 0, doctor.stdout
     assert "[FAIL]" not in doctor.stdout
+    assert "REST v2 (THINNKA_RUNPOD_API=rest): key accepted" in doctor.stdout
     world.write_dotenv(RUNPOD_API_KEY="rpa_wrong")
     broken = world.thinnka("doctor", "--json")
     assert broken.returncode == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.thinnka_world import World
+from tests.plugins.thinnka_world import BOTH_TRANSPORTS, World
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -22,7 +22,18 @@ def _run_id(stdout: str) -> str:
     return first.split()[1]
 
 
-def test_sft_run_trains_pushes_and_terminates(world: World) -> None:
+def assert_one_transport(world: World, runpod_api: str) -> None:
+    """A rest run talks REST v2 only, a graphql run GraphQL only (the emulator's request log)."""
+    surfaces = {(r.surface, r.key) for r in world.runpod.requests()}
+    assert surfaces, "no Runpod request was made"
+    if runpod_api == "rest":
+        assert {s for s, _ in surfaces} == {"v2"}, surfaces
+    else:
+        assert {s for s, _ in surfaces} == {"graphql"}, surfaces
+
+
+@BOTH_TRANSPORTS
+def test_sft_run_trains_pushes_and_terminates(world: World, runpod_api: str) -> None:
     result = world.thinnka(
         "run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "2",
         "--dataset-name", world.hub.datasets.sft, *CPU,
@@ -37,6 +48,9 @@ def test_sft_run_trains_pushes_and_terminates(world: World) -> None:
     commits = world.hub.commits(shown["hub_model_id"])
     assert commits, "nothing was pushed"
     assert "[train]" in result.stdout
+    assert world.thinnka("reap").returncode == 0
+    assert shown["cost_basis"] == ("billed" if runpod_api == "rest" else "estimate")
+    assert_one_transport(world, runpod_api)
 
 
 GRPO_SMALL = ["--no-vllm", "--num-generations", "2", "--per-device-train-batch", "2",
@@ -44,7 +58,8 @@ GRPO_SMALL = ["--no-vllm", "--num-generations", "2", "--per-device-train-batch",
               "--max-completion-length", "16"]  # fmt: skip
 
 
-def test_grpo_run_without_vllm_trains_pushes_and_terminates(world: World) -> None:
+@BOTH_TRANSPORTS
+def test_grpo_run_without_vllm_trains_pushes_and_terminates(world: World, runpod_api: str) -> None:
     result = world.thinnka(
         "run", "--repo-id", world.hub.models.chat, "--max-steps", "2",
         "--dataset-name", world.hub.datasets.grpo, *GRPO_SMALL, *CPU,
@@ -55,6 +70,7 @@ def test_grpo_run_without_vllm_trains_pushes_and_terminates(world: World) -> Non
     assert shown["cost_usd"] > 0
     assert world.hub.commits(shown["hub_model_id"])
     assert [entry.terminated_at is not None for entry in world.runpod.ledger()] == [True]
+    assert_one_transport(world, runpod_api)
 
 
 @pytest.mark.parametrize("case", ["gated_denied", "read_token", "fine_grained", "unknown_model"])
@@ -93,7 +109,8 @@ def test_a_gated_model_with_access_passes_the_gate(world: World) -> None:
     assert world.runpod.ledger() == []
 
 
-def test_no_capacity_on_the_first_gpu_falls_to_the_next(world: World) -> None:
+@BOTH_TRANSPORTS
+def test_no_capacity_on_the_first_gpu_falls_to_the_next(world: World, runpod_api: str) -> None:
     world.runpod.set_stock("NVIDIA L40S", 0)
     plan = world.thinnka("plan", "--repo-id", world.hub.models.chat, "--sft", "--json", *CPU)
     assert json_first_gpu(plan.stdout) != "NVIDIA L40S", "out-of-stock GPUs are not planned"
@@ -109,6 +126,7 @@ def test_no_capacity_on_the_first_gpu_falls_to_the_next(world: World) -> None:
     ledger = world.runpod.ledger()
     assert len(ledger) == 1 and ledger[0].terminated_at is not None
     assert shown["gpu_type"] != "NVIDIA L40S"
+    assert_one_transport(world, runpod_api)
 
 
 def json_first_gpu(stdout: str) -> str:
@@ -138,7 +156,8 @@ def _process_arguments() -> str:
     return "\n".join(found)
 
 
-def test_kill_9_while_training_then_resume_reattaches(world: World) -> None:
+@BOTH_TRANSPORTS
+def test_kill_9_while_training_then_resume_reattaches(world: World, runpod_api: str) -> None:
     proc = world.spawn(
         "run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "20",
         "--dataset-name", world.hub.datasets.sft, *CPU, "--set", "logging_steps=1",
@@ -173,6 +192,7 @@ def test_kill_9_while_training_then_resume_reattaches(world: World) -> None:
     assert int((run_dir / "train.pid").read_text()) == before["remote"]["train_pid"]
     assert len(world.runpod.ledger()) == 1
     assert world.hub.commits(after["hub_model_id"])
+    assert_one_transport(world, runpod_api)
 
     streamed = _train_lines(first_run) + _train_lines(resumed.stdout)
     assert streamed == _expected_lines((run_dir / "train.log").read_bytes())

@@ -405,6 +405,7 @@ def test_rest_v2_shares_state_with_graphql(api: httpx.Client, runpod_account: Fa
     listed = api.get("/v2/pods", params={"name": "no-such-name"}, headers=auth)
     assert {p["id"] for p in listed.json()["pods"]} == {v2_id, gql_id}  # params ignored
     assert "RateLimit" in listed.headers
+    fake.advance_time(5)  # past the default boot delay
     got = api.get(f"/v2/pods/{gql_id}", headers=auth).json()
     assert got["ssh"]["direct"] == {
         "host": "127.0.0.1",

@@ -135,6 +135,7 @@ def test_pod_from_fake_runpod_is_reachable_with_its_own_key(
     with httpx.Client(base_url=runpod_account.base_url, trust_env=False, headers=auth) as api:
         made = api.post("/graphql", json={"query": create, "variables": {"i": spec}}).json()
         pod_id = made["data"]["podFindAndDeployOnDemand"]["id"]
+        runpod_account.advance_time(5)  # past the emulator's boot delay
         query = '{ pod(input: {podId: "%s"}) { runtime { ports { ip isIpPublic privatePort publicPort } } } }'  # noqa: E501
         ports = api.post("/graphql", json={"query": query % pod_id}).json()["data"]["pod"][
             "runtime"

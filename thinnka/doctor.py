@@ -47,7 +47,7 @@ def _checks(session: Session) -> list[Check]:
     if any(p.startswith("RUNPOD_API_BASE_URL") for p in settings.problems):
         checks.append(Check("runpod", "fail", "not checked: RUNPOD_API_BASE_URL is unusable"))
     else:
-        checks.append(_runpod(services, bool(settings.runpod_api_key)))
+        checks.append(_runpod(services, bool(settings.runpod_api_key), settings.runpod_api))
     hub_settings = ("HF_ENDPOINT", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN")
     if any(p.startswith(hub_settings) for p in settings.problems):
         checks.append(Check("huggingface", "fail", "not checked: the Hub settings are unusable"))
@@ -79,18 +79,25 @@ def _env_file(settings: Settings) -> Check:
     return Check("env file", "ok", str(settings.env_file))
 
 
-def _runpod(services: Services, has_key: bool) -> Check:
+def _runpod(services: Services, has_key: bool, transport: str) -> Check:
+    """Whether the key works on the transport in use (REST v2 or GraphQL), said by name."""
+    via = f"{_TRANSPORTS.get(transport, transport)} (THINNKA_RUNPOD_API={transport})"
     try:
         offers = services.runpod.gpu_offers(1)
         if has_key:
             services.runpod.list_pods()
     except ThinnkaError as exc:
-        return Check("runpod", "fail", exc.message)
+        return Check("runpod", "fail", f"{via}: {exc.message}")
     if not has_key:
         return Check(
-            "runpod", "fail", f"catalog readable ({len(offers)} GPU types); no RUNPOD_API_KEY"
+            "runpod",
+            "fail",
+            f"{via}: catalog readable ({len(offers)} GPU types); no RUNPOD_API_KEY",
         )
-    return Check("runpod", "ok", f"key accepted; {len(offers)} GPU types in the catalog")
+    return Check("runpod", "ok", f"{via}: key accepted; {len(offers)} GPU types in the catalog")
+
+
+_TRANSPORTS = {"rest": "REST v2", "graphql": "GraphQL"}
 
 
 def _hub(services: Services, has_token: bool) -> Check:

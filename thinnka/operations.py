@@ -218,6 +218,25 @@ def retry_class(reason: str | None) -> str | None:
         return None
 
 
+def cost_report(session: Session, run: RunRecord) -> dict[str, Any]:
+    """The run's cost for ``show``: what Runpod billed, once the transport has billing
+    records for the pod (REST v2), else the estimate (price × the pod's time), labelled."""
+    from thinnka.errors import ThinnkaError
+    from thinnka.store.models import utcnow
+
+    if run.pod_id and session.settings.runpod_api_key:
+        try:
+            billed = session.get_services().runpod.billed_cost(run.pod_id)
+        except ThinnkaError:
+            billed = None  # offline or refused: the estimate still says something
+        if billed is not None:
+            return {"cost_usd": round(billed, 6), "cost_basis": "billed"}
+    estimate = run.cost_usd
+    if not run.state.is_final() and run.pod_started_at and run.cost_per_hr:
+        estimate = run.cost_per_hr * (utcnow() - run.pod_started_at).total_seconds() / 3600
+    return {"cost_usd": round(estimate, 6), "cost_basis": "estimate"}
+
+
 def plan_run(session: Session, options: RunOptions) -> Plan:
     """``thinnka plan``: gate, estimate, choose GPUs and render; nothing is created."""
     from thinnka.planner import make_plan

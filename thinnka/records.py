@@ -90,6 +90,8 @@ class PlanCandidate:
     gpu_count: int
     price_per_hour: float | None
     stock: str | None
+    # Clouds to try, in order (--cloud-type ALL on REST v2); empty: the option itself.
+    clouds: tuple[str, ...] = ()
 
     @classmethod
     def from_offer(cls, offer: GpuOffer) -> PlanCandidate:
@@ -100,10 +102,11 @@ class PlanCandidate:
             gpu_count=offer.gpu_count,
             price_per_hour=offer.price_per_hour,
             stock=offer.stock,
+            clouds=tuple(offer.clouds),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "clouds": list(self.clouds)}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlanCandidate:
@@ -114,6 +117,7 @@ class PlanCandidate:
             gpu_count=int(data.get("gpu_count") or 1),
             price_per_hour=data.get("price_per_hour"),
             stock=data.get("stock"),
+            clouds=tuple(data.get("clouds") or ()),
         )
 
 

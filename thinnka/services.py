@@ -72,10 +72,14 @@ class LiveServices:
 
     @cached_property
     def runpod(self) -> RunpodApi:
-        from thinnka.clients.runpod.graphql import GraphQLRunpod
-
         key = self.settings.runpod_api_key
-        return GraphQLRunpod(self.settings.runpod_api_base_url, key.reveal() if key else None)
+        if self.settings.runpod_api == "graphql":
+            from thinnka.clients.runpod.graphql import GraphQLRunpod
+
+            return GraphQLRunpod(self.settings.runpod_api_base_url, key.reveal() if key else None)
+        from thinnka.clients.runpod.rest import RestRunpod
+
+        return RestRunpod(self.settings.runpod_api_base_url, key.reveal() if key else None)
 
     @cached_property
     def hub(self) -> HubClient:

@@ -19,12 +19,14 @@ from thinnka.values import check_web_url
 __all__ = ["SETTINGS_DOC", "Secret", "Settings", "load_settings"]
 
 DEFAULT_RUNPOD_API_BASE_URL = "https://api.runpod.io"
+RUNPOD_APIS = ("rest", "graphql")  # REST v2 first: GraphQL retires in early 2027
 
 # (variable, what it is for) — the README's configuration table and example.env
 # are checked against this list by a test.
 SETTINGS_DOC: tuple[tuple[str, str], ...] = (
     ("RUNPOD_API_KEY", "Runpod API key (required for run; plan and gpus work without it)"),
-    ("RUNPOD_API_BASE_URL", "Runpod API base URL; GraphQL is served at {base}/graphql"),
+    ("RUNPOD_API_BASE_URL", "Runpod API base URL; REST v2 at {base}/v2, GraphQL at {base}/graphql"),
+    ("THINNKA_RUNPOD_API", "Runpod transport: rest (REST v2, the default) or graphql"),
     ("HF_TOKEN", "Hugging Face token with write access to the target namespace"),
     ("HUGGINGFACE_HUB_TOKEN", "Fallback name for HF_TOKEN"),
     ("HF_ENDPOINT", "Hugging Face Hub endpoint (huggingface_hub's own variable)"),
@@ -73,6 +75,7 @@ class Settings:
     db_url: str | None = None
     runpod_api_key: Secret | None = None
     runpod_api_base_url: str = DEFAULT_RUNPOD_API_BASE_URL
+    runpod_api: str = "rest"
     hf_token: Secret | None = None
     hf_endpoint: str | None = None
     ssh_public_key: str | None = None
@@ -215,6 +218,11 @@ def load_settings(
                 return Secret(value)
         return None
 
+    runpod_api = (get("THINNKA_RUNPOD_API") or "rest").lower()
+    if runpod_api not in RUNPOD_APIS:
+        raise ConfigError(
+            f"THINNKA_RUNPOD_API must be one of {', '.join(RUNPOD_APIS)}, not {runpod_api!r}."
+        )
     state_dir = Path(get("THINNKA_STATE_DIR") or "state").expanduser()
     if not state_dir.is_absolute():
         state_dir = (cwd or Path.cwd()) / state_dir
@@ -223,6 +231,7 @@ def load_settings(
         db_url=get("THINNKA_DB_URL"),
         runpod_api_key=secret("RUNPOD_API_KEY"),
         runpod_api_base_url=get("RUNPOD_API_BASE_URL") or DEFAULT_RUNPOD_API_BASE_URL,
+        runpod_api=runpod_api,
         hf_token=secret("HF_TOKEN", "HUGGINGFACE_HUB_TOKEN"),
         hf_endpoint=get("HF_ENDPOINT"),
         ssh_public_key=get("SSH_PUBLIC_KEY") or get("RUNPOD_SSH_PUBLIC_KEY"),

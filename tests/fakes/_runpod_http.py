@@ -21,13 +21,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.fakes._runpod_records import RunpodError
-from tests.fakes._runpod_rest import handle_v2
+from tests.fakes._runpod_rest import TITLES, handle_v2
 from tests.fakes._runpod_schema import run_graphql
+from tests.fakes._runpod_v2state import RequestRecord
 
 if TYPE_CHECKING:
     from tests.fakes.runpod import FakeRunpod
 
 __all__ = ["Server", "make_server"]
+
+Reply = tuple[int, Any, str, dict[str, str]]  # status, JSON body or None, content type, headers
 
 
 class Server(ThreadingHTTPServer):
@@ -73,6 +76,7 @@ def _control(fake: FakeRunpod, method: str, name: str, body: dict[str, Any]) -> 
                 "entries": [{**asdict(e), "terminated": e.terminated} for e in fake.ledger()]
             },
             "pods": lambda: {"pods": [asdict(p) for p in fake.pods(body.get("account_id"))]},
+            "requests": lambda: {"requests": [asdict(r) for r in fake.requests()]},
         }
         return readers[name]()
     writers: dict[str, Callable[[], Any]] = {
@@ -88,6 +92,19 @@ def _control(fake: FakeRunpod, method: str, name: str, body: dict[str, Any]) -> 
         "advance": lambda: fake.advance_time(float(body["seconds"])),
         "accounts": lambda: asdict(fake.add_account(body.get("pub_key", ""))),
         "pub_key": lambda: fake.set_pub_key(body["pub_key"], body.get("account_id")),
+        # REST v2 scripting
+        "cloud_capacity": lambda: fake.set_cloud_capacity(
+            body["gpu_type_id"], body["cloud"], bool(body["available"])
+        ),
+        "balance_exhausted": lambda: fake.set_balance_exhausted(bool(body.get("exhausted", True))),
+        "forbid_pool": lambda: fake.forbid_pool(body["gpu_type_id"]),
+        "community_public_ip": lambda: fake.set_community_public_ip(bool(body["enabled"])),
+        "running_at_once": lambda: fake.set_running_at_once(bool(body.get("enabled", True))),
+        "billing_delay": lambda: fake.set_billing_delay(float(body["seconds"])),
+        "rate_limit": lambda: fake.set_rate_limit(
+            *((str(n), int(q), float(w)) for n, q, w in body["windows"])
+        ),
+        "fail_pod": lambda: fake.fail_pod(body["pod_id"]),
     }
     return writers[name]()
 
@@ -128,41 +145,56 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer_control(fake, method, url.path.removeprefix("/_control/"), body)
             return
         world = fake.world
-        fault = world.take_fault(f"{method} {url.path} {raw.decode('utf-8', 'replace')}")
+        key = self._key(url.query)
+        rest = url.path.startswith("/v2/")
+        surface = "v2" if rest else "graphql" if url.path == "/graphql" else "other"
+        text = f"{method} {url.path} {raw.decode('utf-8', 'replace')}"
+        fault = world.take_fault(text)
         if world.latency > 0:
             time.sleep(world.latency)
+        if fault is None:
+            try:
+                reply = self._route(method, url.path, url.query, body, key)
+            except Exception as exc:  # an emulator bug: make it loud, never a silent hang
+                traceback.print_exc(file=sys.stderr)
+                message = f"fake runpod internal error: {exc!r}"
+                reply = (500, {"errors": [{"message": message}]}, "application/json", {})
+            # A fault after routing: the request took effect, then its answer is lost.
+            fault = world.take_fault(text, after=True)
+        status = 0 if fault is not None and fault.kind == "drop" else None
+        if fault is not None and fault.kind == "status":
+            status = fault.status
+        world.log_request(
+            RequestRecord(
+                method, url.path, surface, world.key_kind(key), status or reply[0], time.time()
+            )
+        )
         if fault is not None and fault.kind == "drop":
             self.close_connection = True  # no status line at all: the client sees EOF
             return
         if fault is not None:
-            self._send_fault(fault.status, fault.retry_after, rest=url.path.startswith("/v2/"))
+            self._send_fault(fault.status, fault.retry_after, rest=rest)
             return
-        try:
-            self._route(method, url.path, url.query, body)
-        except Exception as exc:  # an emulator bug: make it loud, never a silent hang
-            traceback.print_exc(file=sys.stderr)
-            self._send(500, {"errors": [{"message": f"fake runpod internal error: {exc!r}"}]})
+        code, payload, content_type, headers = reply
+        self._send(code, payload, content_type=content_type, headers=headers)
 
-    def _route(self, method: str, path: str, query: str, body: Any) -> None:
+    def _route(self, method: str, path: str, query: str, body: Any, key: str | None) -> Reply:
         world = self.server.fake.world
-        caller = world.resolve_key(self._key(query))
         if path == "/graphql" and method == "POST":
-            reply = run_graphql(world, None if body is ... else body, caller)
-            self._send(reply.status, reply.body)
-        elif path.startswith("/v2/"):
-            status, payload, content_type = handle_v2(world, method, path, body, caller)
-            self._send(status, payload, content_type=content_type, headers=_RATE_LIMIT)
-        else:
-            self._send(404, {"errors": [{"message": f"Cannot {method} {path}"}]})
+            reply = run_graphql(world, None if body is ... else body, world.resolve_key(key))
+            return reply.status, reply.body, "application/json", {}
+        if path.startswith("/v2/"):
+            return handle_v2(world, method, path, query, None if body is ... else body, key)
+        return 404, {"errors": [{"message": f"Cannot {method} {path}"}]}, "application/json", {}
 
     def _send_fault(self, status: int, retry_after: float | None, *, rest: bool) -> None:
         """An injected status in the surface's own error shape (problem+json on REST v2)."""
-        headers = dict(_RATE_LIMIT) if rest else {}
+        headers = {}
         if retry_after is not None:
             headers["Retry-After"] = f"{retry_after:g}"
         message = _REASONS.get(status, "Error")
         if rest:
-            problem = {"title": message, "status": status, "detail": message}
+            problem = {"title": TITLES.get(status, "Error"), "status": status, "detail": message}
             self._send(status, problem, content_type="application/problem+json", headers=headers)
         else:
             self._send(status, {"errors": [{"message": message}]}, headers=headers)
@@ -209,7 +241,6 @@ _REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
-_RATE_LIMIT = {"RateLimit": '"minute";r=59;t=60', "RateLimit-Policy": '"minute";q=60;w=60'}
 
 
 def make_server(fake: FakeRunpod, address: tuple[str, int]) -> Server:

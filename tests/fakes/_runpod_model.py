@@ -74,6 +74,8 @@ class Pod:
     last_started_at: float = 0.0
     last_status_change: str = ""
     boot_at: float = math.inf  # World clock time at which `runtime` appears
+    boot_from: float = 0.0  # World clock time the current boot began (v2 status progression)
+    failed: bool = False  # v2 status ERROR (scripted with `World.fail_pod`)
     public_ports: dict[int, int] = field(default_factory=dict)
     locked: bool = False
     foreign: bool = False

@@ -200,3 +200,7 @@ class Fault:
     remaining: int = 1
     retry_after: float | None = None
     match: str | None = None
+    # After routing: the request takes effect (a pod is created, deleted, ...) and then its
+    # answer is replaced or lost, as when a proxy drops a reply that Runpod already acted on.
+    after: bool = False
+    skip: int = 0  # let this many matching requests through before the fault starts

@@ -49,6 +49,7 @@ from tests.fakes._runpod_records import (
     gpu_by_id,
     price_for,
 )
+from tests.fakes._runpod_v2state import RateLimiter, RequestRecord, V2Knobs
 
 __all__ = ["World"]
 
@@ -83,6 +84,9 @@ class World:
         self.phantom_stock: set[str] = set()
         self.faults: list[Fault] = []
         self.bills: dict[str, Bill] = {}
+        self.v2 = V2Knobs()
+        self.limiter = RateLimiter()
+        self.requests: list[RequestRecord] = []
         self.main = self.create_account(api_key=api_key, pub_key=pub_key)
         self.reset()
 
@@ -130,6 +134,9 @@ class World:
             self.latency = 0.0
             self.faults.clear()
             self.bills.clear()
+            self.v2 = V2Knobs()
+            self.limiter = RateLimiter()
+            self.requests.clear()
             self.stock = {g.id: g.default_stock for g in CATALOG}
             self.phantom_stock = set()
             for account in self.accounts.values():
@@ -154,11 +161,16 @@ class World:
         with self.lock:
             self.faults.append(fault)
 
-    def take_fault(self, request_text: str) -> Fault | None:
-        """Consume one matching queued fault, oldest first."""
+    def take_fault(self, request_text: str, *, after: bool = False) -> Fault | None:
+        """Consume one matching queued fault of this phase (before or after routing)."""
         with self.lock:
             for fault in self.faults:
+                if fault.after != after:
+                    continue
                 if fault.match is None or fault.match in request_text:
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        continue
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self.faults.remove(fault)
@@ -258,7 +270,9 @@ class World:
         )
         account.pods[pod.id] = pod
         self.bills[pod.id] = Bill(pod, self.now(), running_since=self.now())
-        if self.authorize_key is not None:  # what runpod images do with PUBLIC_KEY at boot
+        # What runpod images do with PUBLIC_KEY at boot; a v2 create without startSsh: true
+        # gets no SSH service (runpod-v2.md §7). GraphQL inputs may omit it.
+        if self.authorize_key is not None and spec.get("startSsh", True):
             for key, value in env:
                 if key == "PUBLIC_KEY":
                     self.authorize_key(value)
@@ -285,6 +299,7 @@ class World:
         pod.desired_status = "RUNNING"
         pod.last_started_at = self.wall()
         delay = self.boot_delay if delay is None else delay
+        pod.boot_from, pod.failed = self.now(), False
         pod.boot_at = math.inf if self.never_boot else self.now() + delay
         pod.public_ports = {
             port: self.ssh_port
@@ -366,6 +381,23 @@ class World:
                 self.terminate(account, pod_id, by="runpod")
             else:
                 self._set_exited(pod, reason="Runpod")
+
+    def fail_pod(self, pod_id: str) -> None:
+        """The pod turns unrecoverable: v2 status ERROR, runtime null."""
+        with self.lock:
+            pod = self.find(pod_id)[1]
+            pod.failed, pod.boot_at = True, math.inf
+
+    def log_request(self, record: RequestRecord) -> None:
+        with self.lock:
+            self.requests.append(record)
+
+    def key_kind(self, key: str | None) -> str:
+        """How a request authenticated, for the request log (never the key itself)."""
+        caller = self.resolve_key(key)
+        if caller is None:
+            return "none" if not key else "unknown"
+        return "read_only" if caller[1] else "account"
 
     def hang_boot(self, pod_id: str) -> None:
         """This pod's runtime never appears (or disappears, if it had booted)."""

@@ -32,10 +32,15 @@ from tests.fakes._runpod_records import (
     PodView,
 )
 from tests.fakes._runpod_state import World
+from tests.fakes._runpod_v2state import RateLimiter, RequestRecord
 from tests.fakes._serve import serve_until_signalled
 
-__all__ = ["AccountKeys", "FakeRunpod", "PodLedgerEntry", "PodView", "main"]
+__all__ = ["AccountKeys", "FakeRunpod", "PodLedgerEntry", "PodView", "RequestRecord", "main"]
 
+# Realistic by default: right after a create, `runtime` and `ssh.direct` are null for a moment
+# (v2 status PROVISIONING, then STARTING), as on the real API. Tests that need a pod at once
+# pass boot_delay=0.0 or push the clock with `advance_time`.
+DEFAULT_BOOT_DELAY = 0.6
 _FOREIGN_IMAGE = "runpod/pytorch:2.4.0-py3.11-cuda12.4.1-devel-ubuntu22.04"
 
 
@@ -51,7 +56,7 @@ class FakeRunpod:
         *,
         ssh_port: int | None = None,
         ssh_host: str = "127.0.0.1",
-        boot_delay: float = 0.0,
+        boot_delay: float = DEFAULT_BOOT_DELAY,
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
@@ -194,13 +199,20 @@ class FakeRunpod:
         drop: bool = False,
         retry_after: float | None = None,
         match: str | None = None,
+        after: bool = False,
+        skip: int = 0,
     ) -> None:
-        """The next `count` API requests (whose method, path or body contains `match`, if
-        given) answer `status` (with `Retry-After` if given) or lose their connection."""
+        """The next `count` API requests (whose `METHOD /path body` text contains `match`, if
+        given) answer `status` (with `Retry-After` if given) or lose their connection.
+
+        With `after=True` the request is carried out first (the pod is created or deleted)
+        and only its answer is replaced or lost: "the create succeeded, the answer was lost".
+        `skip` lets that many matching requests through first.
+        """
         if drop == (status is not None):
             raise ValueError("give exactly one of status=... or drop=True")
         self.world.add_fault(
-            Fault("drop" if drop else "status", status or 0, count, retry_after, match)
+            Fault("drop" if drop else "status", status or 0, count, retry_after, match, after, skip)
         )
 
     def clear_faults(self) -> None:
@@ -252,6 +264,49 @@ class FakeRunpod:
                 self.world.account(account_id), spec, foreign=True, status=status
             ).id
 
+    # ---- REST v2 scripting (runpod-v2.md §13) ------------------------------------------------
+    def set_cloud_capacity(self, gpu_type_id: str, cloud: str, available: bool) -> None:
+        """Open or close one (GPU type, SECURE|COMMUNITY): a closed one shows availability NONE
+        in the v2 catalog and its v2 create answers the documented no-capacity 400."""
+        with self.world.lock:
+            (self.world.v2.closed.discard if available else self.world.v2.closed.add)(
+                (gpu_type_id, cloud)
+            )
+
+    def set_balance_exhausted(self, exhausted: bool = True) -> None:
+        """Every v2 create answers 402 (insufficient balance)."""
+        self.world.v2.balance_exhausted = exhausted
+
+    def forbid_pool(self, gpu_type_id: str) -> None:
+        """v2 creates of this GPU type answer 403 "cannot access the requested pool"."""
+        with self.world.lock:
+            self.world.v2.forbidden_pools.add(gpu_type_id)
+
+    def set_community_public_ip(self, enabled: bool) -> None:
+        """False: COMMUNITY pods never get a public port, so `ssh.direct` stays null."""
+        self.world.v2.community_public_ip = enabled
+
+    def set_running_at_once(self, enabled: bool = True) -> None:
+        """v2 status RUNNING right after create while `runtime` is still null (seen live)."""
+        self.world.v2.running_at_once = enabled
+
+    def set_billing_delay(self, seconds: float) -> None:
+        """Seconds after a pod's create before `/v2/billing/pods` shows its spend."""
+        self.world.v2.billing_delay = seconds
+
+    def set_rate_limit(self, *windows: tuple[str, int, float]) -> None:
+        """The v2 quota per key, e.g. `("minute", 60, 60.0)`; counters start afresh."""
+        self.world.limiter = RateLimiter(tuple(windows))
+
+    def fail_pod(self, pod_id: str) -> None:
+        """The pod becomes unrecoverable: v2 status ERROR with runtime null."""
+        self.world.fail_pod(pod_id)
+
+    def requests(self) -> list[RequestRecord]:
+        """Every API request since the last reset (surface, how it authenticated, status)."""
+        with self.world.lock:
+            return list(self.world.requests)
+
     def advance_time(self, seconds: float) -> None:
         """Jump the emulator's clock: boots finish and cost accrues without sleeping."""
         self.world.advance(seconds)
@@ -290,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--ssh-host", default="127.0.0.1")
     parser.add_argument("--ssh-port", type=int, default=None)
-    parser.add_argument("--boot-delay", type=float, default=0.0)
+    parser.add_argument("--boot-delay", type=float, default=DEFAULT_BOOT_DELAY)
     parser.add_argument("--api-key", default=None)
     args = parser.parse_args(argv)
     fake = FakeRunpod(

@@ -66,7 +66,8 @@ def sshd_pod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeSshd]:
 
 @pytest.fixture(scope="session")
 def fake_runpod(sshd_pod: FakeSshd) -> Iterator[FakeRunpod]:
-    """The Runpod emulator; every pod's public 22/tcp is `sshd_pod`, and pods boot at once.
+    """The Runpod emulator; every pod's public 22/tcp is `sshd_pod`, and pods take the
+    emulator's default (short, realistic) boot delay: runtime and `ssh.direct` are null at first.
 
     Pods created with a PUBLIC_KEY env get that key authorized in `sshd_pod`, as Runpod images
     do at boot, so a client can SSH in with the key it generated itself.
@@ -74,7 +75,6 @@ def fake_runpod(sshd_pod: FakeSshd) -> Iterator[FakeRunpod]:
     fake = FakeRunpod(
         ssh_host=sshd_pod.host,
         ssh_port=sshd_pod.port,
-        boot_delay=0.0,
         authorize_key=sshd_pod.authorize,
     )
     with fake:

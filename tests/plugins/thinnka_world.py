@@ -33,12 +33,24 @@ from tests.fakes.runpod import FakeRunpod
 from tests.fakes.sshd import FakeSshd, generate_key
 from tests.plugins.hub_world import hub_environment
 
-__all__ = ["World", "build_world", "make_pod_venv", "pod_venv", "world", "world_database"]
+__all__ = [
+    "BOTH_TRANSPORTS",
+    "World",
+    "build_world",
+    "make_pod_venv",
+    "pod_venv",
+    "runpod_api",
+    "world",
+    "world_database",
+]
+
+# Runs a test once per Runpod transport against the same emulated account (issue 9).
+BOTH_TRANSPORTS = pytest.mark.parametrize("runpod_api", ["rest", "graphql"])
 
 _OUR_VARS = ("RUNPOD_API_KEY", "RUNPOD_API_BASE_URL", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN",
              "SSH_PUBLIC_KEY", "RUNPOD_SSH_PUBLIC_KEY", "SSH_PRIVATE_KEY_PATH",
              "PROGRESS_WEBHOOK_URL", "DISCORD_WEBHOOK_URL", "WANDB_API_KEY",
-             "THINNKA_STATE_DIR", "THINNKA_DB_URL")  # fmt: skip
+             "THINNKA_STATE_DIR", "THINNKA_DB_URL", "THINNKA_RUNPOD_API")  # fmt: skip
 
 
 def make_pod_venv(venv: Path) -> Path:
@@ -113,7 +125,12 @@ class World:
 
 
 def build_world(
-    root: Path, runpod: FakeRunpod, hub: FakeHub, sshd: FakeSshd, pod_venv: Path
+    root: Path,
+    runpod: FakeRunpod,
+    hub: FakeHub,
+    sshd: FakeSshd,
+    pod_venv: Path,
+    runpod_api: str = "rest",
 ) -> World:
     """A working folder under ``root`` whose .env points thinnka at the emulated world."""
     workdir, home, remote_root = root / "work", root / "home", root / "pod-volume"
@@ -139,6 +156,7 @@ def build_world(
         # counts as installed (uv would download the stack again): tests/test_setup_uv.py
         # runs the uv path on its own.
         THINNKA_POD_INSTALLER="pip",
+        THINNKA_RUNPOD_API=runpod_api,
     )
     return built
 
@@ -153,6 +171,12 @@ def world_database(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
+def runpod_api() -> str:
+    """The world's Runpod transport: REST v2 (the default) unless a test parametrizes it."""
+    return "rest"
+
+
+@pytest.fixture
 def world(
     tmp_path: Path,
     runpod_account: FakeRunpod,
@@ -160,9 +184,10 @@ def world(
     fake_hub: FakeHub,
     pod_venv: Path,
     world_database: str | None,
+    runpod_api: str,
 ) -> Iterator[World]:
     fake_hub.reset()
-    built = build_world(tmp_path, runpod_account, fake_hub, sshd_pod, pod_venv)
+    built = build_world(tmp_path, runpod_account, fake_hub, sshd_pod, pod_venv, runpod_api)
     if world_database:
         built.write_dotenv(THINNKA_DB_URL=world_database)
     yield built

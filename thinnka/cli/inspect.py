@@ -42,10 +42,12 @@ def show_command(
     **values: Any,
 ) -> int:
     """Show one run: state, outcome, pod, cost, error and its events."""
-    from thinnka.operations import run_summary
+    from thinnka.operations import cost_report, run_summary
 
     session = open_command_session(values["env_file"], values["log_json"])
-    data = run_summary(session.store, session.store.get(run_id), events=True)
+    run = session.store.get(run_id)
+    data = run_summary(session.store, run, events=True)
+    data.update(cost_report(session, run))  # billed by Runpod where known, else the estimate
     if as_json:
         print_json(data)
         return 0

@@ -51,7 +51,8 @@ def print_run(data: dict[str, Any]) -> None:
     ):
         if data.get(key):
             _console.print(f"  {label:9} {data[key]}")
-    _console.print(f"  {'cost':9} {_money(data['cost_usd'])}")
+    basis = f" ({data['cost_basis']})" if data.get("cost_basis") else ""
+    _console.print(f"  {'cost':9} {_money(data['cost_usd'])}{basis}")
     if data.get("lease_owner"):
         _console.print(f"  {'driven by':9} host {data['lease_host']} ({data['lease_owner']})")
     if data["error"]:
@@ -69,7 +70,7 @@ def print_run(data: dict[str, Any]) -> None:
 
 
 def print_gpus(offers: list[GpuOffer]) -> None:
-    table = Table("id", "name", "memory", "GPUs", "$/hour", "stock")
+    table = Table("id", "name", "memory", "GPUs", "$/hour", "stock", "clouds")
     for offer in offers:
         price = "-" if offer.price_per_hour is None else f"{offer.price_per_hour:.2f}"
         table.add_row(
@@ -79,6 +80,7 @@ def print_gpus(offers: list[GpuOffer]) -> None:
             str(offer.gpu_count),
             price,
             offer.stock or "none",
+            " then ".join(offer.clouds) or "-",
         )
     _console.print(table)
 
@@ -96,11 +98,12 @@ def print_plan(plan: Plan) -> None:
         memory.add_row(label, f"{value:.2f}")
     memory.add_row("[bold]needs[/bold]", f"[bold]{data['memory']['required_gb']:.1f}[/bold]")
     _console.print(memory)
-    gpus = Table("#", "GPU", "memory", "$/hour", "stock")
+    gpus = Table("#", "GPU", "memory", "$/hour", "stock", "clouds")
     for rank, offer in enumerate(data["candidates"], start=1):
         price = "-" if offer["price_per_hour"] is None else f"{offer['price_per_hour']:.2f}"
         gpus.add_row(str(rank), offer["id"], f"{offer['memory_gb']:g} GB", price,
-                     offer["stock"] or "none")  # fmt: skip
+                     offer["stock"] or "none",
+                     " then ".join(offer.get("clouds") or []) or "-")  # fmt: skip
     _console.print(gpus)
     _console.print(
         f"  transformers  {data['transformers']['spec']}  ({data['transformers']['reason']})"

@@ -33,7 +33,7 @@ def wait_for_ssh_port(ctx: StepContext, pod_id: str, deadline: float) -> Pod:
         pod = ctx.services.runpod.get_pod(pod_id)
         if pod is None:
             raise RemoteError(f"Pod {pod_id} vanished while waiting for SSH.", reason="pod_gone")
-        if pod.desired_status in ("EXITED", "TERMINATED", "DEAD"):
+        if pod.desired_status in ("EXITED", "TERMINATED", "DEAD", "ERROR"):  # ERROR: REST v2
             raise RemoteError(
                 f"Pod {pod_id} stopped ({pod.desired_status}) while waiting for SSH.",
                 reason="pod_gone",

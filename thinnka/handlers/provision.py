@@ -50,6 +50,16 @@ def _type_id_of(pod: Pod, run: RunRecord) -> str | None:
     return None
 
 
+def _attempts(candidates: list[PlanCandidate], cloud_type: str) -> list[tuple[PlanCandidate, str]]:
+    """(candidate, cloud) in the order to try: each GPU type on each of its clouds.
+
+    REST v2 has no "any cloud" (an omitted cloud is SECURE), so the catalog read lists, per
+    type, the clouds with stock (SECURE first: its hosts have public IPs, which SSH needs).
+    Plans stored before the per-cloud catalog carry no clouds: the option itself is used.
+    """
+    return [(c, cloud) for c in candidates for cloud in (c.clouds or (cloud_type,))]
+
+
 def find_run_pods(pods: list[Pod], run_id: str, owner: str) -> list[Pod]:
     """This run's pods: the env tags say so (names alone are not unique on Runpod)."""
     return [
@@ -80,16 +90,19 @@ class ProvisionHandler:
         gate = GateFacts.from_json(plan["gate"])
         env = self._pod_env(ctx, owner)
         last_error: Exception | None = None
-        for candidate in [PlanCandidate.from_json(c) for c in plan.get("candidates", [])]:
+        for candidate, cloud in _attempts(
+            [PlanCandidate.from_json(c) for c in plan.get("candidates", [])], run.options.cloud_type
+        ):
             ctx.check_cancelled()
-            ctx.output.event("gpu_try", f"Trying {candidate.display_name}.")
-            spec = self._spec(ctx, name, candidate.id, gate, env)
+            where = f"{candidate.display_name} ({cloud})"
+            ctx.output.event("gpu_try", f"Trying {where}.")
+            spec = self._spec(ctx, name, candidate.id, cloud, gate, env)
             try:
                 pod = self._create(ctx, spec, owner)
             except CapacityError as exc:
                 last_error = exc
-                ctx.note("gpu_fail", f"{candidate.id}: {exc.message}")
-                ctx.output.event("gpu_fail", f"{candidate.display_name}: no capacity.")
+                ctx.note("gpu_fail", f"{candidate.id} ({cloud}): {exc.message}")
+                ctx.output.event("gpu_fail", f"{where}: no capacity.")
                 continue
             return self._result(ctx, pod, candidate.id, adopted=False)
         raise CapacityError(
@@ -115,6 +128,7 @@ class ProvisionHandler:
                 # The create may have landed even though we saw an error.
                 adopted = self._adopt(ctx, owner)
                 if adopted is not None:
+                    ctx.note("pod_adopted", f"Create answer lost; adopted pod {adopted.id} by tag.")
                     return adopted
                 if attempt == _CREATE_ATTEMPTS or ctx.remaining() < delay:
                     raise
@@ -137,7 +151,13 @@ class ProvisionHandler:
         return env  # never the HF token: it travels over SFTP
 
     def _spec(
-        self, ctx: StepContext, name: str, gpu_type_id: str, gate: GateFacts, env: dict[str, str]
+        self,
+        ctx: StepContext,
+        name: str,
+        gpu_type_id: str,
+        cloud: str,
+        gate: GateFacts,
+        env: dict[str, str],
     ) -> PodSpec:
         options = ctx.run.options
         size_gb = gate.model_facts().num_parameters * 2 / 1e9  # bf16 weights on disk
@@ -148,7 +168,7 @@ class ProvisionHandler:
             image=options.effective_image,
             gpu_type_id=gpu_type_id,
             gpu_count=options.gpu_count,
-            cloud_type=options.cloud_type,
+            cloud_type=cloud,
             volume_gb=volume,
             container_disk_gb=disk,
             min_vcpu=options.min_vcpu,

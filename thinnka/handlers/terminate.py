@@ -41,6 +41,9 @@ def terminate_and_confirm(runpod: RunpodApi, pod_id: str, deadline: float) -> No
             raise RemoteError(f"Pod {pod_id} still exists after terminate.", reason="terminate")
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
+        if delay >= 1.0:  # a 404 (or 204) that the read contradicts: ask again
+            with contextlib.suppress(NotFoundError):
+                runpod.terminate_pod(pod_id)
 
 
 class TerminateHandler:

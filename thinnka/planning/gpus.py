@@ -101,6 +101,10 @@ class GpuOffer:
     price_per_gpu_hour: float | None = None
     stock: str | None = None  # lowestPrice.stockStatus: "High", "Medium", "Low" or None
     max_gpu_count: int | None = None
+    # The clouds to try for this type, in order ("SECURE", "COMMUNITY"; "ALL" where the
+    # transport lets Runpod pick). REST v2 has no "any cloud", so --cloud-type ALL becomes
+    # SECURE then COMMUNITY, each only where the catalog shows stock.
+    clouds: tuple[str, ...] = ()
 
     @property
     def in_stock(self) -> bool:

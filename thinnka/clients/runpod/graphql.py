@@ -169,9 +169,9 @@ class GraphQLRunpod:
             {"price": price_input},
         )
         with _answer_shape("the GPU catalog"):
-            return self._offers(data, gpu_count)
+            return self._offers(data, gpu_count, cloud_type)
 
-    def _offers(self, data: dict[str, Any], gpu_count: int) -> list[GpuOffer]:
+    def _offers(self, data: dict[str, Any], gpu_count: int, cloud_type: str) -> list[GpuOffer]:
         offers = []
         for item in data.get("gpuTypes") or []:
             if item.get("id") in (None, "unknown"):
@@ -186,6 +186,7 @@ class GraphQLRunpod:
                     price_per_gpu_hour=price.get("uninterruptablePrice"),
                     stock=price.get("stockStatus"),
                     max_gpu_count=item.get("maxGpuCount"),
+                    clouds=(cloud_type,),
                 )
             )
         return offers
@@ -242,6 +243,9 @@ class GraphQLRunpod:
             "mutation Terminate($input: PodTerminateInput!) { podTerminate(input: $input) }",
             {"input": {"podId": pod_id}},
         )
+
+    def billed_cost(self, pod_id: str) -> float | None:
+        return None  # GraphQL has no per-pod billing records; callers use the estimate
 
 
 def _pod(data: dict[str, Any]) -> Pod:

@@ -1,7 +1,8 @@
 """The Runpod interface thinnka needs, as a Protocol, and the records it trades.
 
-Runpod retires GraphQL in 2027; REST v2 will be a second implementation of
-``RunpodApi``. Nothing above the clients knows which transport is in use.
+Two transports implement ``RunpodApi``: REST v2 (``rest.py``, the default) and
+GraphQL (``graphql.py``, until Runpod retires it in early 2027). Nothing above
+the clients knows which transport is in use.
 """
 
 from __future__ import annotations
@@ -90,4 +91,9 @@ class RunpodApi(Protocol):
 
     def terminate_pod(self, pod_id: str) -> None:
         """Terminate; ``NotFoundError`` when the pod does not exist."""
+        ...
+
+    def billed_cost(self, pod_id: str) -> float | None:
+        """What Runpod billed for the pod so far (USD), or None where the transport has no
+        billing records (GraphQL) or none exist yet."""
         ...
