@@ -18,4 +18,4 @@ def open_store(settings: Settings) -> Store:
 
     engine = create_db_engine(settings.database_url, settings.state_dir)
     migrate(engine, settings.state_dir)
-    return Store(engine)
+    return Store(engine, secrets=settings.secrets())

@@ -25,7 +25,7 @@ __all__ = ["HEAD_REVISION", "create_db_engine", "head_revision", "migrate"]
 # The newest migration in migrations/versions. Knowing it without Alembic keeps
 # every command's start fast: Alembic is imported only when an upgrade runs
 # (a test checks this constant against Alembic's own answer).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002_outbox"
 
 
 def create_db_engine(url: str, state_dir: Path) -> Engine:
