@@ -34,7 +34,7 @@ MAIN_METRICS = (
 )  # fmt: skip
 _KNOWN = frozenset({"loss", "reward", "learning_rate", "grad_norm", "kl", "epoch"})
 _SUMMARY = "train_runtime"
-_LINE = re.compile(r"^\[(?P<stage>[\w-]+)\] (?P<text>\{.*\})\s*$")
+_LINE = re.compile(r"^\[(?P<stage>[\w-]+)\] \s*(?P<text>\{.*\})\s*$")
 
 
 def parse_metrics(text: str) -> dict[str, float] | None:

@@ -150,6 +150,18 @@ class OutboxTable:
         with self._sessions() as session:
             return [dict(payload) for payload in session.scalars(query)]
 
+    def latest(self, run_id: str, event: str) -> dict[str, Any] | None:
+        """The payload of the run's newest ``event`` (e.g. the latest progress)."""
+        query = (
+            select(OutboxEventRow.payload)
+            .where(OutboxEventRow.run_id == run_id, OutboxEventRow.event == event)
+            .order_by(OutboxEventRow.id.desc())
+            .limit(1)
+        )
+        with self._sessions() as session:
+            found = session.scalar(query)
+        return dict(found) if found is not None else None
+
     def _undone(self, sink: str) -> Any:
         return and_(OutboxDeliveryRow.event_pk == OutboxEventRow.id, OutboxDeliveryRow.sink == sink)
 
