@@ -118,3 +118,46 @@ def logs_command(
     if offset == 0 and not path.exists():
         typer.echo(f"No output recorded for {run.id} yet.", err=True)
     return 0
+
+
+@app.command("report")
+@with_options(COMMON_OPTIONS)
+def report_command(
+    run_id: str = typer.Argument(..., help="The run to report on."),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Where to write the HTML (default state/runs/ID/report.html)."
+    ),
+    **values: Any,
+) -> int:
+    """Write one self-contained HTML page about a run: summary, timeline, cost, plan, plots.
+
+    Nothing in it is fetched from elsewhere (inline CSS and SVG), so it opens
+    offline and can be shared as one file. Prints the file's path.
+    """
+    import datetime as dt
+    from pathlib import Path
+
+    from thinnka.errors import ConfigError
+    from thinnka.operations import run_summary
+    from thinnka.report import ReportData, render_report
+
+    session = open_command_session(values["env_file"], values["log_json"])
+    run = session.store.get(run_id)
+    target = (
+        Path(output).expanduser()
+        if output
+        else session.settings.state_dir / "runs" / run.id / "report.html"
+    )
+    if output and not target.parent.is_dir():
+        raise ConfigError(f"--output {output!r}: folder {str(target.parent)!r} does not exist.")
+    page = render_report(
+        ReportData(
+            run=run_summary(session.store, run, events=True),
+            series=session.store.metrics.series(run.id),
+            generated_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(page, encoding="utf-8")
+    typer.echo(str(target))
+    return 0
