@@ -58,10 +58,12 @@ def test_the_live_view_shows_state_pod_gpu_cost_progress_and_loss(workdir: Path)
 def test_not_a_terminal_gets_plain_lines(capsys: pytest.CaptureFixture[str]) -> None:
     output = ConsoleOutput()
     output.line("train", "hello")
-    output.progress("train", 20, 20, "20/20 [00:20<00:00]")
+    output.progress("train", 20, 20, "100%|██████████| 20/20 [00:20<00:00]")
+    output.progress("train", 5, 9, "Map:  55%|█████     | 5/9 [00:01<00:01]")
     output.close()
     captured = capsys.readouterr()
     assert captured.out == "[train] hello\n" and "step 20/20" in captured.err
+    assert "5/9" not in captured.err
 
 
 def test_ls_is_a_table_with_mode_state_gpu_cost_and_age(

@@ -66,3 +66,11 @@ def test_resume_stores_each_step_once_from_the_bytes_kept(tmp_path: Path) -> Non
     assert (first, second) == (2, 2)
     series = store.metrics.series(run.id)
     assert [step for step, _ in series["reward"]] == [1, 2, 3, 4]
+
+
+def test_only_the_trainers_own_bar_counts_as_steps() -> None:
+    from thinnka.metrics import is_step_bar
+
+    assert is_step_bar(" 35%|███▌      | 7/20 [00:07<00:13,  1.00it/s]")
+    assert not is_step_bar("Loading weights: 100%|██████████| 26/26 [00:00<00:00]")
+    assert not is_step_bar("Tokenizing train dataset:   0%|          | 0/8 [00:00<?, ?it/s]")

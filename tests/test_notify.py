@@ -138,7 +138,9 @@ def test_progress_is_one_event_per_interval_with_the_latest_numbers(tmp_path: Pa
     notifier = _notifier(store, run.id, [], progress_interval_s=30, clock=lambda: now[0])
     for step in range(1, 101):  # 100 steps, one a second
         now[0] = float(step)
-        notifier.progress("train", step, 120, f"{step}/120 [00:{step % 60:02d}<01:05, 1.00it/s]")
+        bar = f" {step * 100 // 120}%|███ | {step}/120 [00:{step % 60:02d}<01:05, 1.00it/s]"
+        notifier.progress("train", step, 120, bar)
+        notifier.progress("train", 3, 26, "Loading weights:  11%|█ | 3/26 [00:00<00:01]")
         notifier.line("train", f"{{'loss': {1.0 / step}, 'epoch': {step / 120}}}")
     notifier.close()
     progress = [p for p in store.outbox.payloads(run.id) if p["event"] == "progress"]

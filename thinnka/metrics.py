@@ -24,6 +24,7 @@ from pathlib import Path
 __all__ = [
     "MAIN_METRICS",
     "MetricLine",
+    "is_step_bar",
     "parse_metrics",
     "read_metric_lines",
 ]
@@ -35,6 +36,13 @@ MAIN_METRICS = (
 _KNOWN = frozenset({"loss", "reward", "learning_rate", "grad_norm", "kl", "epoch"})
 _SUMMARY = "train_runtime"
 _LINE = re.compile(r"^\[(?P<stage>[\w-]+)\] \s*(?P<text>\{.*\})\s*$")
+
+
+def is_step_bar(text: str) -> bool:
+    """True for the trainer's own progress bar (`` 35%|███▌ | 7/20 [...]``); false for
+    the described bars of loading weights or mapping datasets (``Map: 100%|...``)."""
+    head, bar, _ = text.partition("|")
+    return bool(bar) and head.strip().endswith("%") and ":" not in head
 
 
 def parse_metrics(text: str) -> dict[str, float] | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from thinnka.metrics import parse_metrics
+from thinnka.metrics import is_step_bar, parse_metrics
 from thinnka.outbox import Deliverer, DeliveryPolicy
 from thinnka.sinks import Sink, discord_text, sink_secrets
 
@@ -151,6 +151,8 @@ class Notifier:
 
     def progress(self, stage: str, done: int, total: int, text: str) -> None:
         self.inner.progress(stage, done, total, text)
+        if not is_step_bar(text):
+            return  # loading weights, mapping a dataset: not training steps
         self._latest.update(stage=stage, step=done, total_steps=total)
         eta = _eta_seconds(text)
         if eta is not None:

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from thinnka.cli.live import LiveFacts, StatusView
-from thinnka.metrics import parse_metrics
+from thinnka.metrics import is_step_bar, parse_metrics
 
 if TYPE_CHECKING:
     from thinnka.store import Store
@@ -107,7 +107,7 @@ class ConsoleOutput:
 
     def progress(self, stage: str, done: int, total: int, text: str) -> None:
         """The trainer's step/total: the live bar on a terminal, a line every 10 s otherwise."""
-        if self.quiet or total <= 0:
+        if self.quiet or total <= 0 or not is_step_bar(text):
             return
         self._facts.stage, self._facts.step, self._facts.total = stage, done, total
         match = _REMAINING.search(text)
