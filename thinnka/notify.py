@@ -40,6 +40,8 @@ logger = structlog.get_logger(__name__)
 DEFAULT_PROGRESS_INTERVAL_S = 30.0
 _TAIL_MARK = "\nLast output:\n"
 _FINAL_EVENTS = frozenset({"done", "failed", "cancelled"})
+# Events whose receivers want the facts the run record holds by then.
+_RUN_FACTS = frozenset({"pod_created", "pushed", "pod_terminated"})
 # tqdm's "[elapsed<remaining, rate]": the remaining part, as [[H:]MM:]SS.
 _REMAINING = re.compile(r"<((?:\d+:)?\d+:\d+)")
 _SCALARS = (str, int, float, bool)
@@ -135,6 +137,8 @@ class Notifier:
             extra["tail"] = tail.splitlines()[-30:]
         if name in _FINAL_EVENTS:
             extra.update(self._final_facts())
+        elif name in _RUN_FACTS:
+            extra.update(self._run_facts(name))
         self._write(name, message, fields.get("stage"), extra)
 
     def line(self, stage: str, text: str) -> None:
@@ -197,6 +201,15 @@ class Notifier:
         if run.hub_model_id and run.outcome is not None and run.outcome.value == "succeeded":
             facts["hub_url"] = f"{self._hub}/{run.hub_model_id}"
         return facts
+
+    def _run_facts(self, name: str) -> dict[str, Any]:
+        if self.store is None or self._run_id is None:
+            return {}
+        run = self.store.get(self._run_id)
+        if name == "pushed" and run.hub_model_id:
+            return {"hub_url": f"{self._hub}/{run.hub_model_id}"}
+        return {"pod_id": run.pod_id, "gpu_type": run.gpu_type, "gpu_count": run.gpu_count,
+                "cost_per_hr": run.cost_per_hr}  # fmt: skip
 
     def _write(self, event: str, message: str, stage: Any, extra: dict[str, Any]) -> None:
         if self.store is None or self._run_id is None:
