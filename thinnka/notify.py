@@ -15,6 +15,7 @@ those dicts are also stored as the run's metrics.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -131,7 +132,9 @@ class Notifier:
     # ------------------------------------------------------------ Output
     def event(self, name: str, message: str, **fields: Any) -> None:
         self.inner.event(name, message, **fields)
-        extra = {k: v for k, v in fields.items() if v is None or isinstance(v, _SCALARS)}
+        extra: dict[str, Any] = {
+            k: v for k, v in fields.items() if v is None or isinstance(v, _SCALARS)
+        }
         if _TAIL_MARK in message:
             message, _, tail = message.partition(_TAIL_MARK)
             extra["tail"] = tail.splitlines()[-30:]
@@ -253,7 +256,7 @@ def deliver_backlog(
         if not sinks or run.lease_live():
             continue  # nowhere to send, or its live process delivers them itself
         store.outbox.secrets[:] = sorted({*store.outbox.secrets, *sink_secrets(sinks)})
-        deliverer = Deliverer(store.outbox, sinks, lambda run_id=run_id: [run_id], policy=policy)
+        deliverer = Deliverer(store.outbox, sinks, functools.partial(list, [run_id]), policy=policy)
         if remaining <= 0 or not deliverer.deliver(remaining):
             left += 1
     return left
