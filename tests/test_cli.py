@@ -19,8 +19,8 @@ from thinnka.cli.options import RUN_OPTIONS
 from thinnka.settings import load_settings
 from thinnka.store import open_store
 
-COMMANDS = {"run", "plan", "resume", "cancel", "ls", "show", "logs", "reap", "recover", "gpus",
-            "doctor"}  # fmt: skip
+COMMANDS = {"run", "plan", "resume", "cancel", "ls", "show", "logs", "report", "reap", "recover",
+            "gpus", "doctor"}  # fmt: skip
 
 
 def _click() -> Any:

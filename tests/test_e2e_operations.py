@@ -56,7 +56,7 @@ def test_detach_returns_at_training_and_recover_finishes(world: World) -> None:
     assert (shown["state"], shown["outcome"]) == ("terminated", "succeeded")
     assert len(world.runpod.ledger()) == 1 and world.runpod.pods() == []
     events = hook.events()
-    for expected in ("start", "pod_created", "train_start", "detached", "training_progress",
+    for expected in ("start", "pod_created", "train_start", "detached", "progress",
                      "pushed", "done"):  # fmt: skip
         assert expected in events, events
     assert all(world.hub.tokens.write not in json.dumps(item) for item in hook.received)

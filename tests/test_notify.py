@@ -1,19 +1,35 @@
-"""Progress notifications, delivered to a real HTTP receiver."""
+"""The events outbox and its delivery, against real HTTP receivers and a real SQLite store."""
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fakes.webhook import WebhookReceiver
-from thinnka.notify import Notifier, discord_text
+from thinnka.errors import StateConflict
+from thinnka.machine import RunState
+from thinnka.notify import Notifier, deliver_backlog
+from thinnka.options import RunOptions
+from thinnka.outbox import DeliveryPolicy
+from thinnka.settings import load_settings
+from thinnka.sinks import Sink, discord_text
+from thinnka.store import Store, open_store
+
+FIELDS = {"event", "message", "timestamp", "stage", "project", "repo_id", "run_id", "event_id",
+          "state", "cost_usd"}  # fmt: skip
+QUICK = DeliveryPolicy(pause_s=0.2, poll_s=0.05, tries_per_round=3)
 
 
 class Silent:
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.events: list[str] = []
 
     def event(self, name: str, message: str, **fields: Any) -> None:
-        return
+        self.events.append(name)
 
     def line(self, stage: str, text: str) -> None:
         self.lines.append(text)
@@ -22,53 +38,172 @@ class Silent:
         return
 
 
-def test_events_reach_the_webhook_and_discord_without_secrets() -> None:
-    with WebhookReceiver() as hook, WebhookReceiver() as discord:
-        discord.throttle = 1  # the first Discord post is rate limited, then retried
-        notifier = Notifier(
-            Silent(), webhook_url=hook.url, discord_url=discord.url, repo_id="org/m",
-            secrets=["hf_SECRET"], run_id="r-abc123",
-        )  # fmt: skip
-        notifier.event("start", "Run r-abc123 created.")
-        notifier.event("error", "token hf_SECRET refused")
-        notifier.close()
-    assert hook.events() == ["start", "error"]
-    first = hook.received[0]
-    assert first.keys() >= {"project", "run_id", "repo_id", "event", "timestamp", "message"}
-    assert first["run_id"] == "r-abc123" and first["repo_id"] == "org/m"
-    assert "hf_SECRET" not in str(hook.received) and "***" in hook.received[1]["message"]
-    assert [item["content"] for item in discord.received] == [
-        "[thinnka | org/m] start: Run r-abc123 created.",
-        "[thinnka | org/m] error: token *** refused",
+def _store(folder: Path, **env: str) -> Store:
+    environ = {"THINNKA_STATE_DIR": str(folder), **env}
+    return open_store(load_settings(environ=environ, cwd=folder))
+
+
+def _notifier(store: Store, run_id: str, sinks: list[Sink], **kw: Any) -> Notifier:
+    kw.setdefault("policy", QUICK)
+    return Notifier(Silent(), store=store, sinks=sinks, repo_id="org/m", secrets=kw.pop(
+        "secrets", []), run_id=run_id, **kw)  # fmt: skip
+
+
+def test_a_transition_and_its_state_event_are_one_transaction(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(repo_id="org/m"), owner="me")
+    store.transition(run.id, owner="me", source=RunState.created, dest=RunState.gated,
+                     trigger="check_gate", message="Model readable.")  # fmt: skip
+    with pytest.raises(StateConflict):  # the move fails: no event either
+        store.transition(run.id, owner="me", source=RunState.created, dest=RunState.gated,
+                         trigger="check_gate")  # fmt: skip
+    payloads = store.outbox.payloads(run.id)
+    assert [(p["event"], p["state"]) for p in payloads] == [
+        ("state", "created"),
+        ("state", "gated"),
     ]
+    assert payloads[1]["from_state"] == "created" and payloads[1]["message"] == "Model readable."
+    for payload in payloads:
+        assert payload.keys() >= FIELDS
+        assert payload["run_id"] == run.id and payload["repo_id"] == "org/m"
+    assert len({p["event_id"] for p in payloads}) == 2
 
 
-def test_output_lines_are_throttled_to_the_latest_one_a_second() -> None:
+def test_every_event_reaches_both_sinks_in_order_through_discord_429s(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(repo_id="org/m"))
+    with WebhookReceiver() as hook, WebhookReceiver("/api/webhooks/1/tok") as discord:
+        discord.throttle_at = {2, 3, 7}  # Discord's rate limit on chosen messages
+        notifier = _notifier(
+            store, run.id, [Sink("webhook", hook.url), Sink("discord", discord.url)]
+        )
+        for i in range(8):
+            notifier.event("note", f"event {i}")
+        notifier.close(timeout=10)
+    expected = store.outbox.payloads(run.id)
+    assert [p["event_id"] for p in hook.received] == [p["event_id"] for p in expected]
+    assert len(discord.received) == len(expected) and discord.requests == len(expected) + 3
+    contents = [item["content"] for item in discord.received]
+    assert [c.split("\n", 1)[1] for c in contents[1:]] == [f"event {i}" for i in range(8)]
+    assert all(item["allowed_mentions"] == {"parse": []} for item in discord.received)
+    counts = store.outbox.counts(run.id, ["webhook", "discord"])
+    assert counts["discord"] == {"pending": 0, "delivered": 9, "failed": 0}
+
+
+def test_a_sink_that_stays_down_keeps_its_events_for_a_later_call(tmp_path: Path) -> None:
+    store = _store(tmp_path)
     with WebhookReceiver() as hook:
-        inner = Silent()
-        notifier = Notifier(inner, webhook_url=hook.url, discord_url=None, repo_id="o/m",
-                            secrets=[])  # fmt: skip
-        for i in range(50):
-            notifier.line("train", f"step {i}")
-        notifier.close()
-    assert len(inner.lines) == 50  # the terminal sees everything
-    messages = [item["message"] for item in hook.received]
-    assert messages[0] == "step 0" and messages[-1] == "step 49" and len(messages) == 2
-    assert {item["stage"] for item in hook.received} == {"train"}
+        environ = {"THINNKA_STATE_DIR": str(tmp_path), "PROGRESS_WEBHOOK_URL": hook.url}
+        settings = load_settings(environ=environ, cwd=tmp_path)
+        run = store.create_run(RunOptions(repo_id="org/m"))
+        hook.down = True
+        notifier = _notifier(store, run.id, [Sink("webhook", hook.url)])
+        notifier.event("note", "one")
+        notifier.event("note", "two")
+        started = time.monotonic()
+        notifier.close(timeout=1.0)
+        assert time.monotonic() - started < 5  # closing is bounded even with the sink down
+        assert hook.requests >= 1 and hook.received == []
+        assert store.outbox.counts(run.id, ["webhook"])["webhook"]["pending"] == 3
+        hook.down = False
+        assert deliver_backlog(store, settings, timeout=10, policy=QUICK) == 0
+    assert [p["message"] for p in hook.received] == ["Run created.", "one", "two"]
+    assert store.outbox.counts(run.id, ["webhook"])["webhook"]["pending"] == 0
 
 
-def test_discord_text_is_cut_to_2000_characters_keeping_the_end() -> None:
-    text = discord_text({"repo_id": "o/m", "event": "error", "message": "x" * 5000 + "END"})
-    assert len(text) <= 2000 and text.endswith("END") and text.startswith("[thinnka | o/m] error")
+def test_refused_and_undeliverable_events_are_marked_failed_not_dropped(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(repo_id="org/m"))
+    with WebhookReceiver() as hook:
+        hook.status_at = {1: 404}  # refused: never retried, marked failed, the rest goes on
+        notifier = _notifier(store, run.id, [Sink("webhook", hook.url)])
+        notifier.event("note", "after")
+        notifier.close(timeout=5)
+        assert hook.requests == 2 and [p["message"] for p in hook.received] == ["after"]
+        assert store.outbox.counts(run.id, ["webhook"])["webhook"]["failed"] == 1
+
+        hook.down = True
+        policy = DeliveryPolicy(pause_s=0.05, poll_s=0.05, tries_per_round=2, max_tries=4)
+        notifier = _notifier(store, run.id, [Sink("webhook", hook.url)], policy=policy)
+        notifier.event("note", "lost")
+        notifier.close(timeout=5)
+    counts = store.outbox.counts(run.id, ["webhook"])["webhook"]
+    assert counts == {"pending": 0, "delivered": 1, "failed": 2}
 
 
-def test_an_unreachable_endpoint_does_not_block() -> None:
-    import time
+def test_progress_is_one_event_per_interval_with_the_latest_numbers(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(repo_id="org/m"))
+    now = [0.0]
+    notifier = _notifier(store, run.id, [], progress_interval_s=30, clock=lambda: now[0])
+    for step in range(1, 101):  # 100 steps, one a second
+        now[0] = float(step)
+        bar = f" {step * 100 // 120}%|███ | {step}/120 [00:{step % 60:02d}<01:05, 1.00it/s]"
+        notifier.progress("train", step, 120, bar)
+        notifier.progress("train", 3, 26, "Loading weights:  11%|█ | 3/26 [00:00<00:01]")
+        notifier.line("train", f"{{'loss': {1.0 / step}, 'epoch': {step / 120}}}")
+    notifier.close()
+    progress = [p for p in store.outbox.payloads(run.id) if p["event"] == "progress"]
+    assert [p["step"] for p in progress] == [1, 31, 61, 91, 100]
+    last = progress[-1]
+    assert last["total_steps"] == 120 and last["eta_s"] == 65.0
+    assert last["loss"] == pytest.approx(0.01) and last["epoch"] == pytest.approx(100 / 120)
+    assert last.keys() >= FIELDS and last["stage"] == "train"
 
-    notifier = Notifier(Silent(), webhook_url="http://127.0.0.1:9/x", discord_url=None,
-                        repo_id="o/m", secrets=[])  # fmt: skip
+
+def test_no_secret_in_any_payload_or_delivery(tmp_path: Path) -> None:
+    canaries = {"RUNPOD_API_KEY": "rpa_CANARYRUNPOD0001", "HF_TOKEN": "hf_CANARYHFTOKEN0002",
+                "WANDB_API_KEY": "wandb_CANARY0003"}  # fmt: skip
+    store = _store(tmp_path, **canaries)
+    token = "CANARYdiscordTOKEN0004abcdef"
+    with WebhookReceiver() as hook, WebhookReceiver(f"/api/webhooks/99/{token}") as discord:
+        sinks = [
+            Sink("webhook", hook.url + "?key=CANARYhookKEY00005"),
+            Sink("discord", discord.url),
+        ]
+        secrets = [*canaries.values()]
+        run = store.create_run(RunOptions(repo_id="org/m"), owner="me")
+        notifier = _notifier(store, run.id, sinks, secrets=secrets)
+        everything = " ".join([*canaries.values(), token, discord.url, "CANARYhookKEY00005"])
+        notifier.event("note", f"leak {everything}")
+        notifier.event("error", f"boom {everything}\nLast output:\nline {everything}")
+        store.transition(run.id, owner="me", source=RunState.created, dest=RunState.failed,
+                         trigger="fail", message=f"failed {everything}")  # fmt: skip
+        notifier.close(timeout=10)
+    haystack = repr(store.outbox.payloads(run.id)) + repr(hook.received) + repr(discord.received)
+    assert len(hook.received) == 4 and len(discord.received) == 4
+    for secret in [*canaries.values(), token, "CANARYhookKEY00005"]:
+        assert secret not in haystack
+    assert "***" in haystack
+
+
+def test_discord_messages_are_readable_and_fit() -> None:
+    base = {"repo_id": "org/m", "run_id": "r-abc123", "cost_usd": 0.42, "stage": None}
+    tail = [f"line {i} ```x``` `y`" for i in range(500)] + ["RuntimeError: the real reason"]
+    failed = discord_text({**base, "event": "error", "message": "Training failed.", "tail": tail})
+    assert len(failed) <= 2000 and failed.startswith("**[org/m · r-abc123] error**")
+    assert failed.endswith("RuntimeError: the real reason\n```")
+    block = failed.split("\n```\n", 1)[1][: -len("\n```")]
+    assert "`" not in block  # nothing inside can close the code block
+    done = discord_text({**base, "event": "done", "message": "Run r-abc123 succeeded.",
+                         "hub_url": "https://hf.co/u/m", "duration_s": 3723.0})  # fmt: skip
+    assert "model: https://hf.co/u/m" in done and "duration: 1h 02m" in done
+    assert "cost: $0.4200" in done
+    state = discord_text({**base, "event": "state", "state": "provisioned", "message": "Pod up."})
+    assert state == "**[org/m · r-abc123] state: provisioned**\nPod up."
+    long = discord_text({**base, "event": "note", "message": "x" * 5000})
+    assert len(long) <= 2000
+
+
+def test_an_unreachable_endpoint_never_blocks_the_caller(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(repo_id="org/m"))
+    notifier = _notifier(store, run.id, [Sink("webhook", "http://127.0.0.1:9/x")])
     started = time.monotonic()
-    notifier.event("start", "hello")
-    assert time.monotonic() - started < 0.1
-    notifier.close(timeout=5)
+    for i in range(20):
+        notifier.event("note", f"hello {i}")
+        notifier.line("train", "a line")
+    assert time.monotonic() - started < 1.0
+    notifier.close(timeout=2)
     assert time.monotonic() - started < 6
+    assert store.outbox.counts(run.id, ["webhook"])["webhook"]["pending"] == 21

@@ -1,174 +1,262 @@
-"""Progress to a JSON webhook and to Discord, beside the terminal.
+"""Events of a run, written to the outbox first, delivered to a webhook and Discord.
 
-``Notifier`` wraps the terminal's ``Output``: every event also goes to the
-configured webhook (``{project, run_id, repo_id, event, timestamp, message,
-stage?}``) and to Discord (one text line, at most 2000 characters). Remote
-output lines become ``training_progress`` events, at most one a second and
-always the latest one. Delivery happens on a background thread with a
-bounded queue; a slow or failing endpoint never slows the run down. 429 and
-5xx answers are retried a few times (Discord's ``retry_after`` honoured),
-other failures are logged and dropped. Secrets are scrubbed from payloads.
+``Notifier`` wraps the terminal's output: everything still reaches the
+terminal, and every event is also written to the database's outbox (the
+state changes themselves are written there by the store, in the transaction
+of the move). A ``Deliverer`` thread sends them on, so a slow or failing
+endpoint never slows the run or its log stream, and a crash loses nothing:
+the next ``resume`` or ``recover`` delivers what is left.
+
+Training progress becomes one ``progress`` event per interval (30 s by
+default) carrying the latest numbers: step, total steps, epoch, loss or
+reward and the ETA, parsed from the trainer's progress bar and logged dicts;
+those dicts are also stored as the run's metrics.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import functools
+import re
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from thinnka.logs import redact
-from thinnka.records import Output
+from thinnka.metrics import is_step_bar, parse_metrics
+from thinnka.outbox import Deliverer, DeliveryPolicy
+from thinnka.sinks import Sink, discord_text, sink_secrets
 
-__all__ = ["Notifier", "discord_text"]
+if TYPE_CHECKING:
+    from thinnka.settings import Settings
+    from thinnka.store import Store
+
+__all__ = [
+    "DEFAULT_PROGRESS_INTERVAL_S", "Notifier", "deliver_backlog", "discord_text", "logging_steps",
+]  # fmt: skip
 
 logger = structlog.get_logger(__name__)
 
-PROJECT = "thinnka"
-_QUEUE_SIZE = 1000
-_ATTEMPTS = 3
-_DISCORD_LIMIT = 2000
+DEFAULT_PROGRESS_INTERVAL_S = 30.0
+_TAIL_MARK = "\nLast output:\n"
+_FINAL_EVENTS = frozenset({"done", "failed", "cancelled"})
+# Events whose receivers want the facts the run record holds by then.
+_RUN_FACTS = frozenset({"pod_created", "pushed", "pod_terminated"})
+# tqdm's "[elapsed<remaining, rate]": the remaining part, as [[H:]MM:]SS.
+_REMAINING = re.compile(r"<((?:\d+:)?\d+:\d+)")
+_SCALARS = (str, int, float, bool)
 
 
-@dataclass(frozen=True)
-class _Delivery:
-    url: str
-    body: dict[str, Any]
+class _Terminal(Protocol):
+    def event(self, name: str, message: str, **fields: Any) -> None: ...
+
+    def line(self, stage: str, text: str) -> None: ...
+
+    def progress(self, stage: str, done: int, total: int, text: str) -> None: ...
 
 
-def discord_text(payload: dict[str, Any]) -> str:
-    """``[thinnka | repo] event (stage): message``, cut to Discord's 2000 characters."""
-    head = f"[{PROJECT} | {payload.get('repo_id') or '?'}] {payload['event']}"
-    if payload.get("stage"):
-        head += f" ({payload['stage']})"
-    text = f"{head}: {payload.get('message', '')}".replace("```", "'''")
-    if len(text) > _DISCORD_LIMIT:
-        # Keep the end: for an error, the last lines of a traceback say the most.
-        text = text[:200] + "\n…\n" + text[-(_DISCORD_LIMIT - 203) :]
-    return text
+def logging_steps(overrides: tuple[tuple[str, str], ...]) -> int:
+    """The trainer's ``logging_steps`` (the recipes' default is 1)."""
+    try:
+        return max(1, int(float(dict(overrides).get("logging_steps", "1"))))
+    except ValueError:
+        return 1
+
+
+def _eta_seconds(text: str) -> float | None:
+    match = _REMAINING.search(text)
+    if match is None:
+        return None
+    seconds = 0.0
+    for part in match.group(1).split(":"):
+        seconds = seconds * 60 + int(part)
+    return seconds
 
 
 class Notifier:
-    """An ``Output`` that also posts events to a webhook and Discord."""
+    """The terminal's output plus the outbox; see the module docstring."""
 
     def __init__(
         self,
-        inner: Output,
+        inner: _Terminal,
         *,
-        webhook_url: str | None,
-        discord_url: str | None,
+        store: Store | None,
+        sinks: list[Sink],
         repo_id: str,
         secrets: list[str],
         run_id: str | None = None,
+        log_path: Callable[[str], Path] | None = None,
+        every: int = 1,
+        hub_endpoint: str | None = None,
+        progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S,
+        policy: DeliveryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.inner = inner
-        self.webhook_url, self.discord_url = webhook_url, discord_url
-        self.repo_id, self.run_id = repo_id, run_id
-        self._secrets = secrets
-        self._queue: queue.Queue[_Delivery | None] = queue.Queue(maxsize=_QUEUE_SIZE)
-        self._dropped = 0
-        self._last_progress = 0.0
-        self._pending_line: tuple[str, str] | None = None
-        self._thread: threading.Thread | None = None
-        if webhook_url or discord_url:
-            self._thread = threading.Thread(target=self._deliver_all, name="notify", daemon=True)
-            self._thread.start()
+        self.inner, self.store, self.sinks, self.repo_id = inner, store, sinks, repo_id
+        self._secrets = [s for s in [*secrets, *sink_secrets(sinks)] if s]
+        if store is not None:
+            store.outbox.secrets[:] = sorted({*store.outbox.secrets, *self._secrets})
+        self._log_path, self._every = log_path, every
+        self._hub = (hub_endpoint or "https://huggingface.co").rstrip("/")
+        self._interval, self._policy, self._clock = progress_interval_s, policy, clock
+        self._deliverer: Deliverer | None = None
+        self._run_id: str | None = None
+        self._latest: dict[str, Any] = {}
+        self._unsent = False
+        self._last_sent: float | None = None
+        if run_id is not None:
+            self.run_id = run_id
+
+    @property
+    def run_id(self) -> str | None:
+        return self._run_id
+
+    @run_id.setter
+    def run_id(self, run_id: str | None) -> None:
+        """Attach to a run: catch up its metrics, start delivering its outbox."""
+        self._run_id = run_id
+        if run_id is None or self.store is None:
+            return
+        attach = getattr(self.inner, "attach", None)
+        if attach is not None:
+            attach(self.store, run_id)
+        self._ingest()
+        if self.sinks and self._deliverer is None:
+            self._deliverer = Deliverer(
+                self.store.outbox, self.sinks, lambda: [run_id], policy=self._policy
+            )
+            self._deliverer.start()
+            self._deliverer.wake()  # a resumed run may have events a dead process left
 
     # ------------------------------------------------------------ Output
     def event(self, name: str, message: str, **fields: Any) -> None:
         self.inner.event(name, message, **fields)
-        self._send(name, message, fields.get("stage"))
+        extra: dict[str, Any] = {
+            k: v for k, v in fields.items() if v is None or isinstance(v, _SCALARS)
+        }
+        if _TAIL_MARK in message:
+            message, _, tail = message.partition(_TAIL_MARK)
+            extra["tail"] = tail.splitlines()[-30:]
+        if name in _FINAL_EVENTS:
+            extra.update(self._final_facts())
+        elif name in _RUN_FACTS:
+            extra.update(self._run_facts(name))
+        self._write(name, message, fields.get("stage"), extra)
 
     def line(self, stage: str, text: str) -> None:
         self.inner.line(stage, text)
-        self._pending_line = (stage, text)
-        now = time.monotonic()
-        if now - self._last_progress >= 1.0:
-            self._last_progress = now
-            self._send("training_progress", text, stage)
-            self._pending_line = None
+        values = parse_metrics(text)
+        if values is None:
+            return
+        self._ingest()
+        for key in ("epoch", "loss", "reward"):
+            if key in values:
+                self._latest[key] = values[key]
+        self._latest["stage"] = stage
+        self._progress_changed(final=False)
 
     def progress(self, stage: str, done: int, total: int, text: str) -> None:
         self.inner.progress(stage, done, total, text)
+        if not is_step_bar(text):
+            return  # loading weights, mapping a dataset: not training steps
+        self._latest.update(stage=stage, step=done, total_steps=total)
+        eta = _eta_seconds(text)
+        if eta is not None:
+            self._latest["eta_s"] = eta
+        self._progress_changed(final=done >= total)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """Send the last progress line, then wait (bounded) for the queue to drain."""
-        if self._pending_line is not None:
-            stage, text = self._pending_line
-            self._send("training_progress", text, stage)
-            self._pending_line = None
+    def close(self, timeout: float = 15.0) -> None:
+        """Send the latest progress, then deliver what is pending for at most ``timeout``."""
+        if self._unsent:
+            self._send_progress()
         closer = getattr(self.inner, "close", None)
         if closer is not None:
             closer()
-        if self._thread is None:
+        if self._deliverer is not None:
+            self._deliverer.close(timeout)
+            self._deliverer = None
+
+    # ------------------------------------------------------------ helpers
+    def _progress_changed(self, *, final: bool) -> None:
+        now = self._clock()
+        if final or self._last_sent is None or now - self._last_sent >= self._interval:
+            self._send_progress()
+        else:
+            self._unsent = True
+
+    def _send_progress(self) -> None:
+        self._last_sent, self._unsent = self._clock(), False
+        facts = {k: self._latest.get(k) for k in ("step", "total_steps", "epoch", "eta_s")}
+        for key in ("loss", "reward"):
+            if key in self._latest:
+                facts[key] = self._latest[key]
+        step, total = facts["step"], facts["total_steps"]
+        message = f"Step {step}/{total}." if step is not None else "Training."
+        self._write("progress", message, self._latest.get("stage"), facts)
+
+    def _final_facts(self) -> dict[str, Any]:
+        if self.store is None or self._run_id is None:
+            return {}
+        run = self.store.get(self._run_id)
+        end = run.ended_at or run.updated_at
+        facts: dict[str, Any] = {"duration_s": round((end - run.created_at).total_seconds(), 1)}
+        if run.hub_model_id and run.outcome is not None and run.outcome.value == "succeeded":
+            facts["hub_url"] = f"{self._hub}/{run.hub_model_id}"
+        return facts
+
+    def _run_facts(self, name: str) -> dict[str, Any]:
+        if self.store is None or self._run_id is None:
+            return {}
+        run = self.store.get(self._run_id)
+        if name == "pushed" and run.hub_model_id:
+            return {"hub_url": f"{self._hub}/{run.hub_model_id}"}
+        return {"pod_id": run.pod_id, "gpu_type": run.gpu_type, "gpu_count": run.gpu_count,
+                "cost_per_hr": run.cost_per_hr}  # fmt: skip
+
+    def _write(self, event: str, message: str, stage: Any, extra: dict[str, Any]) -> None:
+        if self.store is None or self._run_id is None:
             return
         try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
+            self.store.outbox.add(self._run_id, event, message, stage=stage, extra=extra)
+        except Exception:  # the run goes on; the terminal and the run's events have it
+            logger.exception("could not write an event to the outbox", event=event)
             return
-        self._thread.join(timeout=timeout)
-        if self._dropped:
-            logger.warning("notifications dropped", count=self._dropped)
+        if self._deliverer is not None:
+            self._deliverer.wake()
 
-    # ------------------------------------------------------------ delivery
-    def _send(self, event: str, message: str, stage: str | None) -> None:
-        if self._thread is None:
+    def _ingest(self) -> None:
+        if self.store is None or self._run_id is None or self._log_path is None:
             return
-        payload: dict[str, Any] = {
-            "project": PROJECT,
-            "run_id": self.run_id,
-            "repo_id": self.repo_id,
-            "event": event,
-            "timestamp": time.time(),
-            "message": redact(message, self._secrets),
-        }
-        if stage:
-            payload["stage"] = stage
-        deliveries = []
-        if self.webhook_url:
-            deliveries.append(_Delivery(self.webhook_url, payload))
-        if self.discord_url:
-            deliveries.append(_Delivery(self.discord_url, {"content": discord_text(payload)}))
-        for delivery in deliveries:
-            try:
-                self._queue.put_nowait(delivery)
-            except queue.Full:
-                self._dropped += 1
-
-    def _deliver_all(self) -> None:
-        import httpx
-
-        with httpx.Client(timeout=10.0, headers={"User-Agent": f"{PROJECT}-notify"}) as client:
-            while (delivery := self._queue.get()) is not None:
-                self._deliver(client, delivery)
-
-    def _deliver(self, client: Any, delivery: _Delivery) -> None:
-        import httpx
-
-        for attempt in range(1, _ATTEMPTS + 1):
-            try:
-                response = client.post(delivery.url, json=delivery.body)
-            except httpx.HTTPError as exc:
-                logger.warning("notification failed", error=type(exc).__name__, attempt=attempt)
-                time.sleep(0.5 * attempt)
-                continue
-            if response.status_code < 300:
-                return
-            if response.status_code == 429 or response.status_code >= 500:
-                time.sleep(min(_retry_after(response), 5.0) or 0.5 * attempt)
-                continue
-            logger.warning("notification refused", status=response.status_code)
-            return
-
-
-def _retry_after(response: Any) -> float:
-    try:
-        return float(response.json().get("retry_after", 0))
-    except (ValueError, AttributeError):
         try:
-            return float(response.headers.get("Retry-After", 0))
-        except ValueError:
-            return 0.0
+            self.store.metrics.ingest(self._run_id, self._log_path(self._run_id), every=self._every)
+        except Exception:
+            logger.exception("could not store metrics")
+
+
+def deliver_backlog(
+    store: Store, settings: Settings, *, timeout: float = 30.0, policy: DeliveryPolicy | None = None
+) -> int:
+    """Deliver every run's pending events (``recover``: runs whose process died).
+
+    Bounded by ``timeout`` overall; what is left stays pending. Returns how
+    many runs still have pending events.
+    """
+    from thinnka.sinks import sinks_for
+
+    deadline = time.monotonic() + timeout
+    run_ids = sorted(
+        {r for sink in ("webhook", "discord") for r in store.outbox.runs_with_pending(sink)}
+    )
+    left = 0
+    for run_id in run_ids:
+        run = store.get(run_id)
+        sinks = sinks_for(settings, run.options)
+        remaining = deadline - time.monotonic()
+        if not sinks or run.lease_live():
+            continue  # nowhere to send, or its live process delivers them itself
+        store.outbox.secrets[:] = sorted({*store.outbox.secrets, *sink_secrets(sinks)})
+        deliverer = Deliverer(store.outbox, sinks, functools.partial(list, [run_id]), policy=policy)
+        if remaining <= 0 or not deliverer.deliver(remaining):
+            left += 1
+    return left

@@ -86,16 +86,24 @@ def check_run_credentials(settings: Settings, options: RunOptions) -> None:
     resolve_key_pair(options, settings)
 
 
-def notifier_for(settings: Settings, options: RunOptions, output: Output) -> Notifier:
-    """The terminal output, plus the webhook and Discord when they are configured."""
-    from thinnka.notify import Notifier
+def notifier_for(
+    settings: Settings, options: RunOptions, output: Output, store: Store | None = None
+) -> Notifier:
+    """The terminal output, plus the events outbox and its webhook/Discord delivery."""
+    from thinnka.notify import DEFAULT_PROGRESS_INTERVAL_S, Notifier, logging_steps
+    from thinnka.sinks import sinks_for
 
+    interval = settings.extra.get("THINNKA_PROGRESS_INTERVAL_S")
     return Notifier(
         output,
-        webhook_url=options.progress_url or settings.progress_webhook_url,
-        discord_url=options.discord_webhook_url or settings.discord_webhook_url,
+        store=store,
+        sinks=sinks_for(settings, options),
         repo_id=options.repo_id,
         secrets=settings.secrets(),
+        log_path=settings.remote_log,
+        every=logging_steps(options.overrides),
+        hub_endpoint=settings.hf_endpoint,
+        progress_interval_s=float(interval) if interval else DEFAULT_PROGRESS_INTERVAL_S,
     )
 
 
@@ -106,7 +114,7 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
     from thinnka.rendering import validate_overrides
 
     validate_overrides(options)
-    notifier = notifier_for(session.settings, options, output)
+    notifier = notifier_for(session.settings, options, output, session.store)
     runner = session.runner(notifier)
     run = runner.create(options)
     notifier.run_id = run.id
@@ -142,7 +150,7 @@ def _report_end(run: RunRecord, output: Output) -> None:
 
 def resume_run(session: Session, run_id: str, output: Output) -> RunRecord:
     run = session.store.get(run_id)
-    notifier = notifier_for(session.settings, run.options, output)
+    notifier = notifier_for(session.settings, run.options, output, session.store)
     notifier.run_id = run.id
     # Another host's holder may have died unseen: resume waits out its lease.
     return drive(session.runner(notifier), run.id, wait_for_lease=True)
@@ -161,7 +169,7 @@ def cancel_run(session: Session, run_id: str, output: Output) -> CancelResult:
     if run.state.is_final():
         return CancelResult(run, driven_here=False, holder=None)
     session.store.request_cancel(run_id)
-    notifier = notifier_for(session.settings, run.options, output)
+    notifier = notifier_for(session.settings, run.options, output, session.store)
     notifier.run_id = run.id
     try:
         run = drive(session.runner(notifier), run_id)

@@ -96,7 +96,7 @@ def recover(session: Session, output: Output) -> RecoverReport:
                 run.id, "abandoned", "Its process died before a pod existed; recover cancels it."
             )
             session.store.request_cancel(run.id)
-        notifier = notifier_for(session.settings, run.options, output)
+        notifier = notifier_for(session.settings, run.options, output, session.store)
         notifier.run_id = run.id
         try:
             finished = drive(session.runner(notifier), run.id)
@@ -105,6 +105,9 @@ def recover(session: Session, output: Output) -> RecoverReport:
             continue  # someone took it between the query and now: theirs
         except ThinnkaError as exc:
             report.errors.append((run.id, exc.message))
+    from thinnka.notify import deliver_backlog
+
+    deliver_backlog(session.store, session.settings)  # what dead processes left undelivered
     reaped = reap(session)
     report.reaped = reaped.reaped
     report.errors += [(pod.id, error) for pod, error in reaped.errors]

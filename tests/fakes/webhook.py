@@ -1,13 +1,16 @@
 """A webhook receiver on 127.0.0.1 that records what it is sent (JSON bodies).
 
-It can answer the first requests with 429 (Discord-style ``retry_after``) to
-exercise a sender's retries.
+It can play a rate-limited Discord: chosen requests (by number, counting
+from 1) are answered 429 with ``retry_after`` in the JSON body and the
+``Retry-After``/``X-RateLimit-*`` headers; others with a chosen status; and
+it can be "down" (503 to everything) or slow.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -15,25 +18,53 @@ __all__ = ["WebhookReceiver"]
 
 
 class WebhookReceiver:
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
+    def __init__(self, path: str = "/hook") -> None:
+        self.path = path
+        self.received: list[dict[str, Any]] = []  # accepted bodies, in order
+        self.requests = 0  # every request, accepted or not
         self.throttle = 0  # answer this many next requests with 429
+        self.throttle_at: set[int] = set()  # request numbers answered with 429
+        self.status_at: dict[int, int] = {}  # request number -> status to answer
+        self.retry_after = 0.05
+        self.down = False  # answer 503 to everything
+        self.delay_s = 0.0
+        self.paths: set[str] = set()
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if receiver.delay_s:
+                    time.sleep(receiver.delay_s)
                 with receiver._lock:
-                    if receiver.throttle > 0:
-                        receiver.throttle -= 1
-                        self._answer(429, b'{"retry_after": 0.05}')
+                    receiver.requests += 1
+                    receiver.paths.add(self.path)
+                    number = receiver.requests
+                    if receiver.down:
+                        self._answer(503, b"down")
+                        return
+                    if receiver.throttle > 0 or number in receiver.throttle_at:
+                        receiver.throttle = max(0, receiver.throttle - 1)
+                        wait = receiver.retry_after
+                        self._answer(429, json.dumps({"retry_after": wait}).encode(), {
+                            "Retry-After": str(max(1, round(wait))),
+                            "X-RateLimit-Remaining": "0",
+                            "X-RateLimit-Reset-After": str(wait),
+                        })  # fmt: skip
+                        return
+                    if number in receiver.status_at:
+                        self._answer(receiver.status_at[number], b"no")
                         return
                     receiver.received.append(json.loads(body))
                 self._answer(204, b"")
 
-            def _answer(self, status: int, body: bytes) -> None:
+            def _answer(
+                self, status: int, body: bytes, headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -46,7 +77,7 @@ class WebhookReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        return f"http://127.0.0.1:{self._server.server_address[1]}{self.path}"
 
     def __enter__(self) -> WebhookReceiver:
         self._thread.start()

@@ -1,29 +1,47 @@
 """How a command shows a run to the person at the terminal.
 
-Remote output lines go to stdout as ``[stage] line`` (they are the command's
-output); events go to stderr, so ``thinnka run ... > log`` still shows them.
+Not a terminal (a pipe, a file, cron): remote output lines go to stdout as
+``[stage] line`` (they are the command's output), events to stderr, so
+``thinnka run ... > log`` still shows them. On a terminal, a live status
+block (``thinnka.cli.live``) stays at the bottom while the lines and events
+scroll above it.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from thinnka.cli.live import LiveFacts, StatusView
+from thinnka.metrics import is_step_bar, parse_metrics
+
+if TYPE_CHECKING:
+    from thinnka.store import Store
 
 __all__ = ["ConsoleOutput"]
 
+_REMAINING = re.compile(r"<((?:\d+:)?\d+:\d+)")
+_ERRORS = frozenset({"error", "cleanup_error", "remote_error"})
+
 
 class ConsoleOutput:
-    """The terminal's ``Output``: events to stderr, remote lines to stdout."""
+    """The terminal's ``Output``: events to stderr, remote lines to stdout, live on a TTY."""
 
-    def __init__(self, *, quiet: bool = False, secrets: list[str] | None = None) -> None:
+    def __init__(
+        self, *, quiet: bool = False, secrets: list[str] | None = None, live: bool | None = None
+    ) -> None:
         from rich.console import Console
 
         self.quiet = quiet
         self._secrets = [s for s in (secrets or []) if s]
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self._bar: Any = None
-        self._task: Any = None
+        self.out = Console(highlight=False, soft_wrap=True)
+        self.live_view = (self.out.is_terminal if live is None else live) and not quiet
+        self._facts = LiveFacts()
+        self._view: StatusView | None = None
+        self._live: Any = None
         self._last_plain = 0.0
 
     def _clean(self, text: str) -> str:
@@ -31,46 +49,82 @@ class ConsoleOutput:
             text = text.replace(secret, "***")
         return text
 
+    # ------------------------------------------------------------ live view
+    def attach(self, store: Store, run_id: str) -> None:
+        """Show this run's status block (on a terminal)."""
+        self._facts = LiveFacts()
+        self._view = StatusView(store, run_id, self._facts)
+        if self._live is not None:
+            self._live.update(self._view)
+
+    def _ensure_live(self) -> Any:
+        if not self.live_view or self._view is None:
+            return None
+        if self._live is None:
+            from rich.live import Live
+
+            self._live = Live(
+                self._view, console=self.out, refresh_per_second=2, transient=False,
+                redirect_stdout=False, redirect_stderr=False,
+            )  # fmt: skip
+            self._live.start()
+        return self._live
+
+    # ------------------------------------------------------------ Output
     def event(self, name: str, message: str, **fields: Any) -> None:
         if self.quiet:
             return
         from rich.markup import escape
 
-        style = "red" if name in ("error", "cleanup_error", "remote_error") else "cyan"
-        self.err.print(f"[{style}]•[/{style}] {escape(self._clean(message))}")
+        style = "red" if name in _ERRORS else "cyan"
+        text = f"[{style}]•[/{style}] {escape(self._clean(message))}"
+        live = self._ensure_live()
+        (live.console if live is not None else self.err).print(text)
 
     def line(self, stage: str, text: str) -> None:
+        values = parse_metrics(text)
+        if values:
+            self._facts.metrics.update(values)
+        live = self._ensure_live()
+        if live is not None:
+            live.console.print(f"[{stage}] {self._clean(text)}", markup=False)
+            return
         sys.stdout.write(f"[{stage}] {self._clean(text)}\n")
         sys.stdout.flush()
 
-    def progress(self, stage: str, done: int, total: int, text: str) -> None:
-        """The trainer's step/total: a live bar on a terminal, a line every 10 s otherwise."""
-        if self.quiet or total <= 0:
-            return
-        if not self.err.is_terminal:
-            now = time.monotonic()
-            if now - self._last_plain >= 10 or done >= total:
-                self._last_plain = now
-                self.err.print(f"[{stage}] step {done}/{total}", markup=False)
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    def raw(self, text: str) -> None:
+        """A line of the local log copy (already ``[stage] ...``), for ``logs -f``."""
+        _, _, rest = text.partition("] ")
+        values = parse_metrics(rest)
+        if values:
+            self._facts.metrics.update(values)
+        live = self._ensure_live()
+        if live is not None:
+            live.console.print(self._clean(text), markup=False)
+        else:
+            sys.stdout.write(self._clean(text) + "\n")
+            sys.stdout.flush()
 
-        if self._bar is None:
-            self._bar = Progress(
-                "[progress.description]{task.description}",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=self.err,
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(stage, total=total)
-        self._bar.update(self._task, completed=done, total=total, description=stage)
-        if done >= total:
-            self.close()
+    def progress(self, stage: str, done: int, total: int, text: str) -> None:
+        """The trainer's step/total: the live bar on a terminal, a line every 10 s otherwise."""
+        if self.quiet or total <= 0 or not is_step_bar(text):
+            return
+        self._facts.stage, self._facts.step, self._facts.total = stage, done, total
+        match = _REMAINING.search(text)
+        if match is not None:
+            seconds = 0
+            for part in match.group(1).split(":"):
+                seconds = seconds * 60 + int(part)
+            self._facts.eta_s = float(seconds)
+        if self._ensure_live() is not None:
+            return
+        now = time.monotonic()
+        if now - self._last_plain >= 10 or done >= total:
+            self._last_plain = now
+            self.err.print(f"[{stage}] step {done}/{total}", markup=False)
 
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = self._task = None
+        if self._live is not None:
+            self._live.refresh()
+            self._live.stop()
+            self._live = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -43,17 +44,34 @@ def show_command(
 ) -> int:
     """Show one run: state, outcome, pod, cost, error and its events."""
     from thinnka.operations import cost_report, run_summary
+    from thinnka.sinks import sinks_for
 
     session = open_command_session(values["env_file"], values["log_json"])
     run = session.store.get(run_id)
     data = run_summary(session.store, run, events=True)
     data.update(cost_report(session, run))  # billed by Runpod where known, else the estimate
+    sinks = [sink.name for sink in sinks_for(session.settings, run.options)]
+    data["outbox"] = session.store.outbox.counts(run.id, sinks)
+    data["metrics"] = session.store.metrics.latest(run.id)
     if as_json:
         print_json(data)
         return 0
+    from thinnka.cli.curves import curve_lines
     from thinnka.cli.render import print_run
+    from thinnka.metrics import MAIN_METRICS
 
     print_run(data)
+    for sink, counts in data["outbox"].items():
+        typer.echo(
+            f"  {sink:9} {counts['pending']} events pending, {counts['delivered']} delivered"
+            + (f", {counts['failed']} undeliverable" if counts["failed"] else "")
+        )
+    series = session.store.metrics.series(run.id)
+    lines = curve_lines(series, [*MAIN_METRICS, *sorted(n for n in series if n.endswith("/mean"))])
+    if lines:
+        typer.echo("metrics")
+        for line in lines:
+            typer.echo(f"  {line}")
     return 0
 
 
@@ -70,6 +88,12 @@ def logs_command(
     path = session.settings.remote_log(run.id)
     offset = 0
     delay = 0.2
+    live = None
+    if follow and sys.stdout.isatty():  # the live status block above the lines
+        from thinnka.cli.console import ConsoleOutput
+
+        live = ConsoleOutput(secrets=session.settings.secrets())
+        live.attach(session.store, run.id)
     while True:
         # Decide before reading, so the bytes written just before the end are printed.
         done = not follow or session.store.get(run.id).state.is_final()
@@ -77,14 +101,64 @@ def logs_command(
             with open(path, "rb") as handle:
                 handle.seek(offset)
                 chunk = handle.read()
-            if chunk:
+            if live is not None:
+                chunk = chunk[: chunk.rfind(b"\n") + 1]  # whole lines only
+                for text in chunk.decode("utf-8", errors="replace").splitlines():
+                    live.raw(text)
+            elif chunk:
                 typer.echo(chunk.decode("utf-8", errors="replace"), nl=False)
+            if chunk:
                 offset += len(chunk)
                 delay = 0.2
         if done:
             break
         time.sleep(delay)
         delay = min(delay * 1.5, 2.0)  # adaptive: quick while lines flow, patient when idle
+    if live is not None:
+        live.close()
     if offset == 0 and not path.exists():
         typer.echo(f"No output recorded for {run.id} yet.", err=True)
+    return 0
+
+
+@app.command("report")
+@with_options(COMMON_OPTIONS)
+def report_command(
+    run_id: str = typer.Argument(..., help="The run to report on."),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Where to write the HTML (default state/runs/ID/report.html)."
+    ),
+    **values: Any,
+) -> int:
+    """Write one self-contained HTML page about a run: summary, timeline, cost, plan, plots.
+
+    Nothing in it is fetched from elsewhere (inline CSS and SVG), so it opens
+    offline and can be shared as one file. Prints the file's path.
+    """
+    import datetime as dt
+    from pathlib import Path
+
+    from thinnka.errors import ConfigError
+    from thinnka.operations import run_summary
+    from thinnka.report import ReportData, render_report
+
+    session = open_command_session(values["env_file"], values["log_json"])
+    run = session.store.get(run_id)
+    target = (
+        Path(output).expanduser()
+        if output
+        else session.settings.state_dir / "runs" / run.id / "report.html"
+    )
+    if output and not target.parent.is_dir():
+        raise ConfigError(f"--output {output!r}: folder {str(target.parent)!r} does not exist.")
+    page = render_report(
+        ReportData(
+            run=run_summary(session.store, run, events=True),
+            series=session.store.metrics.series(run.id),
+            generated_at=dt.datetime.now(dt.UTC),
+        )
+    )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(page, encoding="utf-8")
+    typer.echo(str(target))
     return 0

@@ -20,21 +20,32 @@ def _money(value: float | None) -> str:
     return "-" if value is None else f"${value:.4f}"
 
 
+def _age(created_at: str) -> str:
+    import datetime as dt
+
+    seconds = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(created_at)).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(max(0, seconds))}s"
+
+
 def print_runs_table(rows: list[dict[str, Any]]) -> None:
     if not rows:
         _console.print("No runs.")
         return
-    table = Table("id", "state", "outcome", "model", "gpu", "cost", "created")
+    table = Table("id", "model", "mode", "state", "gpu", "cost", "age")
     for row in rows:
         gpu = f"{row['gpu_count']}× {row['gpu_type']}" if row["gpu_type"] else "-"
+        state = row["state"] + (f" ({row['outcome']})" if row["outcome"] else "")
         table.add_row(
             row["id"],
-            row["state"],
-            row["outcome"] or "-",
             row["repo_id"],
+            row["mode"],
+            state,
             gpu,
             _money(row["cost_usd"]),
-            row["created_at"][:19].replace("T", " "),
+            _age(row["created_at"]),
         )
     _console.print(table)
 

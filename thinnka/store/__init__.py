@@ -16,4 +16,4 @@ def open_store(settings: Settings) -> Store:
     """Open (and create or upgrade) the database the settings point at."""
     from thinnka.store.db import open_engine
 
-    return Store(open_engine(settings.database_url, settings.state_dir))
+    return Store(open_engine(settings.database_url, settings.state_dir), secrets=settings.secrets())

@@ -9,11 +9,25 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "MetaRow", "RunEventRow", "RunRow", "UTCDateTime", "utcnow"]
+__all__ = [
+    "Base", "MetaRow", "MetricRow", "OutboxDeliveryRow", "OutboxEventRow", "RunEventRow", "RunRow",
+    "UTCDateTime", "utcnow",
+]  # fmt: skip
 
 # Named constraints, so SQLite batch migrations can alter them later.
 NAMING = {
@@ -110,3 +124,57 @@ class RunEventRow(Base):
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str | None] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class OutboxEventRow(Base):
+    """An event to deliver, written before any delivery (in the transaction of its change).
+
+    ``payload`` is the webhook JSON exactly as it will be sent; ``id`` orders a
+    run's events, ``event_id`` is what receivers de-duplicate on.
+    """
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_run_id_id", "run_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
+    event: Mapped[str] = mapped_column(String(48))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class OutboxDeliveryRow(Base):
+    """How delivering one event to one sink went; no row yet means not tried."""
+
+    __tablename__ = "outbox_deliveries"
+    __table_args__ = (Index("ix_outbox_deliveries_run_id_sink", "run_id", "sink"),)
+
+    event_pk: Mapped[int] = mapped_column(
+        ForeignKey("outbox_events.id", ondelete="CASCADE"), primary_key=True
+    )
+    sink: Mapped[str] = mapped_column(String(16), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MetricRow(Base):
+    """One logged training metric; ``log_end`` is the byte in the local log copy just
+    after the line it came from, so re-reading the same bytes adds nothing."""
+
+    __tablename__ = "run_metrics"
+    __table_args__ = (
+        UniqueConstraint("run_id", "log_end", "name", name="uq_run_metrics_run_id_log_end_name"),
+        Index("ix_run_metrics_run_id_step", "run_id", "step"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(16))
+    step: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(96))
+    value: Mapped[float] = mapped_column(Float)
+    log_end: Mapped[int] = mapped_column(Integer)

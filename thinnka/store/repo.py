@@ -22,7 +22,9 @@ from thinnka.errors import LeaseHeld, RunNotFound, StateConflict, ThinnkaError
 from thinnka.machine import Outcome, RunState
 from thinnka.options import RunOptions
 from thinnka.records import RemoteFacts
+from thinnka.store.metrics import MetricsTable
 from thinnka.store.models import MetaRow, RunEventRow, RunRow, utcnow
+from thinnka.store.outbox import OutboxTable, enqueue
 
 __all__ = ["EventRecord", "RunRecord", "Store"]
 
@@ -130,9 +132,12 @@ class RunRecord:
 class Store:
     """All reads and writes of runs; one short transaction per call."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, secrets: list[str] | None = None) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        # Events to deliver (webhook, Discord); scrubbed of ``secrets`` when written.
+        self.outbox = OutboxTable(self._sessions, secrets or [])
+        self.metrics = MetricsTable(self._sessions)
 
     # ------------------------------------------------------------ installation
     def installation_id(self) -> str:
@@ -180,6 +185,7 @@ class Store:
                     )
                     session.flush()
                     self._event(session, run_id, "created", None, RunState.created, "Run created.")
+                    self._announce(session, run_id, "Run created.", None, "create")
                 return self.get(run_id)
             except IntegrityError:
                 continue  # id collision: draw again
@@ -245,6 +251,8 @@ class Store:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise self._conflict(session, run_id, f"move {source.value} → {dest.value}")
             self._event(session, run_id, trigger, source, dest, message or trigger)
+            # The outbox event of this state, in the same transaction as the move.
+            self._announce(session, run_id, message or trigger, source, trigger, values)
         return self.get(run_id)
 
     def record(self, run_id: str, *, owner: str, updates: Mapping[str, Any]) -> RunRecord:
@@ -379,6 +387,20 @@ class Store:
                 message=message,
             )
         )
+
+    def _announce(
+        self,
+        session: Session,
+        run_id: str,
+        message: str,
+        source: RunState | None,
+        trigger: str,
+        values: Mapping[str, Any] | None = None,
+    ) -> None:
+        extra: dict[str, Any] = {"from_state": source.value if source else None, "trigger": trigger}
+        if values and values.get("error_reason"):
+            extra["reason"] = values["error_reason"]
+        enqueue(session, run_id, "state", message, extra=extra, secrets=self.outbox.secrets)
 
     def _conflict(self, session: Session, run_id: str, what: str) -> ThinnkaError:
         row = session.get(RunRow, run_id)

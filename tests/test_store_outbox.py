@@ -1,0 +1,57 @@
+"""Migration 0002 (outbox and metrics) on a database made by 0001, and the metrics table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import inspect, text
+
+from thinnka.metrics import MetricLine
+from thinnka.options import RunOptions
+from thinnka.store import Store
+from thinnka.store.db import HEAD_REVISION, _alembic_config, create_db_engine, migrate
+
+
+def test_0002_upgrades_a_0001_database_keeping_its_runs(tmp_path: Path) -> None:
+    from alembic import command
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}", tmp_path)
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+    assert "outbox_events" not in inspect(engine).get_table_names()
+    with engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO runs (id, state, options, repo_id, cost_usd, remote, cancel_requested,"
+            " created_at, updated_at) VALUES ('r-old001', 'terminated', '{}', 'o/m', 0.5, '{}',"
+            " 0, '2026-11-30 10:00:00', '2026-11-30 11:00:00')"
+        ))  # fmt: skip
+    assert migrate(engine, tmp_path) is True
+    tables = set(inspect(engine).get_table_names())
+    assert {"outbox_events", "outbox_deliveries", "run_metrics"} <= tables
+    with engine.connect() as connection:
+        assert connection.execute(text("select version_num from alembic_version")).scalar() == (
+            HEAD_REVISION
+        )
+        assert connection.execute(text("select repo_id from runs")).scalar() == "o/m"
+
+
+def test_metrics_are_stored_once_per_logged_line(tmp_path: Path) -> None:
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'x.db'}", tmp_path)
+    migrate(engine, tmp_path)
+    store = Store(engine)
+    run = store.create_run(RunOptions())
+    log = tmp_path / "remote.log"
+    log.write_text("[train] {'loss': 2.0, 'epoch': 0.5}\n[train] hello\n[train] {'loss': 1.5, ")
+    assert store.metrics.ingest(run.id, log, every=5) == 1
+    with open(log, "a") as handle:  # the half line completes, another follows
+        handle.write("'epoch': 1.0}\n[train] {'loss': '1.25', 'epoch': '1.5'}\n")
+    assert store.metrics.ingest(run.id, log, every=5) == 2
+    assert store.metrics.ingest(run.id, log, every=5) == 0  # the same bytes add nothing
+    first_end = len("[train] {'loss': 2.0, 'epoch': 0.5}\n")
+    lines = [MetricLine("train", {"loss": 9.0}, first_end)]  # a line stored before is refused
+    assert store.metrics.add(run.id, lines, first_step=1, every=1) == 0
+    series = store.metrics.series(run.id)
+    assert series["loss"] == [(5, 2.0), (10, 1.5), (15, 1.25)]
+    assert series["epoch"] == [(5, 0.5), (10, 1.0), (15, 1.5)]

@@ -1,0 +1,98 @@
+"""The trainer's logged metrics, parsed from its output.
+
+Both trainers (TRL directly and Open R1 through TRL) log through
+``transformers``' ``Trainer.log``, which prints one Python dict per logging
+step, e.g. ``{'loss': 1.23, 'grad_norm': 0.5, 'learning_rate': 2e-05,
+'epoch': 0.5}``; GRPO adds ``reward``, ``rewards/<func>/mean``, ``kl``,
+``completions/mean_length`` and more. Newer versions print the numbers as
+strings; both are read. The run's summary (``train_runtime`` ...) is not a
+step and is left out.
+
+Metrics are read from the local copy of the remote output (``remote.log``),
+from the byte after the last line already stored, so following a run and
+resuming it store each logged step exactly once.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "MAIN_METRICS",
+    "MetricLine",
+    "is_step_bar",
+    "parse_metrics",
+    "read_metric_lines",
+]
+
+# What a person looks at first, in this order (the rest is in the report).
+MAIN_METRICS = (
+    "loss", "reward", "learning_rate", "grad_norm", "kl", "completions/mean_length", "epoch",
+)  # fmt: skip
+_KNOWN = frozenset({"loss", "reward", "learning_rate", "grad_norm", "kl", "epoch"})
+_SUMMARY = "train_runtime"
+_LINE = re.compile(r"^\[(?P<stage>[\w-]+)\] \s*(?P<text>\{.*\})\s*$")
+
+
+def is_step_bar(text: str) -> bool:
+    """True for the trainer's own progress bar (`` 35%|███▌ | 7/20 [...]``); false for
+    the described bars of loading weights or mapping datasets (``Map: 100%|...``)."""
+    head, bar, _ = text.partition("|")
+    return bool(bar) and head.strip().endswith("%") and ":" not in head
+
+
+def parse_metrics(text: str) -> dict[str, float] | None:
+    """The numbers of one logged dict line, or None when the line is not one."""
+    text = text.strip()
+    if not (text.startswith("{") and text.endswith("}")) or "'" not in text:
+        return None
+    try:
+        data = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(data, Mapping) or _SUMMARY in data:
+        return None
+    numbers: dict[str, float] = {}
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(key, str):
+            continue
+        try:
+            numbers[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    if not (_KNOWN & numbers.keys() or any(k.startswith("rewards/") for k in numbers)):
+        return None
+    return numbers
+
+
+@dataclass(frozen=True)
+class MetricLine:
+    stage: str
+    values: dict[str, float]
+    end: int  # byte offset just after the line in the local copy
+
+
+def read_metric_lines(path: Path, start: int) -> list[MetricLine]:
+    """The metric lines of the local copy from byte ``start`` on (complete lines only)."""
+    if not path.exists():
+        return []
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        data = handle.read()
+    found = []
+    position = start
+    for raw in data.splitlines(keepends=True):
+        if not raw.endswith(b"\n"):
+            break  # a line still being written: read it next time
+        position += len(raw)
+        match = _LINE.match(raw.decode("utf-8", errors="replace"))
+        if match is None:
+            continue
+        values = parse_metrics(match.group("text"))
+        if values:
+            found.append(MetricLine(match.group("stage"), values, position))
+    return found
