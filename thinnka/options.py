@@ -95,6 +95,8 @@ class RunOptions:
     gpu_strategy: GpuStrategy = "priority"
     max_price: float | None = None
     max_hours: float | None = None
+    max_cost: float | None = None
+    watchdog_grace: float = 120.0
     detach: bool = False
     overrides: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -205,6 +207,10 @@ def validate(options: RunOptions) -> RunOptions:
         raise ConfigError("--max-price must be a price above 0 (USD per hour).")
     if o.max_hours is not None and o.max_hours <= 0:
         raise ConfigError("--max-hours must be above 0.")
+    if o.max_cost is not None and o.max_cost <= 0:
+        raise ConfigError("--max-cost must be an amount above 0 (USD).")
+    if o.watchdog_grace < 1:
+        raise ConfigError("--watchdog-grace must be at least 1 second.")
     if o.deepspeed_stage not in (2, 3):
         raise ConfigError("--deepspeed-stage must be 2 or 3.")
 

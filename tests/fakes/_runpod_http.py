@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes._runpod_podkeys import handle_pod_scoped, is_pod_key
 from tests.fakes._runpod_records import RunpodError
 from tests.fakes._runpod_rest import handle_v2
 from tests.fakes._runpod_schema import run_graphql
@@ -145,7 +146,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, query: str, body: Any) -> None:
         world = self.server.fake.world
-        caller = world.resolve_key(self._key(query))
+        key = self._key(query)
+        if is_pod_key(world, key):  # a pod's own key: it may only terminate its pod
+            status, payload, content_type = handle_pod_scoped(world, str(key), method, path, body)
+            self._send(status, payload, content_type=content_type)
+            return
+        caller = world.resolve_key(key)
         if path == "/graphql" and method == "POST":
             reply = run_graphql(world, None if body is ... else body, caller)
             self._send(reply.status, reply.body)

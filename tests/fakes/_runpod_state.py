@@ -30,6 +30,7 @@ from tests.fakes._runpod_model import (
     rand_id,
     unique_id,
 )
+from tests.fakes._runpod_podkeys import on_pod_created, on_pod_terminated, on_reset
 from tests.fakes._runpod_records import (
     CATALOG,
     GPU_NOT_FOUND,
@@ -134,6 +135,7 @@ class World:
             self.phantom_stock = set()
             for account in self.accounts.values():
                 account.pods.clear()
+            on_reset(self)
             self.accounts[self.main.account_id].pub_key = pub_key
 
     # ---- catalog -----------------------------------------------------------------------------
@@ -258,10 +260,7 @@ class World:
         )
         account.pods[pod.id] = pod
         self.bills[pod.id] = Bill(pod, self.now(), running_since=self.now())
-        if self.authorize_key is not None:  # what runpod images do with PUBLIC_KEY at boot
-            for key, value in env:
-                if key == "PUBLIC_KEY":
-                    self.authorize_key(value)
+        on_pod_created(self, pod)  # its pod-scoped key and env; authorizes PUBLIC_KEY
         return pod
 
     def _take_stock(self, pod: Pod) -> None:
@@ -349,6 +348,7 @@ class World:
                 self.wall(),
                 by,
             )
+            on_pod_terminated(self, pod_id)
 
     def find(self, pod_id: str) -> tuple[Account, Pod]:
         """Locate a live pod on any account (control surface); KeyError when absent."""
