@@ -18,6 +18,7 @@ __all__ = [
     "COST_MARGIN_S",
     "RunLimit",
     "default_max_hours",
+    "limits_json",
     "max_hours_for",
     "run_limit",
 ]
@@ -70,3 +71,14 @@ def run_limit(
         seconds -= min(COST_MARGIN_S, seconds * 0.05)
         limits.append(RunLimit(pod_started_at + dt.timedelta(seconds=seconds), "max_cost"))
     return min(limits, key=lambda limit: limit.at)
+
+
+def limits_json(options: RunOptions) -> dict[str, object]:
+    """What ``thinnka plan`` shows about the run's bounds."""
+    hours, source = max_hours_for(options)
+    return {
+        "max_hours": hours,
+        "max_hours_source": source,
+        "max_cost": options.max_cost,
+        "watchdog_grace_s": options.watchdog_grace,
+    }

@@ -176,7 +176,14 @@ class Plan:
             "transformers": {"spec": r.transformers_spec, "reason": r.transformers_reason},
             "notes": list(r.notes),
             "warnings": self.warnings,
+            "limits": limits_json(self.options),
         }
+
+
+def limits_json(options: RunOptions) -> dict[str, Any]:
+    from thinnka.limits import limits_json as bounds
+
+    return bounds(options)
 
 
 def offer_json(offer: GpuOffer) -> dict[str, Any]:

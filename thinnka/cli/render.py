@@ -26,13 +26,19 @@ def print_runs_table(rows: list[dict[str, Any]]) -> None:
         table.add_row(
             row["id"],
             row["state"],
-            row["outcome"] or "-",
+            _outcome(row),
             row["repo_id"],
             gpu,
             _money(row["cost_usd"]),
             row["created_at"][:19].replace("T", " "),
         )
     _console.print(table)
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    """The outcome, with the failure reason where there is one: ``failed (pod_lost)``."""
+    reason = (row.get("error") or {}).get("reason")
+    return f"{row['outcome'] or '-'} ({reason})" if reason else row["outcome"] or "-"
 
 
 def print_run(data: dict[str, Any]) -> None:
@@ -50,6 +56,7 @@ def print_run(data: dict[str, Any]) -> None:
     _console.print(f"  {'cost':9} {_money(data['cost_usd'])}")
     if data["error"]:
         _console.print(f"  [red]error[/red]     {data['error']['message']}")
+        _console.print(f"  {'reason':9} {data['error']['reason']}")
     table = Table("at", "event", "from", "to", "message")
     for event in data["events"]:
         table.add_row(
@@ -97,6 +104,13 @@ def print_plan(plan: Any) -> None:
     _console.print(gpus)
     _console.print(
         f"  transformers  {data['transformers']['spec']}  ({data['transformers']['reason']})"
+    )
+    limits = data["limits"]
+    cost = f", at most ${limits['max_cost']:g}" if limits["max_cost"] else ""
+    _console.print(
+        f"  limits  {limits['max_hours']:g} h ({limits['max_hours_source']}){cost}; "
+        f"the pod ends itself {limits['watchdog_grace_s']:g} s after an unfollowed end",
+        markup=False,
     )
     for note in data["notes"]:
         _console.print(f"  note: {note}")

@@ -35,6 +35,7 @@ __all__ = ["JobOutcome", "PodGone", "check_run_limit", "follow_job", "pod_is_gon
 
 _RECONNECTS = 5
 _GONE_STATUSES = frozenset({"EXITED", "TERMINATED", "DEAD"})
+_LIMIT_REASONS = frozenset({"max_duration", "max_cost"})
 
 
 class PodGone(RemoteError):
@@ -166,9 +167,15 @@ def follow_job(
     while True:
         try:
             return _follow_once(ctx, shell, follower, start)
-        except TransientError as exc:
+        except RemoteError as exc:
+            if exc.reason in _LIMIT_REASONS:
+                raise
+            # A terminated pod kills the job, the tail and the SSH session: whatever
+            # broke, ask the API before concluding anything about the job.
             if pod_is_gone(ctx):
                 raise PodGone(f"The pod is gone while following {name}.") from exc
+            if not isinstance(exc, TransientError):
+                raise
             reconnects += 1
             if reconnects > _RECONNECTS:
                 raise
