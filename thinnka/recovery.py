@@ -120,7 +120,7 @@ class RunAction:
 def recover(session: Session, output: Output) -> RecoverReport:
     """One bounded pass over every run whose lease expired, then reap."""
     report = RecoverReport()
-    for run in session.store.runs_needing_recovery():
+    for run in _orphaned_runs(session):
         try:
             action = _recover_one(session, run, output)
         except LeaseHeld:
@@ -137,6 +137,18 @@ def recover(session: Session, output: Output) -> RecoverReport:
     report.reaped = reaped.reaped
     report.errors += [(pod.id, error) for pod, error in reaped.errors]
     return report
+
+
+def _orphaned_runs(session: Session) -> list[RunRecord]:
+    """Runs not terminated whose lease expired, or whose holder died on this host
+    (a killed process leaves its lease until expiry; cron need not wait for it)."""
+    from thinnka.runner import owner_is_dead
+
+    return [
+        run
+        for run in session.store.list_runs()
+        if not run.lease_live() or (run.lease_owner and owner_is_dead(run.lease_owner))
+    ]
 
 
 def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
@@ -170,6 +182,20 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
     )
 
 
+def _lease(session: Session, run_id: str, owner: str) -> RunRecord:
+    """The run's lease for a short look, taken over from a dead holder on this host."""
+    from thinnka.runner import owner_is_dead
+
+    try:
+        return session.store.acquire_lease(run_id, owner, seconds=60)
+    except LeaseHeld as held:
+        if owner_is_dead(held.holder) and session.store.take_over_lease(
+            run_id, held.holder, owner, seconds=60
+        ):
+            return session.store.get(run_id)
+        raise
+
+
 def _probe_training(session: Session, run: RunRecord, output: Output) -> str:
     """ "running" when the training goes on (progress and cost recorded), else "ended"
     (the job ended, the pod is gone, or the run is past its bound): then it is driven."""
@@ -183,7 +209,7 @@ def _probe_training(session: Session, run: RunRecord, output: Output) -> str:
 
     runner = session.runner(output)
     store, owner = session.store, runner.owner
-    run = store.acquire_lease(run.id, owner, seconds=60)
+    run = _lease(session, run.id, owner)
     try:
         ctx = StepContext(
             run=run,
