@@ -236,3 +236,34 @@ def test_watchdog_and_orchestrator_agree_on_the_deadline(
         assert why == reason
     if limit.reason == "max_cost":
         assert price * (limit.at - started).total_seconds() / 3600 < max_cost  # stops before it
+
+
+def test_the_default_max_hours_comes_from_the_plan() -> None:
+    from thinnka.limits import default_max_hours, limits_json
+
+    assert default_max_hours(RunOptions(repo_id="a/b", sft=True, max_steps=100)) == 2.0  # floor
+    grpo = RunOptions(repo_id="a/b", max_steps=600)
+    assert default_max_hours(grpo) == 1 + 600 * 60 / 3600
+    assert default_max_hours(RunOptions(repo_id="a/b", max_steps=100000)) == 72.0  # ceiling
+    assert default_max_hours(RunOptions(repo_id="a/b")) == 24.0  # epochs: no step count
+    shown = limits_json(RunOptions(repo_id="a/b", max_hours=3, max_cost=9.5))
+    assert shown == {"max_hours": 3, "max_hours_source": "--max-hours", "max_cost": 9.5,
+                     "watchdog_grace_s": 120.0}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [("--max-cost", "0", "--max-cost must be"), ("--watchdog-grace", "0.5", "--watchdog-grace")],
+)
+def test_bad_limits_are_refused_before_anything_exists(
+    workdir: Path, flag: str, value: str, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "thinnka", "run", "--repo-id", "a/b", flag, value],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+    listed = subprocess.run([sys.executable, "-m", "thinnka", "ls", "--all", "--json"],
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert json.loads(listed.stdout) == []  # no row was made

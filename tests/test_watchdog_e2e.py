@@ -8,6 +8,7 @@ terminates the pod and when, not about TRL.
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def test_tiny_max_hours_nobody_attached_the_pod_goes_at_the_deadline(
 ) -> None:
     world = standin_world
     tell_standin(world, steps=100000, step_s=0.1)
-    hours = 40 / 3600  # 40 s after the pod started
+    hours = 30 / 3600  # 30 s after the pod started (setup included)
     run_id, proc = start_and_wait_for_training(world, "--max-hours", f"{hours:.6f}", "--detach")
     assert proc.wait(timeout=60) == 0  # type: ignore[attr-defined]
     shown = world.show(run_id)
@@ -98,13 +99,18 @@ def test_tiny_max_hours_nobody_attached_the_pod_goes_at_the_deadline(
     assert "max_duration" in ls.stdout, ls.stdout
 
 
-def test_recover_during_a_long_training_returns_fast_and_leaves_it_running(
+def test_ctrl_c_in_training_detaches_and_recover_leaves_the_training_running(
     standin_world: World,
 ) -> None:
     world = standin_world
     tell_standin(world, steps=100000, step_s=0.1)
-    run_id, proc = start_and_wait_for_training(world, "--detach")
-    assert proc.wait(timeout=60) == 0  # type: ignore[attr-defined]
+    run_id, proc = start_and_wait_for_training(world)
+    time.sleep(1)  # let it follow the log for a moment
+    proc.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
+    out, err = proc.communicate(timeout=60)  # type: ignore[attr-defined]
+    assert proc.returncode == 130, err[-2000:]  # type: ignore[attr-defined]
+    said = out + err
+    assert f"thinnka logs -f {run_id}" in said and f"thinnka cancel {run_id}" in said
     started = time.monotonic()
     recovered = world.thinnka("recover", "--json")
     took = time.monotonic() - started
@@ -123,3 +129,19 @@ def test_recover_during_a_long_training_returns_fast_and_leaves_it_running(
     shown = world.show(run_id)
     assert (shown["state"], shown["outcome"]) == ("terminated", "cancelled")
     assert world.runpod.pods() == []
+
+
+def test_a_pod_lost_during_training_fails_the_run_with_pod_lost_within_a_minute(
+    standin_world: World,
+) -> None:
+    world = standin_world
+    tell_standin(world, steps=100000, step_s=0.1)
+    run_id, proc = start_and_wait_for_training(world)
+    world.runpod.kill_pod(world.show(run_id)["pod_id"], vanish=True)  # console terminate
+    started = time.monotonic()
+    assert proc.wait(timeout=60) == 1  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 60
+    shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "failed")
+    assert shown["error"]["reason"] == "pod_lost", shown["error"]
+    assert world.runpod.pods() == [] and len(world.runpod.ledger()) == 1
