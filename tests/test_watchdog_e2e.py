@@ -105,7 +105,9 @@ def test_ctrl_c_in_training_detaches_and_recover_leaves_the_training_running(
     world = standin_world
     tell_standin(world, steps=100000, step_s=0.1)
     run_id, proc = start_and_wait_for_training(world)
-    time.sleep(1)  # let it follow the log for a moment
+    beside = json.loads(world.thinnka("recover", "--json").stdout)  # racing a live run
+    assert run_id not in [item["run_id"] for item in beside["runs"]]
+    assert proc.poll() is None and world.show(run_id)["state"] == "training"  # type: ignore[attr-defined]
     proc.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
     out, err = proc.communicate(timeout=60)  # type: ignore[attr-defined]
     assert proc.returncode == 130, err[-2000:]  # type: ignore[attr-defined]
