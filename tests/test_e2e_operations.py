@@ -49,6 +49,11 @@ def test_detach_returns_at_training_and_recover_finishes(world: World) -> None:
         run_id = started.stdout.split()[1]
         assert world.show(run_id)["state"] == "training"
         follower = world.spawn("logs", run_id, "-f")  # ends by itself when the run does
+        exit_file = Path(world.show(run_id)["remote"]["run_dir"]) / "train.exit"
+        deadline = time.monotonic() + 300
+        while not exit_file.exists():  # recover finishes ended trainings, never follows one
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         recovered = world.thinnka("recover")
         assert recovered.returncode == 0, recovered.stderr[-2000:]
         assert f"{run_id}: terminated" in recovered.stdout

@@ -113,6 +113,8 @@ class RunOptions:
     gpu_strategy: GpuStrategy = "priority"
     max_price: float | None = None
     max_hours: float | None = None
+    max_cost: float | None = None
+    watchdog_grace: float = 120.0
     detach: bool = False
     overrides: tuple[tuple[str, str], ...] = field(default_factory=tuple)
 
@@ -297,6 +299,11 @@ def _check_numbers(o: RunOptions) -> None:
         if o.max_hours <= 0:
             raise ConfigError("--max-hours must be above 0.")
         check_number("--max-hours", o.max_hours, low=0, high=24 * 30, low_open=True)
+    if o.max_cost is not None:
+        if o.max_cost <= 0:
+            raise ConfigError("--max-cost must be an amount above 0 (USD).")
+        check_number("--max-cost", o.max_cost, low=0, high=1_000_000, low_open=True)
+    check_number("--watchdog-grace", o.watchdog_grace, low=1, high=24 * 3600)
     if o.deepspeed_stage not in (2, 3):
         raise ConfigError("--deepspeed-stage must be 2 or 3.")
 

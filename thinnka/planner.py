@@ -187,10 +187,17 @@ class Plan:
             "transformers": {"spec": t.transformers.spec, "reason": t.transformers.reason},
             "notes": list(r.notes),
             "warnings": self.warnings,
+            "limits": limits_json(self.options),
         }
 
 
 _SERVER_LAUNCHER = "serve_and_train.py"
+
+
+def limits_json(options: RunOptions) -> dict[str, Any]:
+    from thinnka.limits import limits_json as bounds
+
+    return bounds(options)
 
 
 def offer_json(offer: GpuOffer) -> dict[str, Any]:

@@ -1,9 +1,12 @@
 """Finishing what dead processes left behind: ``recover`` and ``reap``.
 
-``recover`` (the cron entry point) drives every run that is not terminated
-and whose lease has expired: a run with a pod is finished (a run in training
-is re-attached and followed to the end); a run that failed is cleaned up; a
-run that died before its pod existed is cancelled, not started unattended.
+``recover`` (the cron entry point) makes one bounded pass over every run that
+is not terminated and whose lease has expired. It never follows a training to
+its end: a training still running gets its cost recorded and is left to the
+pod's watchdog; a training that ended (or whose pod is gone, or that is past
+its bound) is finished: push verified, pod terminated, outcome recorded. A run
+that failed is cleaned up; a run whose process died before training is
+cancelled (its pod terminated), not continued unattended.
 
 ``reap`` terminates pods that carry this installation's ``THINNKA_OWNER`` but
 that no live run owns. Pods of other installations, and pods thinnka did not
@@ -23,6 +26,7 @@ from thinnka.records import Output
 
 if TYPE_CHECKING:
     from thinnka.operations import Session
+    from thinnka.store import RunRecord
 
 __all__ = ["ReapReport", "RecoverReport", "reap", "recover"]
 
@@ -35,6 +39,7 @@ class ReapReport:
 
 @dataclass
 class RecoverReport:
+    runs: list[RunAction] = field(default_factory=list)
     driven: list[tuple[str, str]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     reaped: list[Pod] = field(default_factory=list)
@@ -80,31 +85,54 @@ def reap(session: Session, *, dry_run: bool = False) -> ReapReport:
     return report
 
 
-# A run that died before its pod existed is not started again by cron: nobody
-# is watching, and GPU time is money. It is cancelled (and any pod a create
-# call may have left is terminated by cleanup).
-_NOT_RESTARTED = frozenset({RunState.created, RunState.gated, RunState.estimated})
+# Runs whose process died before training are not continued by cron: nobody is
+# watching, and GPU time is money. They are cancelled (cleanup terminates any
+# pod, including one a create call may have left).
+_NOT_CONTINUED = frozenset(
+    {
+        RunState.created,
+        RunState.gated,
+        RunState.estimated,
+        RunState.provisioned,
+        RunState.connected,
+        RunState.installed,
+    }
+)
+_PROBE_S = 20.0  # one run's look at its pod (API read, SSH connect, two file reads)
+
+
+@dataclass
+class RunAction:
+    """What ``recover`` did with one run (``--json`` prints these)."""
+
+    run_id: str
+    state_before: str
+    action: str  # driven, cancelled, left_running, error
+    state: str
+    outcome: str | None = None
+    reason: str | None = None
+    message: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
 
 
 def recover(session: Session, output: Output) -> RecoverReport:
+    """One bounded pass over every run whose lease expired, then reap."""
     report = RecoverReport()
-    from thinnka.operations import drive, notifier_for
-
-    for run in session.store.runs_needing_recovery():
-        if run.state in _NOT_RESTARTED and not run.cancel_requested:
-            session.store.add_event(
-                run.id, "abandoned", "Its process died before a pod existed; recover cancels it."
-            )
-            session.store.request_cancel(run.id)
-        notifier = notifier_for(session.settings, run.options, output, session.store)
-        notifier.run_id = run.id
+    for run in _orphaned_runs(session):
         try:
-            finished = drive(session.runner(notifier), run.id)
-            report.driven.append((run.id, finished.state.value))
+            action = _recover_one(session, run, output)
         except LeaseHeld:
             continue  # someone took it between the query and now: theirs
         except ThinnkaError as exc:
             report.errors.append((run.id, exc.message))
+            action = RunAction(
+                run.id, run.state.value, "error", run.state.value, message=exc.message
+            )
+        report.runs.append(action)
+        if action.action in ("driven", "cancelled"):
+            report.driven.append((run.id, action.state))
     from thinnka.notify import deliver_backlog
 
     deliver_backlog(session.store, session.settings)  # what dead processes left undelivered
@@ -112,3 +140,110 @@ def recover(session: Session, output: Output) -> RecoverReport:
     report.reaped = reaped.reaped
     report.errors += [(pod.id, error) for pod, error in reaped.errors]
     return report
+
+
+def _orphaned_runs(session: Session) -> list[RunRecord]:
+    """Runs not terminated whose lease expired, or whose holder died on this host
+    (a killed process leaves its lease until expiry; cron need not wait for it)."""
+    from thinnka.runner import owner_is_dead
+
+    return [
+        run
+        for run in session.store.list_runs()
+        if not run.lease_live() or (run.lease_owner and owner_is_dead(run.lease_owner))
+    ]
+
+
+def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
+    from thinnka.operations import drive, notifier_for
+
+    before = run.state.value
+    action = "driven"
+    if run.state in _NOT_CONTINUED and not run.cancel_requested:
+        session.store.add_event(
+            run.id, "abandoned", "Its process died before training; recover cancels it."
+        )
+        session.store.request_cancel(run.id)
+        action = "cancelled"
+    elif run.state is RunState.training and not run.cancel_requested:
+        verdict = _probe_training(session, run, output)
+        if verdict == "running":
+            current = session.store.get(run.id)
+            message = f"Training runs on (${current.cost_usd:.4f} so far); its watchdog guards it."
+            return RunAction(run.id, before, "left_running", current.state.value, message=message)
+    notifier = notifier_for(session.settings, run.options, output, session.store)
+    notifier.run_id = run.id
+    finished = drive(session.runner(notifier), run.id)
+    return RunAction(
+        run.id,
+        before,
+        action,
+        finished.state.value,
+        finished.outcome.value if finished.outcome else None,
+        finished.error_reason,
+        finished.error_message or "",
+    )
+
+
+def _lease(session: Session, run_id: str, owner: str) -> RunRecord:
+    """The run's lease for a short look, taken over from a dead holder on this host."""
+    from thinnka.runner import owner_is_dead
+
+    try:
+        return session.store.acquire_lease(run_id, owner, seconds=60)
+    except LeaseHeld as held:
+        if owner_is_dead(held.holder) and session.store.take_over_lease(
+            run_id, held.holder, owner, seconds=60
+        ):
+            return session.store.get(run_id)
+        raise
+
+
+def _probe_training(session: Session, run: RunRecord, output: Output) -> str:
+    """ "running" when the training goes on (progress and cost recorded), else "ended"
+    (the job ended, the pod is gone, or the run is past its bound): then it is driven."""
+    from thinnka.errors import RemoteError
+    from thinnka.handlers.base import StepContext
+    from thinnka.handlers.jobs import job_exit_code, pod_is_gone
+    from thinnka.handlers.pod import close_shells, open_shell
+    from thinnka.handlers.watchdog import touch_heartbeat
+    from thinnka.limits import run_limit
+    from thinnka.store.models import utcnow
+
+    runner = session.runner(output)
+    store, owner = session.store, runner.owner
+    run = _lease(session, run.id, owner)
+    try:
+        ctx = StepContext(
+            run=run,
+            settings=session.settings,
+            services=session.get_services(),
+            output=output,
+            deadline=time.monotonic() + _PROBE_S,
+            record=lambda facts: store.record(run.id, owner=owner, updates=facts),
+            note=lambda kind, message: store.add_event(run.id, kind, message),
+            check_cancelled=lambda: None,
+        )
+        limit = run_limit(run.options, run.pod_started_at, run.cost_per_hr)
+        if (limit is not None and limit.passed(utcnow())) or pod_is_gone(ctx):
+            return "ended"
+        run_dir = run.remote.run_dir
+        if not run_dir:
+            return "ended"
+        try:
+            shell = open_shell(ctx, timeout=_PROBE_S)
+            touch_heartbeat(shell, run_dir)  # recover follows the run too, if briefly
+            ended = job_exit_code(shell, run_dir, "train") is not None
+        except RemoteError:
+            return "ended"  # the push step sorts out what happened (pod lost, job died)
+        finally:
+            close_shells(ctx.services)
+        if ended:
+            return "ended"
+        if run.pod_started_at is not None and run.cost_per_hr is not None:
+            hours = (utcnow() - run.pod_started_at).total_seconds() / 3600
+            ctx.save(cost_usd=round(run.cost_per_hr * hours, 6))
+        store.add_event(run.id, "recover_checked", "Training still running; left to its watchdog.")
+        return "running"
+    finally:
+        store.release_lease(run.id, owner)

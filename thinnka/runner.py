@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import socket
 import threading
 import time
@@ -48,6 +49,13 @@ def host_name() -> str:
     """
     name = os.environ.get("THINNKA_HOSTNAME", "").strip() or socket.gethostname()
     return name.replace(":", "-")[:40] or "localhost"
+
+
+def crash_point(trigger: str, phase: str) -> None:
+    """Test hook for the crash matrix: ``THINNKA_CRASH_AT=<trigger>:<phase>`` SIGKILLs
+    this process at that point (phases: before, after_call, after_write)."""
+    if os.environ.get("THINNKA_CRASH_AT") == f"{trigger}:{phase}":
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def make_owner_id() -> str:
@@ -186,8 +194,16 @@ class Runner:
                     try:
                         run = self._step(run, heartbeat)
                     except KeyboardInterrupt as exc:
-                        if self.store.get(run_id).state is RunState.failed:
+                        state = self.store.get(run_id).state
+                        if state is RunState.failed:
                             raise  # interrupted during cleanup: `recover` finishes it
+                        if state is RunState.training:  # the pod's watchdog guards it
+                            self.output.event(
+                                "detached",
+                                f"Detached; the training goes on. Follow it: thinnka logs -f "
+                                f"{run_id}; stop it: thinnka cancel {run_id}.",
+                            )
+                            raise
                         interrupted = exc
                         self.output.event("interrupted", "Interrupted; cleaning up.")
                         run = self._fail(
@@ -254,7 +270,9 @@ class Runner:
         handler = self.handlers[transition.trigger]
         ctx = self._context(run, handler, heartbeat)
         started = time.monotonic()
+        crash_point(transition.trigger, "before")
         result = handler.run(ctx)
+        crash_point(transition.trigger, "after_call")
         model = _Model()
         build_machine(model, run.state)
         getattr(model, transition.trigger)()  # the machine validates the edge
@@ -269,6 +287,7 @@ class Runner:
             updates=result.updates,
             outcome=outcome,
         )
+        crash_point(transition.trigger, "after_write")
         logger.info(
             "transition",
             trigger=transition.trigger,

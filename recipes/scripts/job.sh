@@ -16,6 +16,16 @@ if [ -f run.env ]; then
   . ./run.env
   set +a
 fi
+# The pod's dead-man switch (thinnka_watchdog.py): one per run folder (it locks
+# watchdog.lock and exits at once when another holds it), in its own session so
+# stopping a job never stops it. No python3 on the image: no watchdog, say so.
+if [ -f watchdog.json ] && [ -f thinnka_watchdog.py ]; then
+  if command -v python3 >/dev/null 2>&1; then
+    setsid nohup python3 ./thinnka_watchdog.py . >> watchdog.log 2>&1 < /dev/null &
+  else
+    echo "thinnka: no python3 on this image; the pod's watchdog cannot run" >&2
+  fi
+fi
 if [ "${THINNKA_TRACE:-0}" = "1" ]; then export PS4='+ '; fi
 bash "./${name}.cmd"
 status=$?

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes._runpod_podkeys import handle_pod_scoped, is_pod_key
 from tests.fakes._runpod_records import RunpodError
 from tests.fakes._runpod_rest import TITLES, handle_v2
 from tests.fakes._runpod_schema import run_graphql
@@ -180,6 +181,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _route(self, method: str, path: str, query: str, body: Any, key: str | None) -> Reply:
         world = self.server.fake.world
+        if is_pod_key(world, key):  # a pod's own key: it may only terminate its pod
+            status, payload, content_type = handle_pod_scoped(
+                world, str(key), method, path, None if body is ... else body
+            )
+            return status, payload, content_type, {}
         if path == "/graphql" and method == "POST":
             reply = run_graphql(world, None if body is ... else body, world.resolve_key(key))
             return reply.status, reply.body, "application/json", {}

@@ -30,6 +30,7 @@ from tests.fakes._runpod_model import (
     rand_id,
     unique_id,
 )
+from tests.fakes._runpod_podkeys import on_pod_created, on_pod_terminated, on_reset
 from tests.fakes._runpod_records import (
     CATALOG,
     GPU_NOT_FOUND,
@@ -141,6 +142,7 @@ class World:
             self.phantom_stock = set()
             for account in self.accounts.values():
                 account.pods.clear()
+            on_reset(self)
             self.accounts[self.main.account_id].pub_key = pub_key
 
     # ---- catalog -----------------------------------------------------------------------------
@@ -270,12 +272,9 @@ class World:
         )
         account.pods[pod.id] = pod
         self.bills[pod.id] = Bill(pod, self.now(), running_since=self.now())
-        # What runpod images do with PUBLIC_KEY at boot; a v2 create without startSsh: true
-        # gets no SSH service (runpod-v2.md §7). GraphQL inputs may omit it.
-        if self.authorize_key is not None and spec.get("startSsh", True):
-            for key, value in env:
-                if key == "PUBLIC_KEY":
-                    self.authorize_key(value)
+        # A v2 create without startSsh: true gets no SSH service (runpod-v2.md §7);
+        # GraphQL inputs may omit it. The pod's own key and env either way.
+        on_pod_created(self, pod, authorize=bool(spec.get("startSsh", True)))
         return pod
 
     def _take_stock(self, pod: Pod) -> None:
@@ -364,6 +363,7 @@ class World:
                 self.wall(),
                 by,
             )
+            on_pod_terminated(self, pod_id)
 
     def find(self, pod_id: str) -> tuple[Account, Pod]:
         """Locate a live pod on any account (control surface); KeyError when absent."""

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from tests.fakes._runpod_http import Server, make_server
+from tests.fakes._runpod_podkeys import pod_env, pod_keys
 from tests.fakes._runpod_records import (
     AccountKeys,
     Fault,
@@ -87,6 +88,7 @@ class FakeRunpod:
             daemon=True,
         )
         self._thread.start()
+        pod_keys(self.world).base_url = self.base_url  # what pods get as RUNPOD_API_BASE_URL
         return self
 
     def stop(self) -> None:
@@ -328,6 +330,10 @@ class FakeRunpod:
                 return self.world.view(self.world.find(pod_id)[1])
             except KeyError:
                 return None
+
+    def pod_env(self, pod_id: str) -> dict[str, str]:
+        """The pod's container env as Runpod sets it (RUNPOD_POD_ID, its pod-scoped key...)."""
+        return pod_env(self.world, pod_id)
 
     def ledger(self) -> list[PodLedgerEntry]:
         """Every pod ever created since the last reset, terminated ones included."""

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -145,9 +145,24 @@ class FakeSshd:
             f"{self.user}@{self.host}", *remote,
         ]  # fmt: skip
 
-    def authorize(self, public_key: str) -> None:
-        """Also accept this key (what a Runpod image does with the pod's PUBLIC_KEY env)."""
+    def authorize(self, public_key: str, env: Mapping[str, str] | None = None) -> None:
+        """Also accept this key (what a Runpod image does with the pod's PUBLIC_KEY env).
+
+        With ``env`` (the pod's container env, e.g. RUNPOD_POD_ID), sessions of this
+        key get it, as processes in a pod see the pod's env; the newest pod of a key wins.
+        """
         lines = [line.strip() for line in public_key.splitlines() if line.strip()]
+        if env:
+            options = ",".join(f'environment="{k}={v}"' for k, v in env.items())
+            blobs = {line.split()[1] for line in lines if len(line.split()) > 1}
+            kept = [
+                line
+                for line in self.authorized_keys_path.read_text().splitlines()
+                if not any(f" {blob}" in f" {line}" for blob in blobs)
+            ]
+            kept += [f"{options} {line}" for line in lines]
+            self.authorized_keys_path.write_text("\n".join(kept) + "\n")
+            return
         known = set(self.authorized_keys_path.read_text().splitlines())
         with self.authorized_keys_path.open("a") as handle:
             for line in lines:
@@ -237,6 +252,7 @@ class FakeSshd:
             "PubkeyAuthentication yes",
             "AuthenticationMethods publickey",
             "AcceptEnv *",
+            "PermitUserEnvironment RUNPOD_*",  # a pod's env for its key's sessions (authorize)
             "Subsystem sftp internal-sftp",
             "MaxStartups 256",
             "MaxSessions 256",

@@ -38,19 +38,34 @@ def reap_command(
 
 @app.command("recover")
 @with_options(COMMON_OPTIONS)
-def recover_command(**values: Any) -> int:
+def recover_command(
+    as_json: bool = typer.Option(False, "--json", help="Print what was done per run as JSON."),
+    **values: Any,
+) -> int:
     """Finish or clean up runs whose process died, then reap stray pods (for cron).
 
-    Runs with a live lease are left alone; a run in training is re-attached
-    and followed to the end. Safe to start every few minutes.
+    One bounded pass (well under a minute): runs with a live lease are left
+    alone; a training still running is left to the pod's watchdog (its cost is
+    recorded); a training that ended is finished (push verified, pod
+    terminated); a run that died before training is cancelled. Idempotent.
     """
     from thinnka.cli.console import ConsoleOutput
     from thinnka.recovery import recover
 
     session = open_command_session(values["env_file"], values["log_json"])
     report = recover(session, ConsoleOutput(secrets=session.settings.secrets()))
-    for run_id, state in report.driven:
-        typer.echo(f"{run_id}: {state}")
+    if as_json:
+        print_json(
+            {
+                "runs": [action.to_json() for action in report.runs],
+                "reaped": [{"id": pod.id, "name": pod.name} for pod in report.reaped],
+                "errors": [{"id": what, "error": error} for what, error in report.errors],
+            }
+        )
+        return 1 if report.errors else 0
+    for action in report.runs:
+        outcome = f" ({action.outcome})" if action.outcome else ""
+        typer.echo(f"{action.run_id}: {action.state}{outcome} [{action.action}]")
     for run_id, error in report.errors:
         typer.echo(f"{run_id}: {error}", err=True)
     for pod in report.reaped:

@@ -37,7 +37,7 @@ def print_runs_table(rows: list[dict[str, Any]]) -> None:
     table = Table("id", "model", "mode", "state", "gpu", "cost", "age")
     for row in rows:
         gpu = f"{row['gpu_count']}× {row['gpu_type']}" if row["gpu_type"] else "-"
-        state = row["state"] + (f" ({row['outcome']})" if row["outcome"] else "")
+        state = row["state"] + (f" ({_outcome(row)})" if row["outcome"] else "")
         table.add_row(
             row["id"],
             row["repo_id"],
@@ -48,6 +48,12 @@ def print_runs_table(rows: list[dict[str, Any]]) -> None:
             _age(row["created_at"]),
         )
     _console.print(table)
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    """The outcome, with the failure reason where there is one: ``failed (pod_lost)``."""
+    reason = (row.get("error") or {}).get("reason")
+    return f"{row['outcome'] or '-'} ({reason})" if reason else row["outcome"] or "-"
 
 
 def print_run(data: dict[str, Any]) -> None:
@@ -68,6 +74,7 @@ def print_run(data: dict[str, Any]) -> None:
         _console.print(f"  {'driven by':9} host {data['lease_host']} ({data['lease_owner']})")
     if data["error"]:
         _console.print(f"  [red]error[/red]     {data['error']['message']}")
+        _console.print(f"  {'reason':9} {data['error']['reason']}")
     table = Table("at", "event", "from", "to", "message")
     for event in data["events"]:
         table.add_row(
@@ -118,6 +125,13 @@ def print_plan(plan: Plan) -> None:
     _console.print(gpus)
     _console.print(
         f"  transformers  {data['transformers']['spec']}  ({data['transformers']['reason']})"
+    )
+    limits = data["limits"]
+    cost = f", at most ${limits['max_cost']:g}" if limits["max_cost"] else ""
+    _console.print(
+        f"  limits  {limits['max_hours']:g} h ({limits['max_hours_source']}){cost}; "
+        f"the pod ends itself {limits['watchdog_grace_s']:g} s after an unfollowed end",
+        markup=False,
     )
     for note in data["notes"]:
         _console.print(f"  note: {note}")

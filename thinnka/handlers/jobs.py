@@ -8,6 +8,11 @@ so a crash between "start" and "record" never starts a second training.
 Following reads the log from a byte offset kept in the database. Only
 complete lines advance the offset, and the local copy's size is recorded with
 it in the same write, so re-attaching continues exactly where it stopped.
+
+While following, thinnka touches the watchdog's heartbeat (so the pod does
+not terminate itself under a live orchestrator) and enforces the run's
+deadline; a broken SSH stream is re-opened, unless the API says the pod is
+gone, which ends the step with ``PodGone`` at once instead of a hang.
 """
 
 from __future__ import annotations
@@ -19,11 +24,45 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from thinnka.clients.ssh import PodShell
-from thinnka.errors import RemoteError, StateConflict
+from thinnka.errors import RemoteError, StateConflict, TransientError
 from thinnka.handlers.base import StepContext
+from thinnka.handlers.pod import close_shells, open_shell
+from thinnka.handlers.watchdog import Heartbeat, arm_watchdog
+from thinnka.limits import run_limit
+from thinnka.reasons import Reason
 from thinnka.records import LogPosition
+from thinnka.store.models import utcnow
 
-__all__ = ["JobOutcome", "follow_job", "start_job"]
+__all__ = ["JobOutcome", "PodGone", "check_run_limit", "follow_job", "pod_is_gone", "start_job"]
+
+_RECONNECTS = 5
+_GONE_STATUSES = frozenset({"EXITED", "TERMINATED", "DEAD"})
+_LIMIT_REASONS = frozenset({"max_duration", "max_cost"})
+
+
+class PodGone(RemoteError):
+    """The pod no longer exists (or stopped): nothing on it can be followed any more."""
+
+    reason = Reason.pod_lost
+
+
+def pod_is_gone(ctx: StepContext) -> bool:
+    """Ask the API (one read, bounded by the client) whether the run's pod still runs."""
+    if ctx.run.pod_id is None:
+        return False
+    pod = ctx.services.runpod.get_pod(ctx.run.pod_id)
+    return pod is None or pod.desired_status in _GONE_STATUSES
+
+
+def check_run_limit(ctx: StepContext, what: str) -> None:
+    """Fail with max_duration / max_cost once the run's bound has passed."""
+    run = ctx.run
+    limit = run_limit(run.options, run.pod_started_at, run.cost_per_hr)
+    if limit is not None and limit.passed(utcnow()):
+        bound = "--max-cost" if limit.reason == "max_cost" else "--max-hours"
+        message = f"{what} was stopped: the run reached its {bound} bound."
+        raise RemoteError(message, reason=limit.reason)
+
 
 _TQDM = re.compile(r"(\d+)/(\d+) \[")
 _READ_LIMIT = 1 << 20
@@ -113,19 +152,49 @@ def follow_job(
     """Stream job ``name``'s log until it exits; keep offsets and a local copy.
 
     With ``start``, the same SSH command first starts the job (unless it was
-    started before), saving a round trip.
+    started before), saving a round trip; the watchdog is armed first.
 
     One SSH channel runs ``tail`` from the stored offset, so lines arrive as
     they are written, and ends it when the job's exit file shows. A final read
     over SFTP from the recorded offset catches anything tail left behind.
     """
-    run_dir = ctx.run.remote.run_dir
-    if run_dir is None:
+    if ctx.run.remote.run_dir is None:
         raise StateConflict(f"Run {ctx.run.id} has no run folder recorded.")
     position = ctx.run.remote.logs.get(name, LogPosition())
     local = ctx.settings.remote_log(ctx.run.id)
     _align_local_copy(local, position.local)
     follower = _Follower(ctx, name, stage, local, position)
+    if start is not None:
+        arm_watchdog(ctx, shell)
+    reconnects = 0
+    while True:
+        try:
+            return _follow_once(ctx, shell, follower, start)
+        except RemoteError as exc:
+            if exc.reason in _LIMIT_REASONS:
+                raise
+            # A terminated pod kills the job, the tail and the SSH session: whatever
+            # broke, ask the API before concluding anything about the job.
+            if pod_is_gone(ctx):
+                raise PodGone(f"The pod is gone while following {name}.") from exc
+            if not isinstance(exc, TransientError):
+                raise
+            reconnects += 1
+            if reconnects > _RECONNECTS:
+                raise
+            ctx.note("reconnect", f"SSH to the pod broke while following {name}; reconnecting.")
+            time.sleep(min(2.0**reconnects, 10.0))
+            close_shells(ctx.services)
+            shell = open_shell(ctx)
+            follower.splitter.pending = b""  # tail starts again at the recorded offset
+
+
+def _follow_once(
+    ctx: StepContext, shell: PodShell, follower: _Follower, start: list[str] | None
+) -> JobOutcome:
+    run_dir, name = ctx.run.remote.run_dir or "", follower.name
+    heartbeat = Heartbeat(shell, run_dir, ctx.run.options.watchdog_grace)
+    heartbeat.beat(force=True)
     d, n = shlex.quote(run_dir), shlex.quote(name)
     # tail streams the log; the loop ends it once the exit file shows (or the job is
     # gone; the final SFTP read below catches what tail had not sent yet). Not
@@ -136,20 +205,18 @@ def follow_job(
         else (f"cd {d} || exit 1; pid=$(cat {n}.pid 2>/dev/null || echo 1)\n")
     )
     tail = launch + (
-        f"tail -c +{position.offset + 1} -F {n}.log 2>/dev/null & t=$!; "
+        f"tail -c +{follower.offset + 1} -F {n}.log 2>/dev/null & t=$!; "
         f'while [ ! -f {n}.exit ] && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done; '
         "kill $t 2>/dev/null; wait $t 2>/dev/null; exit 0"
     )
     for chunk in shell.stream(tail):
-        ctx.check_cancelled()
-        ctx.check_deadline(f"The {name} job")
+        _between_reads(ctx, heartbeat, name)
         if chunk:
             follower.feed(chunk, final=False)
     log = f"{run_dir}/{name}.log"
     while (exit_code := job_exit_code(shell, run_dir, name)) is None:
         # tail ended but the job runs on (tail died on the pod): follow by polling.
-        ctx.check_cancelled()
-        ctx.check_deadline(f"The {name} job")
+        _between_reads(ctx, heartbeat, name)
         follower.reread(shell.read_from(log, follower.offset, _READ_LIMIT), final=False)
         time.sleep(0.5)
     while True:  # whatever tail may have missed, to the last byte
@@ -157,7 +224,15 @@ def follow_job(
         follower.reread(chunk, final=len(chunk) < _READ_LIMIT)
         if len(chunk) < _READ_LIMIT:
             break
+    heartbeat.beat(force=True)  # the grace period starts after our last read
     return JobOutcome(exit_code=exit_code, tail=follower.tail)
+
+
+def _between_reads(ctx: StepContext, heartbeat: Heartbeat, name: str) -> None:
+    ctx.check_cancelled()
+    ctx.check_deadline(f"The {name} job")
+    check_run_limit(ctx, f"The {name} job")
+    heartbeat.beat()
 
 
 class _Follower:

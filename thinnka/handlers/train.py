@@ -11,8 +11,9 @@ from typing import ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
 from thinnka.handlers.install import rendered_for_run
-from thinnka.handlers.jobs import start_job
+from thinnka.handlers.jobs import PodGone, pod_is_gone, start_job
 from thinnka.handlers.pod import open_shell
+from thinnka.handlers.watchdog import arm_watchdog
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
 
@@ -35,7 +36,10 @@ class TrainHandler:
             ctx.save(
                 remote=replace(ctx.run.remote, hub_baseline=baseline, train_started_at=started)
             )
+        if pod_is_gone(ctx):  # ask the API first: SSH to a gone pod waits out its timeout
+            raise PodGone(f"Pod {ctx.run.pod_id} is gone before training could start.")
         shell = open_shell(ctx)
+        arm_watchdog(ctx, shell)  # again: the config now carries the pod's price and start
         mode = ctx.run.options.mode.upper()
         ctx.output.event("train_start", f"Starting {mode} training.")
         pid = start_job(shell, paths.run_dir, "train", ["bash", "train.sh", *rendered.command])

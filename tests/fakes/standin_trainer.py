@@ -1,0 +1,103 @@
+"""A stand-in trainer for tests about orchestration, not training.
+
+Real TRL on the CPU costs tens of seconds per run; the watchdog, recover and
+crash-matrix tests need many runs and care about what the *pod* does: a job
+that prints progress for as long as told, pushes to the (emulated) Hub and
+exits, or fails. The stand-in is the pod venv's ``accelerate``: the rendered
+launch command (``accelerate launch ... --config recipe.yaml``) runs it with
+the real run folder, token file and ``HF_ENDPOINT``; everything else
+(setup, job.sh, train.sh, the watchdog) is the real thing.
+
+How it behaves comes from ``standin.json`` in the pod volume's root (the test
+writes it): ``{"steps": N, "step_s": S, "fail": false, "push": true}``.
+
+Fixtures (import ``standin_venv_fixture`` and ``standin_world_fixture`` into a test
+module): ``standin_venv`` (session) and ``standin_world`` (a ``World`` whose pods
+train with the stand-in).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.hub import FakeHub
+from tests.fakes.runpod import FakeRunpod
+from tests.fakes.sshd import FakeSshd
+from tests.plugins.thinnka_world import World, build_world, make_pod_venv
+
+__all__ = ["CPU", "standin_run", "standin_venv_fixture", "standin_world_fixture", "tell_standin"]
+
+CPU = ["--trainer", "trl", "--set", "use_cpu=true", "--set", "bf16=false"]
+
+_SCRIPT = '''#!{python}
+"""thinnka test stand-in for `accelerate launch ... --config recipe.yaml`."""
+import json, sys, time
+from pathlib import Path
+import yaml
+args = sys.argv[1:]
+config = Path(args[args.index("--config") + 1])
+recipe = yaml.safe_load(config.read_text())
+told = Path(config).parent.parent.parent / "standin.json"
+behaviour = json.loads(told.read_text()) if told.exists() else {{}}
+steps = int(behaviour.get("steps", 3))
+step_s = float(behaviour.get("step_s", 0.05))
+print("stand-in trainer: training", recipe.get("hub_model_id"), flush=True)
+for step in range(1, steps + 1):
+    time.sleep(step_s)
+    sys.stdout.write(f"{{step}}/{{steps}} [00:01<00:01, 1.0it/s]\\r")
+    sys.stdout.flush()
+print("", flush=True)
+if behaviour.get("fail"):
+    print("stand-in trainer: failing as told", file=sys.stderr, flush=True)
+    sys.exit(1)
+if behaviour.get("push", True):
+    from huggingface_hub import HfApi
+    api = HfApi()
+    api.create_repo(recipe["hub_model_id"], exist_ok=True)
+    api.upload_file(path_or_fileobj=b"stand-in weights", path_in_repo="model.safetensors",
+                    repo_id=recipe["hub_model_id"], commit_message="stand-in push")
+    print("stand-in trainer: pushed", flush=True)
+'''
+
+
+def tell_standin(world: World, **behaviour: object) -> None:
+    """How the next trainings of this world behave (steps, step_s, fail, push)."""
+    (world.remote_root / "standin.json").write_text(json.dumps(behaviour))
+
+
+@pytest.fixture(scope="session", name="standin_venv")
+def standin_venv_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    venv = make_pod_venv(tmp_path_factory.mktemp("standin-pod") / "venv")
+    script = venv / "bin" / "accelerate"
+    script.write_text(_SCRIPT.format(python=venv / "bin" / "python"))
+    script.chmod(0o755)
+    return venv
+
+
+@pytest.fixture(name="standin_world")
+def standin_world_fixture(
+    tmp_path: Path,
+    runpod_account: FakeRunpod,
+    sshd_pod: FakeSshd,
+    fake_hub: FakeHub,
+    standin_venv: Path,
+) -> Iterator[World]:
+    fake_hub.reset()
+    built = build_world(tmp_path, runpod_account, fake_hub, sshd_pod, standin_venv)
+    tell_standin(built)
+    yield built
+
+
+def standin_run(world: World, *extra: str) -> list[str]:
+    """``thinnka run`` argv for a short SFT that the stand-in trains."""
+    return ["run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "3",
+            "--dataset-name", world.hub.datasets.sft, *CPU, *extra]  # fmt: skip
+
+
+if __name__ == "__main__":  # pragma: no cover - print the script for a look
+    sys.stdout.write(_SCRIPT.format(python=sys.executable))

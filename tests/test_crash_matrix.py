@@ -1,0 +1,116 @@
+"""The crash matrix: SIGKILL the driving process at every transition, then recover/resume.
+
+For each transition of the happy path, ``THINNKA_CRASH_AT=<trigger>:<phase>`` makes the
+runner SIGKILL itself (a) before the handler's external call, (b) after the call but
+before the transition is written, (c) after the write. Then ``thinnka recover`` runs (the
+cron entry point) and, if the run is still not terminated, ``thinnka resume``. Every case
+must end with at most one pod ever created for the run (the emulator's ledger), none
+running, the run terminated with the outcome its crash point implies, and events that
+tell the story. The training is the stand-in (tests/fakes/standin_trainer.py): these cases
+are about orchestration.
+
+``CASES`` is also what the README's "what happens when…" table is checked against
+(tests/test_crash_matrix.py::test_readme_table_matches_the_cases).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.standin_trainer import (  # noqa: F401 - fixtures
+    standin_run,
+    standin_venv_fixture,
+    standin_world_fixture,
+    tell_standin,
+)
+from tests.plugins.thinnka_world import World
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+# A process that dies before training is not continued by cron: recover cancels the
+# run and terminates its pod. From training on, the run is finished: succeeded.
+_BEFORE_TRAINING = ("check_gate", "estimate", "provision", "connect", "install")
+PHASES = ("before", "after_call", "after_write")
+CASES: dict[str, str] = {
+    **{f"{t}:{p}": "cancelled" for t in _BEFORE_TRAINING for p in PHASES},
+    "train:before": "cancelled",
+    "train:after_call": "cancelled",  # started on the pod, not yet recorded: still "installed"
+    "train:after_write": "succeeded",
+    **{f"push:{p}": "succeeded" for p in PHASES},
+    **{f"terminate:{p}": "succeeded" for p in PHASES},
+}
+# The crash points that cover every distinct story; the rest repeat one of them
+# (an idempotent read or upload before or after the same write). CI runs these.
+CORE = (
+    "estimate:after_write",  # died before any pod: nothing to clean
+    "provision:after_call",  # the pod exists, its transition is not written
+    "install:after_write",  # a pod with the trainer installed, nobody driving
+    "train:after_call",  # the training started, its start not recorded
+    "train:after_write",  # the training runs, nobody follows it
+    "push:after_call",  # pushed and verified, not recorded
+    "terminate:after_call",  # the pod is gone, the run not yet terminated
+)
+
+
+def _crash(world: World, point: str) -> str:
+    env = dict(world.env, THINNKA_CRASH_AT=point)
+    argv = world.command(*standin_run(world, "--watchdog-grace", "60"))
+    proc = subprocess.run(argv, cwd=world.workdir, env=env, capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+    return proc.stdout.split()[1]
+
+
+_FULL = os.environ.get("THINNKA_FULL_CRASH_MATRIX") == "1"
+_REPEATS = pytest.mark.skipif(
+    not _FULL, reason="repeats a core story; THINNKA_FULL_CRASH_MATRIX=1 runs all 24 cases"
+)
+
+
+@pytest.mark.parametrize(
+    "point", [pytest.param(p, marks=[] if p in CORE else [_REPEATS]) for p in CASES]
+)
+def test_sigkill_at_every_transition_then_recover_and_resume(
+    standin_world: World, point: str
+) -> None:
+    world = standin_world
+    run_id = _crash(world, point)
+    recovered = world.thinnka("recover", "--json", timeout=120)
+    assert recovered.returncode == 0, recovered.stderr[-2000:]
+    shown = world.show(run_id)
+    if shown["state"] != "terminated":  # a training left to its watchdog: follow it to the end
+        resumed = world.thinnka("resume", run_id, timeout=120)
+        assert resumed.returncode in (0, 1), resumed.stderr[-2000:]
+        shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", CASES[point]), shown["error"]
+    mine = [entry for entry in world.runpod.ledger() if entry.env.get("THINNKA_RUN_ID") == run_id]
+    assert len(mine) <= 1 and world.runpod.pods() == []
+    kinds = [event["kind"] for event in shown["events"]]
+    if CASES[point] == "cancelled":
+        assert "abandoned" in kinds, kinds
+        assert shown["error"]["reason"] == "cancelled"
+    else:
+        assert shown["error"] is None
+        logs = world.thinnka("logs", run_id).stdout
+        assert "[train] stand-in trainer: pushed" in logs  # the whole training log is here
+        assert "model.safetensors" in world.hub.files(shown["hub_model_id"])
+
+
+def test_readme_table_matches_the_cases() -> None:
+    """The README's "what happens when…" rows name each crash story and its outcome."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### What happens when", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+:[a-z_|\\]+)` \| ([a-z]+) \|", section, flags=re.M)
+    assert rows, "no crash rows in the README table"
+    covered: dict[str, str] = {}
+    for points, outcome in rows:
+        trigger, _, phases = points.partition(":")
+        for phase in phases.split("\\|"):  # a pipe inside a table cell is escaped
+            covered[f"{trigger}:{phase}"] = outcome
+    assert covered == CASES

@@ -1,0 +1,91 @@
+"""The pod's watchdog, from the orchestrator's side: arming it and keeping it quiet.
+
+``recipes/scripts/thinnka_watchdog.py`` runs on the pod next to every job and
+terminates the pod when the job chain ended with nobody following, or when the
+run's deadline passed. thinnka arms it by uploading the script and
+``watchdog.json`` before it starts a job, and, while it follows the run,
+rewrites ``watchdog.heartbeat`` over SFTP (the pod's clock stamps it, so the
+grace period is measured on one clock).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING
+
+from thinnka.limits import max_hours_for
+from thinnka.resources import resource_dir
+
+if TYPE_CHECKING:
+    from thinnka.clients.ssh import PodShell
+    from thinnka.handlers.base import StepContext
+    from thinnka.store import RunRecord
+
+__all__ = [
+    "HEARTBEAT_EVERY_S",
+    "Heartbeat",
+    "arm_watchdog",
+    "job_chain",
+    "touch_heartbeat",
+    "watchdog_config",
+]
+
+HEARTBEAT_EVERY_S = 10.0
+SCRIPT = "thinnka_watchdog.py"
+
+
+def watchdog_config(run: RunRecord, chain: list[str]) -> dict[str, object]:
+    """What the watchdog enforces for this run (all times on the epoch clock)."""
+    options = run.options
+    hours, _ = max_hours_for(options)
+    grace = float(options.watchdog_grace)
+    return {
+        "run_id": run.id,
+        "pod_id": run.pod_id,
+        "chain": chain,
+        "grace_s": grace,
+        # A short grace (tests) wants a fast poll; a real one needs no more than 5 s.
+        "poll_s": min(5.0, max(grace / 4, 0.25)),
+        "max_hours": hours,
+        "max_cost": options.max_cost,
+        "cost_per_hr": run.cost_per_hr,
+        "pod_started_epoch": run.pod_started_at.timestamp() if run.pod_started_at else None,
+    }
+
+
+def job_chain(merge: bool) -> list[str]:
+    return ["setup", "train", "merge"] if merge else ["setup", "train"]
+
+
+def arm_watchdog(ctx: StepContext, shell: PodShell) -> None:
+    """Upload the script and its config; ``job.sh`` starts it with the next job."""
+    from thinnka.handlers.install import rendered_for_run  # install imports jobs, jobs us
+
+    run_dir = ctx.run.remote.run_dir or ""
+    _, rendered = rendered_for_run(ctx)
+    script = (resource_dir("recipes") / "scripts" / SCRIPT).read_text()
+    shell.put_text(f"{run_dir}/{SCRIPT}", script, mode=0o755)
+    config = watchdog_config(ctx.run, job_chain(bool(rendered.merge)))
+    shell.put_text(f"{run_dir}/watchdog.json", json.dumps(config, indent=1) + "\n")
+    touch_heartbeat(shell, run_dir)
+
+
+def touch_heartbeat(shell: PodShell, run_dir: str) -> None:
+    """Say "a thinnka process follows this run" (a write gives the file the pod's time)."""
+    shell.put_text(f"{run_dir}/watchdog.heartbeat", f"{time.time():.0f}\n")
+
+
+class Heartbeat:
+    """Touches the heartbeat every ``every`` seconds (at most) while a loop runs."""
+
+    def __init__(self, shell: PodShell, run_dir: str, grace_s: float) -> None:
+        self.shell, self.run_dir = shell, run_dir
+        self.every = min(HEARTBEAT_EVERY_S, grace_s / 3)  # several beats per grace period
+        self._last = 0.0
+
+    def beat(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= self.every:
+            touch_heartbeat(self.shell, self.run_dir)
+            self._last = now

@@ -1,0 +1,84 @@
+"""A run's time and money bounds: ``--max-hours``, ``--max-cost`` and the derived default.
+
+Pure (no I/O). The orchestrator and the pod's watchdog enforce the same
+deadline: the earlier of "pod start + max hours" and "the moment price x uptime
+would reach --max-cost" (less a small margin, so the run stops *before* it).
+The watchdog script repeats the arithmetic in plain Python (it cannot import
+thinnka); ``tests/test_watchdog.py`` checks that both agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from thinnka.options import RunOptions
+
+__all__ = [
+    "COST_MARGIN_S",
+    "RunLimit",
+    "default_max_hours",
+    "limits_json",
+    "max_hours_for",
+    "run_limit",
+]
+
+COST_MARGIN_S = 60.0  # same as the watchdog's: stop this long before --max-cost is reached
+# Pessimistic seconds per optimizer step (a GRPO step generates, an SFT step does not),
+# plus a fixed allowance for setup, model download and the final push.
+_STEP_S = {"grpo": 60.0, "sft": 20.0}
+_ALLOWANCE_H = 1.0
+_FLOOR_H, _CEILING_H = 2.0, 72.0
+_NO_STEP_COUNT_H = 24.0  # --max-steps -1 (epochs): no step count to derive from
+
+
+def default_max_hours(options: RunOptions) -> float:
+    """The bound used when --max-hours is not given: steps x a pessimistic step time."""
+    if options.max_steps is None or options.max_steps < 0:
+        return _NO_STEP_COUNT_H
+    hours = _ALLOWANCE_H + options.max_steps * _STEP_S[options.mode] / 3600.0
+    return round(min(max(hours, _FLOOR_H), _CEILING_H), 2)
+
+
+def max_hours_for(options: RunOptions) -> tuple[float, str]:
+    """(hours, where they come from): the option, else the derived default."""
+    if options.max_hours is not None:
+        return options.max_hours, "--max-hours"
+    return default_max_hours(options), "derived from the plan (steps x pessimistic step time)"
+
+
+@dataclass(frozen=True)
+class RunLimit:
+    """When the run must be stopped, and the failure reason it then carries."""
+
+    at: dt.datetime
+    reason: str  # max_duration or max_cost
+
+    def passed(self, now: dt.datetime) -> bool:
+        return now >= self.at
+
+
+def run_limit(
+    options: RunOptions, pod_started_at: dt.datetime | None, cost_per_hr: float | None
+) -> RunLimit | None:
+    """The earliest bound of a run whose pod started at ``pod_started_at``."""
+    if pod_started_at is None:
+        return None
+    hours, _ = max_hours_for(options)
+    limits = [RunLimit(pod_started_at + dt.timedelta(hours=hours), "max_duration")]
+    if options.max_cost is not None and cost_per_hr:
+        seconds = options.max_cost / cost_per_hr * 3600.0
+        seconds -= min(COST_MARGIN_S, seconds * 0.05)
+        limits.append(RunLimit(pod_started_at + dt.timedelta(seconds=seconds), "max_cost"))
+    return min(limits, key=lambda limit: limit.at)
+
+
+def limits_json(options: RunOptions) -> dict[str, object]:
+    """What ``thinnka plan`` shows about the run's bounds."""
+    hours, source = max_hours_for(options)
+    return {
+        "max_hours": hours,
+        "max_hours_source": source,
+        "max_cost": options.max_cost,
+        "watchdog_grace_s": options.watchdog_grace,
+    }
