@@ -12,6 +12,7 @@ import json
 import pytest
 
 from tests.plugins.thinnka_world import World
+from thinnka.store.db import HEAD_REVISION
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -39,7 +40,7 @@ def test_sft_run_on_postgresql_writes_nothing_to_the_sqlite_file(
     doctor = json.loads(world.thinnka("doctor", "--json").stdout)
     database = next(check for check in doctor if check["name"] == "database")
     assert database["detail"].startswith("postgresql ")
-    assert "migration 0001 (current)" in database["detail"]
+    assert f"migration {HEAD_REVISION} (current)" in database["detail"]
 
     state = world.workdir / "state"
     assert not (state / "thinnka.db").exists()

@@ -62,6 +62,10 @@ def _offline_env(tmp_path: Path) -> dict[str, str]:
 
 
 def _render_to(run_dir: Path, *, sets: tuple[tuple[str, str], ...], **options: Any) -> Rendered:
+    # Local folders are no Hub ids, so validation refuses them as --set values: the recipe
+    # is rendered for a Hub id and then pointed at the local model/data set, as a test only.
+    local = {key: value for key, value in sets if value.startswith("/")}
+    sets = tuple((key, value) for key, value in sets if key not in local)
     o = validate(
         RunOptions(
             repo_id="tiny-models/qwen2-chat",
@@ -84,7 +88,10 @@ def _render_to(run_dir: Path, *, sets: tuple[tuple[str, str], ...], **options: A
         o, ModelContext(hub_model_id="thinnka-tester/tiny-out", has_chat_template=True), paths
     )
     run_dir.mkdir(parents=True, exist_ok=True)
+    ids = {"model_name_or_path": o.repo_id, "dataset_name": o.dataset_name}
     for name, text in rendered.files.items():
+        for key, path in local.items():  # recipe, merge.json and card alike
+            text = text.replace(ids[key], path)
         (run_dir / name).write_text(text)
     return rendered
 
