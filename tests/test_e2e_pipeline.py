@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -73,33 +74,35 @@ def test_grpo_run_without_vllm_trains_pushes_and_terminates(world: World, runpod
     assert_one_transport(world, runpod_api)
 
 
-@pytest.mark.parametrize("case", ["gated_denied", "read_token", "fine_grained", "unknown_model"])
-def test_preflight_refusals_exit_non_zero_before_any_pod(world: World, case: str) -> None:
-    repo = world.hub.models.chat
-    if case == "gated_denied":
-        repo = world.hub.models.gated_denied
-    elif case == "read_token":
-        world.write_dotenv(HF_TOKEN=world.hub.tokens.read)
-    elif case == "fine_grained":
-        world.write_dotenv(HF_TOKEN=world.hub.tokens.fine_grained_no_write)
-    else:
-        repo = "nobody/no-such-model"
+@pytest.mark.parametrize("case", ["gated_denied", "unknown_model"])
+def test_preflight_failures_exit_1_with_a_failed_run_and_no_pod(world: World, case: str) -> None:
+    repo = world.hub.models.gated_denied if case == "gated_denied" else "nobody/no-such-model"
     result = world.thinnka("run", "--repo-id", repo, "--sft", *CPU)
     assert result.returncode == 1, result.stderr[-2000:]
     shown = world.show(_run_id(result.stdout))
     assert shown["outcome"] == "failed" and shown["pod_id"] is None
-    said = {
-        "gated_denied": "is gated",
-        "read_token": "cannot write",
-        "fine_grained": "cannot write",
-        "unknown_model": "Model not found",
-    }[case]
+    said = {"gated_denied": "is gated", "unknown_model": "Model not found"}[case]
     assert shown["error"]["reason"] == "precheck" and said in shown["error"]["message"]
     assert shown["error"]["retry"] == "user_action"
     if case == "gated_denied":
         assert f"{world.hub.endpoint}/{repo}" in shown["error"]["message"]
     assert world.runpod.ledger() == []
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("token", ["read", "fine_grained_no_write"])
+def test_a_token_that_cannot_write_is_refused_with_exit_2_and_nothing_created(
+    world: World, token: str
+) -> None:
+    # The user's own choice (this token, this namespace) cannot work: a usage error, no row.
+    world.write_dotenv(HF_TOKEN=getattr(world.hub.tokens, token))
+    result = world.thinnka("run", "--repo-id", world.hub.models.chat, "--sft", *CPU)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "cannot write" in result.stderr and "Traceback" not in result.stderr
+    assert result.stdout == ""  # no `run <id>` line: no run exists
+    listed = world.thinnka("ls", "--json")
+    assert json.loads(listed.stdout) == []
+    assert world.runpod.ledger() == []
 
 
 def test_a_gated_model_with_access_passes_the_gate(world: World) -> None:

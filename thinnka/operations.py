@@ -114,9 +114,12 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
     from thinnka.rendering import validate_overrides
 
     validate_overrides(options)
+    from thinnka.planner import refuse_impossible_choices
+
+    gate = refuse_impossible_choices(session.get_services(), options)  # exit 2, no row
     notifier = notifier_for(session.settings, options, output, session.store)
     runner = session.runner(notifier)
-    run = runner.create(options)
+    run = runner.create(options, plan={"gate": gate.to_json()} if gate else None)
     notifier.run_id = run.id
     notifier.event("start", f"Run {run.id} created.")
     return run.id, runner

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from thinnka.clients.hub import HubModel
-from thinnka.errors import AuthError, PreflightError, RefusedChoice
+from thinnka.errors import AuthError, PreflightError, RefusedChoice, ThinnkaError
 from thinnka.options import RunOptions
 from thinnka.planning.gpus import GpuOffer, GpuVerdict, choose, explain
 from thinnka.planning.stacks import stack_for
@@ -34,6 +34,7 @@ __all__ = [
     "default_hub_model_id",
     "make_plan",
     "memory_estimate",
+    "refuse_impossible_choices",
     "training_plan",
 ]
 
@@ -91,6 +92,28 @@ def check_gate(services: Services, options: RunOptions, *, require_write: bool =
         config=model.config,
         warnings=warnings,
     )
+
+
+def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFacts | None:
+    """The gate and the GPU choice, asked before ``run`` creates a row.
+
+    A refusal of the user's own choice (a namespace the token cannot write, a
+    ``--max-price`` below every GPU that fits, a ``--gpu-type`` matching none)
+    raises ``RefusedChoice``: exit 2 with nothing created. Every other failure
+    (a gated model, the Hub or Runpod unreachable) returns ``None`` and is met
+    again by the handlers, so the failed run is recorded with its reason. The
+    gate's facts are returned for the gate step to keep: it need not ask twice.
+    """
+    try:
+        gate = check_gate(services, options, require_write=True)
+        need = memory_estimate(options, gate)
+        offers = services.runpod.gpu_offers(options.gpu_count, options.cloud_type)
+        choose_gpus(offers, options, need)
+    except RefusedChoice:
+        raise
+    except ThinnkaError:
+        return None
+    return gate
 
 
 def training_plan(options: RunOptions, gate: GateFacts) -> TrainingPlan:

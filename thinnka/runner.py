@@ -162,9 +162,11 @@ class Runner:
         self.lease_seconds = lease_seconds
 
     # ------------------------------------------------------------------ API
-    def create(self, options: RunOptions) -> RunRecord:
+    def create(self, options: RunOptions, *, plan: dict[str, object] | None = None) -> RunRecord:
         """A new run in ``created``, leased to this runner from the first instant."""
-        return self.store.create_run(options, owner=self.owner, lease_seconds=self.lease_seconds)
+        return self.store.create_run(
+            options, owner=self.owner, lease_seconds=self.lease_seconds, plan=plan
+        )
 
     def drive(
         self, run_id: str, *, stop_at: RunState | None = None, wait_for_lease: bool = False

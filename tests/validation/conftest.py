@@ -87,11 +87,16 @@ def plan_world(
     bare_runpod.reset()
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     world = PlanWorld(workdir, hub_env, bare_runpod, capsys)
+    # `run` needs key material before it asks anything; no pod is ever reached here.
+    private_key = workdir / "id_ed25519"
+    private_key.write_text("not a key: nothing here gets as far as SSH\n")
     world.write_dotenv(
         RUNPOD_API_KEY=bare_runpod.api_key,
         RUNPOD_API_BASE_URL=bare_runpod.base_url,
         HF_TOKEN=hub_env.tokens.write,
         HF_ENDPOINT=hub_env.endpoint,
+        SSH_PUBLIC_KEY="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIvalidationWorldOnly thinnka-tests",
+        SSH_PRIVATE_KEY_PATH=str(private_key),
     )
     yield world
     bare_runpod.reset()

@@ -186,17 +186,19 @@ def test_malformed_env_lines_are_warned_by_number_and_reported_by_doctor(
         (["--gpu-type", "Nonexistent"], "--gpu-type 'Nonexistent' matches nothing that fits"),
     ],
 )
-def test_plan_refusing_the_users_gpu_choice_is_a_usage_error(
+def test_refusing_the_users_gpu_choice_is_a_usage_error(
     plan_world: PlanWorld, args: list[str], message: str
 ) -> None:
-    result = plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft", *args)
-    assert result.code == 2, result.err
-    assert message in result.err
-    plan_world.assert_nothing_created()
+    # `run` as well as `plan`: exit 2, the message, and no run row (not a failed one).
+    _refused(plan_world, args, message)
 
 
-def test_plan_with_a_token_that_cannot_write_the_namespace_exits_2(plan_world: PlanWorld) -> None:
+def test_a_token_that_cannot_write_the_namespace_is_a_usage_error(plan_world: PlanWorld) -> None:
     plan_world.write_dotenv(HF_TOKEN=plan_world.hub_env.tokens.read)
-    result = plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft")
-    assert result.code == 2, result.err
-    assert "cannot write to 'thinnka-tester'" in result.err
+    _refused(plan_world, [], "cannot write to 'thinnka-tester'")
+
+
+def test_a_hub_model_id_in_a_namespace_the_token_cannot_write_is_a_usage_error(
+    plan_world: PlanWorld,
+) -> None:
+    _refused(plan_world, ["--hub-model-id", "other-org/overwrite-me"], "cannot write to 'other-org'")

@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
 from thinnka.planner import check_gate
+from thinnka.records import GateFacts
 from thinnka.store import RunRecord
 
 __all__ = ["GateHandler"]
@@ -18,7 +19,13 @@ class GateHandler:
         return 300.0
 
     def run(self, ctx: StepContext) -> StepResult:
-        gate = check_gate(ctx.services, ctx.run.options, require_write=True)
+        kept = (ctx.run.plan or {}).get("gate")
+        # `run` asked the Hub moments before it created the row (to refuse impossible
+        # choices with nothing created): keep those facts rather than asking twice.
+        if kept:
+            gate = GateFacts.from_json(kept)
+        else:
+            gate = check_gate(ctx.services, ctx.run.options, require_write=True)
         for warning in gate.warnings:
             ctx.output.event("model_checked", warning)
         ctx.output.event(

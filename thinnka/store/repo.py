@@ -157,9 +157,15 @@ class Store:
 
     # ------------------------------------------------------------ create / read
     def create_run(
-        self, options: RunOptions, *, owner: str | None = None, lease_seconds: float = 60.0
+        self,
+        options: RunOptions,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 60.0,
+        plan: dict[str, object] | None = None,
     ) -> RunRecord:
-        """Insert a run in ``created`` (optionally leased to ``owner`` at once)."""
+        """Insert a run in ``created`` (optionally leased to ``owner`` at once), with
+        the facts already checked before it existed (``plan``)."""
         now = utcnow()
         for _ in range(20):
             run_id = "r-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
@@ -170,6 +176,7 @@ class Store:
                             id=run_id,
                             state=RunState.created.value,
                             options=options.to_json(),
+                            plan=plan,
                             repo_id=options.repo_id,
                             hub_model_id=options.hub_model_id,
                             remote={},
