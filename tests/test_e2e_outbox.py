@@ -40,11 +40,12 @@ def test_events_are_delivered_completely_in_order_across_kill_9_and_resume(world
     with WebhookReceiver() as hook, WebhookReceiver(f"/api/webhooks/42/{DISCORD_TOKEN}") as discord:
         discord.down = True  # Discord is out until the process dies: its events wait
         discord.retry_after = 0.3
-        world.write_dotenv(PROGRESS_WEBHOOK_URL=hook.url, DISCORD_WEBHOOK_URL=discord.url,
-                           THINNKA_PROGRESS_INTERVAL_S="1")  # fmt: skip
+        # The webhook from .env, Discord by flag: a flag's URL is never stored, so the
+        # resume below must be given it again.
+        world.write_dotenv(PROGRESS_WEBHOOK_URL=hook.url, THINNKA_PROGRESS_INTERVAL_S="1")
         proc = world.spawn(
             "run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "6",
-            "--dataset-name", world.hub.datasets.sft, *CPU,
+            "--dataset-name", world.hub.datasets.sft, "--discord-webhook-url", discord.url, *CPU,
         )  # fmt: skip
         deadline = time.monotonic() + 300
         while not any(p.get("state") == "training" for p in list(hook.received)):
@@ -61,7 +62,7 @@ def test_events_are_delivered_completely_in_order_across_kill_9_and_resume(world
         discord.down = False  # back, rate limiting chosen messages (429 + retry_after)
         discord.throttle_at = {discord.requests + 2, discord.requests + 5}
 
-        resumed = world.thinnka("resume", run_id)
+        resumed = world.thinnka("resume", run_id, "--discord-webhook-url", discord.url)
         assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
         after = world.show(run_id)
         assert (after["state"], after["outcome"]) == ("terminated", "succeeded")

@@ -207,3 +207,40 @@ def test_an_unreachable_endpoint_never_blocks_the_caller(tmp_path: Path) -> None
     notifier.close(timeout=2)
     assert time.monotonic() - started < 6
     assert store.outbox.counts(run.id, ["webhook"])["webhook"]["pending"] == 21
+
+
+# ------------------------------------------------------------------ sink URLs given by flag
+FLAG_WEBHOOK = "http://127.0.0.1:9/hook/CANARYflagWebhookToken00042"
+FLAG_DISCORD = "http://127.0.0.1:9/api/webhooks/7/CANARYflagDiscordToken000042"
+
+
+def test_sink_urls_given_by_flag_never_reach_the_database(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    options = RunOptions(
+        repo_id="org/m", progress_url=FLAG_WEBHOOK, discord_webhook_url=FLAG_DISCORD
+    )
+    run = store.create_run(options, owner="me")
+    stored = store.get(run.id).options
+    assert (stored.progress_url, stored.discord_webhook_url) == (None, None)
+    assert stored.flag_sinks == ("discord", "webhook")  # what a resume must be told again
+    database = (tmp_path / "thinnka.db").read_bytes()
+    assert b"CANARYflag" not in database
+
+
+def test_resume_without_a_flag_sinks_url_says_so_and_keeps_its_events(tmp_path: Path) -> None:
+    from thinnka.operations import notifier_for
+    from thinnka.sinks import sink_names
+
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(repo_id="org/m", discord_webhook_url=FLAG_DISCORD))
+    settings = load_settings(environ={"THINNKA_STATE_DIR": str(tmp_path)}, cwd=tmp_path)
+    output = Silent()
+    notifier = notifier_for(settings, store.get(run.id).options, output, store)
+    assert notifier.sinks == [] and output.events == ["warning"]
+    # Its events are still counted as waiting for Discord (shown by `show`).
+    names = sink_names(settings, store.get(run.id).options)
+    assert names == ["discord"] and store.outbox.counts(run.id, names)["discord"]["pending"] >= 1
+    given = notifier_for(
+        settings, RunOptions(repo_id="org/m", discord_webhook_url=FLAG_DISCORD), Silent(), store
+    )
+    assert [sink.name for sink in given.sinks] == ["discord"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from sqlalchemy import inspect, text
@@ -55,3 +56,37 @@ def test_metrics_are_stored_once_per_logged_line(tmp_path: Path) -> None:
     series = store.metrics.series(run.id)
     assert series["loss"] == [(5, 2.0), (10, 1.5), (15, 1.25)]
     assert series["epoch"] == [(5, 0.5), (10, 1.0), (15, 1.5)]
+
+
+def test_0003_scrubs_sink_urls_already_stored_in_runs_options(tmp_path: Path) -> None:
+    from alembic import command
+
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}", tmp_path)
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002_outbox")
+    token = "CANARYstoredDiscordToken0003"
+    discord = f"https://discord.com/api/webhooks/1/{token}"
+    options = json.dumps(
+        {
+            "repo_id": "o/m",
+            "progress_url": "https://hooks.example/x",
+            "discord_webhook_url": discord,
+        }
+    )
+    with engine.begin() as connection:
+        for run_id, stored in (("r-old003", options), ("r-plain3", '{"repo_id": "o/m"}')):
+            connection.execute(
+                text("INSERT INTO runs (id, state, options, repo_id, cost_usd, remote, "
+                     "cancel_requested, created_at, updated_at) VALUES (:id, 'training', :o, "
+                     "'o/m', 0, '{}', 0, '2026-12-01 10:00:00', '2026-12-01 11:00:00')"),
+                {"id": run_id, "o": stored},
+            )  # fmt: skip
+    assert migrate(engine, tmp_path) is True
+    store = Store(engine)
+    scrubbed = store.get("r-old003").options
+    assert (scrubbed.progress_url, scrubbed.discord_webhook_url) == (None, None)
+    assert scrubbed.flag_sinks == ("discord", "webhook") and scrubbed.repo_id == "o/m"
+    assert store.get("r-plain3").options.flag_sinks == ()
+    assert token.encode() not in (tmp_path / "old.db").read_bytes()

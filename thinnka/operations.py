@@ -6,6 +6,7 @@ the CLI only parses, calls and prints (the sqlite-utils split).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from thinnka.errors import ConfigError, LeaseHeld
 from thinnka.handlers.base import Handler
 from thinnka.machine import RunState
-from thinnka.options import RunOptions, validate_for_settings
+from thinnka.options import RunOptions, validate_for_settings, validate_sink_urls
 from thinnka.reasons import Reason
 from thinnka.records import Output
 from thinnka.runner import Runner, owner_host
@@ -91,8 +92,16 @@ def notifier_for(
 ) -> Notifier:
     """The terminal output, plus the events outbox and its webhook/Discord delivery."""
     from thinnka.notify import DEFAULT_PROGRESS_INTERVAL_S, Notifier, logging_steps
-    from thinnka.sinks import sinks_for
+    from thinnka.sinks import sinks_for, unreachable_flag_sinks
 
+    for name in unreachable_flag_sinks(settings, options):
+        flag = "--progress-url" if name == "webhook" else "--discord-webhook-url"
+        setting = "PROGRESS_WEBHOOK_URL" if name == "webhook" else "DISCORD_WEBHOOK_URL"
+        output.event(
+            "warning",
+            f"This run's {name} URL was given by flag and is not stored (it is a secret): "
+            f"its events wait until it is given again ({flag} on resume, or {setting}).",
+        )
     interval = settings.extra.get("THINNKA_PROGRESS_INTERVAL_S")
     return Notifier(
         output,
@@ -151,9 +160,28 @@ def _report_end(run: RunRecord, output: Output) -> None:
         output.event("stopped", f"Run {run.id} stopped in state {run.state.value}.")
 
 
-def resume_run(session: Session, run_id: str, output: Output) -> RunRecord:
+def resume_run(
+    session: Session,
+    run_id: str,
+    output: Output,
+    *,
+    progress_url: str | None = None,
+    discord_webhook_url: str | None = None,
+) -> RunRecord:
+    """Continue ``run_id``. The sink URLs a run was started with by flag are never
+    stored (they are secrets): ``progress_url``/``discord_webhook_url`` give them again."""
     run = session.store.get(run_id)
-    notifier = notifier_for(session.settings, run.options, output, session.store)
+    given = validate_sink_urls(
+        {"progress_url": progress_url, "discord_webhook_url": discord_webhook_url}
+    )
+    options = run.options
+    if given:
+        options = dataclasses.replace(
+            options,
+            progress_url=given.get("progress_url", options.progress_url),
+            discord_webhook_url=given.get("discord_webhook_url", options.discord_webhook_url),
+        )
+    notifier = notifier_for(session.settings, options, output, session.store)
     notifier.run_id = run.id
     # Another host's holder may have died unseen: resume waits out its lease.
     return drive(session.runner(notifier), run.id, wait_for_lease=True)

@@ -26,17 +26,21 @@ from thinnka.values import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from thinnka.settings import Settings
 
 __all__ = [
     "ALLOWED_GPU_COUNTS",
     "DEFAULT_IMAGE",
+    "SINK_FLAGS",
     "THINNKA_IMAGE",
     "RunOptions",
     "merge_overrides",
     "parse_overrides",
     "validate",
     "validate_for_settings",
+    "validate_sink_urls",
 ]
 
 DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
@@ -51,6 +55,10 @@ _OVERRIDE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _POD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
 _GPU_TYPE = re.compile(r"[A-Za-z0-9 ._-]{1,64}")
 _VERSION_TEXT = re.compile(r"[A-Za-z0-9.+!-]{1,64}")
+
+
+SINK_FLAGS = {"webhook": "progress_url", "discord": "discord_webhook_url"}
+"""Sink name -> the option holding its URL (a secret: never stored, see ``to_json``)."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +125,9 @@ class RunOptions:
     watchdog_grace: float = 120.0
     detach: bool = False
     overrides: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    # Which sinks (webhook, discord) were given by flag: their URLs hold tokens and are
+    # never stored, so a later resume knows what it must be told again (see to_json).
+    flag_sinks: tuple[str, ...] = ()
 
     # ----------------------------------------------------------- derived
     @property
@@ -143,9 +154,16 @@ class RunOptions:
 
     # ----------------------------------------------------------- storage
     def to_json(self) -> dict[str, Any]:
+        """What the database keeps: everything but the sink URLs, which are secrets
+        (a Discord webhook's token is its path); only their names are kept."""
         data = dataclasses.asdict(self)
         data["custom_dependencies"] = list(self.custom_dependencies)
         data["overrides"] = [list(pair) for pair in self.overrides]
+        for name, key in SINK_FLAGS.items():
+            if data.pop(key):
+                data["flag_sinks"] = [*data["flag_sinks"], name]
+            data[key] = None
+        data["flag_sinks"] = sorted(set(data["flag_sinks"]))
         return data
 
     @classmethod
@@ -154,6 +172,7 @@ class RunOptions:
         values = {k: v for k, v in data.items() if k in known}
         values["custom_dependencies"] = tuple(values.get("custom_dependencies", ()))
         values["overrides"] = tuple(tuple(pair) for pair in values.get("overrides", ()))
+        values["flag_sinks"] = tuple(values.get("flag_sinks", ()))
         return cls(**values)
 
 
@@ -328,10 +347,9 @@ def _check_texts(o: RunOptions) -> None:
     check_image("--image", o.image)
     if o.output_dir is not None:
         check_pod_path("--output-dir", o.output_dir, absolute_ok=True)
-    if o.progress_url is not None:
-        check_web_url("--progress-url", o.progress_url)
-    if o.discord_webhook_url is not None:
-        check_web_url("--discord-webhook-url", o.discord_webhook_url)
+    validate_sink_urls(
+        {"progress_url": o.progress_url, "discord_webhook_url": o.discord_webhook_url}
+    )
     if o.chat_template is not None:
         check_chat_template("--chat-template", o.chat_template)
     for item in o.custom_dependencies:
@@ -354,3 +372,12 @@ def _check_version(value: str) -> None:
 def _positive(flag: str, value: int) -> None:
     if value < 1:
         raise ConfigError(f"{flag} must be 1 or more, got {value}.")
+
+
+def validate_sink_urls(urls: Mapping[str, str | None]) -> dict[str, str]:
+    """The sink URL options given (``progress_url``, ``discord_webhook_url``), checked."""
+    flags = {"progress_url": "--progress-url", "discord_webhook_url": "--discord-webhook-url"}
+    given = {key: url for key, url in urls.items() if url is not None}
+    for key, url in given.items():
+        check_web_url(flags[key], url)
+    return given

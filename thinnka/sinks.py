@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from thinnka.options import RunOptions
     from thinnka.settings import Settings
 
-__all__ = ["DISCORD_LIMIT", "Sink", "discord_text", "sink_secrets", "sinks_for"]
+__all__ = [
+    "DISCORD_LIMIT",
+    "Sink",
+    "discord_text",
+    "sink_names",
+    "sink_secrets",
+    "sinks_for",
+    "unreachable_flag_sinks",
+]
 
 DISCORD_LIMIT = 2000
 WEBHOOK, DISCORD = "webhook", "discord"
@@ -51,6 +59,23 @@ def sinks_for(settings: Settings, options: RunOptions) -> list[Sink]:
     if discord:
         found.append(Sink(DISCORD, discord))
     return found
+
+
+def unreachable_flag_sinks(settings: Settings, options: RunOptions) -> list[str]:
+    """Sinks the run was given by flag whose URL this process does not know.
+
+    The URLs are never stored (they are secrets), so a later ``resume`` or
+    ``recover`` delivers to them only when told again (the same flag, or the
+    setting in .env); meanwhile their events wait in the outbox, counted.
+    """
+    known = {sink.name for sink in sinks_for(settings, options)}
+    return [name for name in options.flag_sinks if name not in known]
+
+
+def sink_names(settings: Settings, options: RunOptions) -> list[str]:
+    """Every sink the run's events are kept for: configured here, or given by flag."""
+    names = [sink.name for sink in sinks_for(settings, options)]
+    return names + [name for name in options.flag_sinks if name not in names]
 
 
 def sink_secrets(sinks: list[Sink]) -> list[str]:

@@ -201,4 +201,6 @@ def test_a_token_that_cannot_write_the_namespace_is_a_usage_error(plan_world: Pl
 def test_a_hub_model_id_in_a_namespace_the_token_cannot_write_is_a_usage_error(
     plan_world: PlanWorld,
 ) -> None:
-    _refused(plan_world, ["--hub-model-id", "other-org/overwrite-me"], "cannot write to 'other-org'")
+    _refused(
+        plan_world, ["--hub-model-id", "other-org/overwrite-me"], "cannot write to 'other-org'"
+    )

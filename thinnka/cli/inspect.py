@@ -44,14 +44,13 @@ def show_command(
 ) -> int:
     """Show one run: state, outcome, pod, cost, error and its events."""
     from thinnka.operations import cost_report, run_summary
-    from thinnka.sinks import sinks_for
+    from thinnka.sinks import sink_names
 
     session = open_command_session(values["env_file"], values["log_json"])
     run = session.store.get(run_id)
     data = run_summary(session.store, run, events=True)
     data.update(cost_report(session, run))  # billed by Runpod where known, else the estimate
-    sinks = [sink.name for sink in sinks_for(session.settings, run.options)]
-    data["outbox"] = session.store.outbox.counts(run.id, sinks)
+    data["outbox"] = session.store.outbox.counts(run.id, sink_names(session.settings, run.options))
     data["metrics"] = session.store.metrics.latest(run.id)
     if as_json:
         print_json(data)

@@ -99,9 +99,11 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     _o("ssh_public_key", "--ssh-public-key", str | None, None,
        "Public key text for the pod (default SSH_PUBLIC_KEY, ~/.ssh/id_ed25519.pub)."),
     _o("progress_url", "--progress-url", str | None, None,
-       "Webhook for progress events (default PROGRESS_WEBHOOK_URL)."),
+       "Webhook for progress events (default PROGRESS_WEBHOOK_URL). Never stored: "
+       "give it again to `resume`; .env keeps it out of the process list."),
     _o("discord_webhook_url", ("--discord-webhook-url", "--discord-webhook"), str | None, None,
-       "Discord webhook for progress events (default DISCORD_WEBHOOK_URL)."),
+       "Discord webhook for progress events (default DISCORD_WEBHOOK_URL). Never "
+       "stored: give it again to `resume`; .env keeps it out of the process list."),
     _o("ssh_timeout_min", "--ssh-timeout-min", int, 20,
        "Minutes to wait for the pod's SSH port."),
     _o("debug_remote", "--debug-remote", bool, False,

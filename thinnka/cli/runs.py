@@ -87,11 +87,21 @@ def plan_command(
 @with_options(COMMON_OPTIONS)
 def resume_command(
     run_id: str = typer.Argument(..., help="The run to continue, e.g. r-7f3k2q."),
+    progress_url: str | None = typer.Option(
+        None, "--progress-url", help="The webhook the run was started with by flag (not stored)."
+    ),
+    discord_webhook_url: str | None = typer.Option(
+        None,
+        "--discord-webhook-url",
+        help="The Discord webhook the run was started with by flag (not stored).",
+    ),
     **values: Any,
 ) -> int:
     """Continue a run whose process died: re-attach to its pod and finish it.
 
-    Exits 1 naming the holder when another live process drives the run.
+    Exits 1 naming the holder when another live process drives the run. Sink
+    URLs given to `run` by flag are secrets and never stored: give them again
+    here (or set them in .env) for the run's waiting events to be delivered.
     """
     from thinnka.cli.console import ConsoleOutput
     from thinnka.operations import resume_run
@@ -99,7 +109,14 @@ def resume_command(
     session = open_command_session(values["env_file"], values["log_json"])
     output = ConsoleOutput(secrets=session.settings.secrets())
     sigterm_as_interrupt()
-    return _exit_code(resume_run(session, run_id, output))
+    run = resume_run(
+        session,
+        run_id,
+        output,
+        progress_url=progress_url,
+        discord_webhook_url=discord_webhook_url,
+    )
+    return _exit_code(run)
 
 
 @app.command("cancel")
