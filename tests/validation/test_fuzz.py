@@ -77,6 +77,19 @@ def _check(world: PlanWorld, result: Outcome, extra_secrets: tuple[str, ...] = (
     return plan
 
 
+def _run_refuses_too(world: PlanWorld, plan_args: list[str], result: Outcome) -> None:
+    """What ``plan`` refuses (exit 2), ``run`` refuses the same way: no row, no pod."""
+    if result.code != 2:
+        return
+    run_args = ["run", *(a for a in plan_args[1:] if a != "--json")]
+    ran = world.cli(*run_args)
+    assert ran.code == 2, (run_args, ran.err)
+    assert ran.out == "" and "Traceback" not in ran.err, ran.err
+    for secret in world.secrets():
+        assert secret not in ran.err, "secret in output"
+    world.assert_nothing_created()
+
+
 def _leaves(value: Any) -> list[Any]:
     if isinstance(value, dict):
         return [leaf for v in value.values() for leaf in _leaves(v)]
@@ -100,8 +113,10 @@ def test_any_option_value(plan_world: PlanWorld, spec: Any, value: str, stack: A
     args = ["plan", "--json", *_stack_args(*stack)]
     if spec.name != "repo_id":
         args += ["--repo-id", plan_world.model]
-    result = plan_world.cli(*args, f"{flag}={value}")
+    args.append(f"{flag}={value}")
+    result = plan_world.cli(*args)
     plan = _check(plan_world, result)
+    _run_refuses_too(plan_world, args, result)
     key = LANDS_AS.get(flag)
     if plan is not None and key in plan["recipe"]:
         assert plan["recipe"][key] == value, (flag, value)
@@ -120,8 +135,10 @@ def _schema_keys() -> list[tuple[str, str, str]]:
 def test_any_set_key_and_value(plan_world: PlanWorld, target: Any, value: str) -> None:
     trainer, mode, key = target
     args = ["plan", "--json", "--repo-id", plan_world.model, *_stack_args(trainer, mode)]
-    result = plan_world.cli(*args, "--set", f"{key}={value}")
+    args += ["--set", f"{key}={value}"]
+    result = plan_world.cli(*args)
     plan = _check(plan_world, result)
+    _run_refuses_too(plan_world, args, result)
     spec = load_schema(trainer, mode).keys[key]
     raw = value.strip()
     literal = spec.types == ("str",) and raw.lower() not in ("null", "~")
