@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from thinnka.metrics import MetricLine
 from thinnka.options import RunOptions
@@ -13,14 +13,20 @@ from thinnka.store import Store
 from thinnka.store.db import HEAD_REVISION, _alembic_config, create_db_engine, migrate
 
 
-def test_0002_upgrades_a_0001_database_keeping_its_runs(tmp_path: Path) -> None:
+def _database_at(revision: str, folder: Path) -> Engine:
+    """An SQLite database as an older thinnka left it: migrated up to ``revision`` only."""
     from alembic import command
 
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}", tmp_path)
+    engine = create_db_engine(f"sqlite:///{folder / 'old.db'}", folder)
     config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "0001")
+        command.upgrade(config, revision)
+    return engine
+
+
+def test_0002_upgrades_a_0001_database_keeping_its_runs(tmp_path: Path) -> None:
+    engine = _database_at("0001", tmp_path)
     assert "outbox_events" not in inspect(engine).get_table_names()
     with engine.begin() as connection:
         connection.execute(text(
@@ -59,13 +65,7 @@ def test_metrics_are_stored_once_per_logged_line(tmp_path: Path) -> None:
 
 
 def test_0003_scrubs_sink_urls_already_stored_in_runs_options(tmp_path: Path) -> None:
-    from alembic import command
-
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'old.db'}", tmp_path)
-    config = _alembic_config()
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0002_outbox")
+    engine = _database_at("0002_outbox", tmp_path)
     token = "CANARYstoredDiscordToken0003"
     discord = f"https://discord.com/api/webhooks/1/{token}"
     options = json.dumps(
