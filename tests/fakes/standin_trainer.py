@@ -30,7 +30,14 @@ from tests.fakes.runpod import FakeRunpod
 from tests.fakes.sshd import FakeSshd
 from tests.plugins.thinnka_world import World, build_world, make_pod_venv
 
-__all__ = ["CPU", "standin_run", "standin_venv_fixture", "standin_world_fixture", "tell_standin"]
+__all__ = [
+    "CPU",
+    "install_standin",
+    "standin_run",
+    "standin_venv_fixture",
+    "standin_world_fixture",
+    "tell_standin",
+]
 
 CPU = ["--trainer", "trl", "--set", "use_cpu=true", "--set", "bf16=false"]
 
@@ -70,13 +77,17 @@ def tell_standin(world: World, **behaviour: object) -> None:
     (world.remote_root / "standin.json").write_text(json.dumps(behaviour))
 
 
-@pytest.fixture(scope="session", name="standin_venv")
-def standin_venv_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = make_pod_venv(tmp_path_factory.mktemp("standin-pod") / "venv")
+def install_standin(venv: Path) -> Path:
+    """Make a pod venv (``make_pod_venv``) train with the stand-in: its ``accelerate``."""
     script = venv / "bin" / "accelerate"
     script.write_text(_SCRIPT.format(python=venv / "bin" / "python"))
     script.chmod(0o755)
     return venv
+
+
+@pytest.fixture(scope="session", name="standin_venv")
+def standin_venv_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install_standin(make_pod_venv(tmp_path_factory.mktemp("standin-pod") / "venv"))
 
 
 @pytest.fixture(name="standin_world")
