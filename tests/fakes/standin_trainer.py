@@ -56,7 +56,14 @@ step_s = float(behaviour.get("step_s", 0.05))
 print("stand-in trainer: training", recipe.get("hub_model_id"), flush=True)
 for step in range(1, steps + 1):
     time.sleep(step_s)
-    sys.stdout.write(f"{{step}}/{{steps}} [00:01<00:01, 1.0it/s]\\r")
+    # As transformers' Trainer writes it: its tqdm bar, redrawn after a carriage return,
+    # and each logged dict on a line of its own (tqdm.write clears the bar, prints the
+    # line, redraws the bar).
+    filled = step * 10 // steps
+    bar = (f"{{step * 100 // steps:3d}}%|" + "\u2588" * filled + " " * (10 - filled)
+           + f"| {{step}}/{{steps}} [00:{{step:02d}}<00:{{steps - step:02d}},  1.00it/s]")
+    logged = f"{{{{'loss': '{{round(2.0 / step, 4)}}', 'epoch': '{{step / steps:.4g}}'}}}}"
+    sys.stdout.write(f"\\r{{bar}}\\r{{' ' * len(bar)}}\\r{{logged}}\\n\\r{{bar}}")
     sys.stdout.flush()
 print("", flush=True)
 if behaviour.get("fail"):
