@@ -207,3 +207,22 @@ def test_an_unreachable_endpoint_never_blocks_the_caller(tmp_path: Path) -> None
     notifier.close(timeout=2)
     assert time.monotonic() - started < 6
     assert store.outbox.counts(run.id, ["webhook"])["webhook"]["pending"] == 21
+
+
+def test_an_event_the_outbox_cannot_take_is_logged_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A broken outbox write is logged (naming the event) and never raised into the run."""
+    from sqlalchemy import text
+    from structlog.testing import capture_logs
+
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(repo_id="org/m"))
+    notifier = _notifier(store, run.id, [])
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE outbox_deliveries"))
+        connection.execute(text("DROP TABLE outbox_events"))
+    with capture_logs() as logs:
+        notifier.event("note", "hello")  # raised TypeError from the logging call before
+    assert notifier.inner.events == ["note"]  # type: ignore[attr-defined]
+    [logged] = [entry for entry in logs if entry["event"].startswith("could not write")]
+    assert logged["kind"] == "note" and logged["log_level"] == "error"
+    notifier.close(timeout=1)

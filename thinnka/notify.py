@@ -220,7 +220,7 @@ class Notifier:
         try:
             self.store.outbox.add(self._run_id, event, message, stage=stage, extra=extra)
         except Exception:  # the run goes on; the terminal and the run's events have it
-            logger.exception("could not write an event to the outbox", event=event)
+            logger.exception("could not write an event to the outbox", kind=event)
             return
         if self._deliverer is not None:
             self._deliverer.wake()
