@@ -160,6 +160,8 @@ def _is_terminal(stream: Any) -> bool:
 def _quiet_download_bars() -> None:
     """huggingface_hub's download bars (the few metadata files the checks read) redraw
     with carriage returns and cursor-up codes that would break the block."""
-    from huggingface_hub.utils import disable_progress_bars
-
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+    except ImportError:  # a huggingface_hub without the switch: its bars stay
+        return
     disable_progress_bars()
