@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from tests.fakes.hub import FakeHub
+    from tests.fakes.runpod import FakeRunpod
+    from tests.fakes.sshd import FakeSshd
+    from tests.plugins.thinnka_world import World
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -32,3 +43,51 @@ def report(name: str, samples: list[float], goal: float | None = None) -> None:
     if goal is not None:
         line += f" (goal < {goal} s: {'met' if statistics.median(samples) < goal else 'MISSED'})"
     print(line, flush=True)
+
+
+@dataclass(frozen=True)
+class Emulated:
+    """The running emulated world: an sshd pod, the Runpod emulator (its pods' SSH is that
+    sshd, keys a pod is created with get authorized there) and the Hub emulator."""
+
+    root: Path
+    sshd: FakeSshd
+    runpod: FakeRunpod
+    hub: FakeHub
+
+    def world(self, name: str, pod_venv: Path) -> World:
+        """A fresh working folder ``root/name`` whose .env points thinnka at this world."""
+        from tests.plugins.thinnka_world import build_world
+
+        return build_world(self.root / name, self.runpod, self.hub, self.sshd, pod_venv)
+
+    def pod_venv(self, name: str = "pod-venv", *, standin: bool = False) -> Path:
+        """The pods' trainer venv (see tests/plugins/thinnka_world.py); with ``standin``,
+        its ``accelerate`` is the stand-in trainer of tests/fakes/standin_trainer.py."""
+        from tests.fakes.standin_trainer import install_standin
+        from tests.plugins.thinnka_world import make_pod_venv
+
+        venv = make_pod_venv(self.root / name)
+        return install_standin(venv) if standin else venv
+
+
+@contextmanager
+def emulated_world(root: Path | None = None) -> Iterator[Emulated]:
+    """Start sshd + Runpod + Hub as the tests' fixtures do; stop them (and remove a
+    temporary ``root``) on the way out, whatever happened. ``root``, when given, is kept."""
+    from tests.fakes.hub import FakeHub
+    from tests.fakes.runpod import FakeRunpod
+    from tests.fakes.sshd import FakeSshd
+
+    folder = root if root is not None else Path(tempfile.mkdtemp(prefix="thinnka-bench-"))
+    try:
+        with ExitStack() as servers:
+            sshd = servers.enter_context(FakeSshd(folder / "sshd"))
+            runpod = servers.enter_context(
+                FakeRunpod(ssh_host=sshd.host, ssh_port=sshd.port, authorize_key=sshd.authorize)
+            )
+            hub = servers.enter_context(FakeHub())
+            yield Emulated(folder, sshd, runpod, hub)
+    finally:
+        if root is None:
+            shutil.rmtree(folder, ignore_errors=True)

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import tempfile
 import time
 from pathlib import Path
 
-from _common import report
+from _common import emulated_world, report
 
 
 def _epoch(timestamp: str) -> float:
@@ -28,21 +27,12 @@ def job_seconds(run_dir: Path, name: str) -> float:
 
 
 def main() -> None:
-    from tests.fakes.hub import FakeHub
-    from tests.fakes.runpod import FakeRunpod
-    from tests.fakes.sshd import FakeSshd
-    from tests.plugins.thinnka_world import build_world, make_pod_venv
-
     overheads, totals = [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        sshd = FakeSshd(root / "sshd").start()
-        runpod = FakeRunpod(ssh_host=sshd.host, ssh_port=sshd.port, authorize_key=sshd.authorize)
-        runpod.start()
-        hub = FakeHub().start()
-        venv = make_pod_venv(root / "pod-venv")
+    with emulated_world() as emulated:
+        hub = emulated.hub
+        venv = emulated.pod_venv()
         for attempt in range(4):
-            world = build_world(root / f"run{attempt}", runpod, hub, sshd, venv)
+            world = emulated.world(f"run{attempt}", venv)
             world.thinnka("ls")  # an installation that has run before: its database exists
             started = time.perf_counter()
             wall_start = time.time()
@@ -71,9 +61,6 @@ def main() -> None:
             print(f"  steps: {timing} | remote setup {setup:.2f} train {train:.2f}")
             totals.append(total)
             overheads.append(total - remote)
-        hub.stop()
-        runpod.stop()
-        sshd.stop()
     report("run wall time (1 training step)", totals)
     report("control-plane overhead (wall minus remote jobs)", overheads, goal=2.0)
 

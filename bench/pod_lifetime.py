@@ -13,38 +13,28 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
-from _common import report
+from _common import emulated_world, report
 
 
 def main() -> None:
-    from tests.fakes.hub import FakeHub
-    from tests.fakes.runpod import FakeRunpod
-    from tests.fakes.sshd import FakeSshd
-    from tests.fakes.standin_trainer import _SCRIPT, standin_run
-    from tests.plugins.thinnka_world import build_world, make_pod_venv
+    from tests.fakes.standin_trainer import standin_run
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--grace", type=float, default=5.0)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     results: dict[str, list[float]] = {"attached": [], "detached": [], "dead": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        sshd = FakeSshd(root / "sshd").start()
-        runpod = FakeRunpod(ssh_host=sshd.host, ssh_port=sshd.port, authorize_key=sshd.authorize)
-        runpod.start()
-        hub = FakeHub().start()
-        venv = make_pod_venv(root / "pod-venv")
-        (venv / "bin" / "accelerate").write_text(_SCRIPT.format(python=venv / "bin" / "python"))
+    with emulated_world() as emulated:
+        runpod = emulated.runpod
+        venv = emulated.pod_venv(standin=True)
         n = 0
         for _ in range(args.repeat):
             for case in results:
                 n += 1
-                world = build_world(root / f"w{n}", runpod, hub, sshd, venv)
+                world = emulated.world(f"w{n}", venv)
                 (world.remote_root / "standin.json").write_text('{"steps": 30, "step_s": 0.1}')
                 argv = standin_run(world, "--watchdog-grace", f"{args.grace:g}")
                 if case == "detached":
@@ -53,13 +43,19 @@ def main() -> None:
                 assert proc.stdout is not None
                 run_id = proc.stdout.readline().split()[1]
                 if case == "dead":
+                    deadline = time.monotonic() + 300
                     while world.show(run_id)["state"] != "training":
+                        if time.monotonic() > deadline:
+                            raise SystemExit(f"{run_id} never started training")
                         time.sleep(0.2)
                     proc.kill()
                 proc.wait(timeout=600)
                 shown = world.show(run_id)
                 run_dir = Path(shown["remote"]["run_dir"])
+                deadline = time.monotonic() + args.grace + 120
                 while runpod.pod(shown["pod_id"]) is not None:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"pod {shown['pod_id']} of {run_id} was never terminated")
                     time.sleep(0.1)
                 entry = next(e for e in runpod.ledger() if e.pod_id == shown["pod_id"])
                 assert entry.terminated_at is not None
@@ -69,9 +65,6 @@ def main() -> None:
                 if shown["state"] != "terminated":
                     subprocess.run(world.command("resume", run_id), cwd=world.workdir,
                                    env=world.env, capture_output=True, timeout=120)  # fmt: skip
-        hub.stop()
-        runpod.stop()
-        sshd.stop()
     report("pod outlives its job, orchestrator attached", results["attached"], goal=5.0)
     for case in ("detached", "dead"):
         report(f"pod outlives its job, orchestrator {case}", results[case], goal=args.grace + 5)

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import math
 import sys
-import tempfile
 import time
-from pathlib import Path
 
-from _common import ROOT  # noqa: F401  (puts the repository on sys.path)
+from _common import emulated_world
 
 PODS = 1000
 REQUESTS_PER_WINDOW = 250
@@ -26,17 +24,18 @@ WINDOW_S = 2.0
 
 
 def main() -> None:
-    from tests.fakes.runpod import FakeRunpod
     from thinnka.operations import open_session
     from thinnka.recovery import reap
     from thinnka.settings import load_settings
 
     pods = int(sys.argv[1]) if len(sys.argv) > 1 else PODS
-    with tempfile.TemporaryDirectory() as tmp, FakeRunpod() as fake:
+    with emulated_world() as emulated:
+        fake, state = emulated.runpod, emulated.root / "state"
         settings = load_settings(
-            environ={"THINNKA_STATE_DIR": tmp, "THINNKA_RUNPOD_API": "rest", **fake.client_env()},
-            cwd=Path(tmp),
-        )
+            environ={"THINNKA_STATE_DIR": str(state), "THINNKA_RUNPOD_API": "rest",
+                     **fake.client_env()},
+            cwd=emulated.root,
+        )  # fmt: skip
         session = open_session(settings)
         owner = session.store.installation_id()
         for number in range(pods):

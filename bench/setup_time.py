@@ -22,10 +22,14 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from _common import ROOT
+from _common import emulated_world
+
+if TYPE_CHECKING:
+    from tests.fakes.hub import FakeHub
+    from tests.plugins.thinnka_world import World
 
 CACHE = Path.home() / ".cache" / "thinnka-bench"
 TORCH = "torch==2.13.0+cpu"
@@ -69,7 +73,7 @@ def image_python() -> Path:
     return python
 
 
-def run_case(label: str, world, hub, args: list[str]) -> dict[str, float | str]:  # type: ignore[no-untyped-def]
+def run_case(label: str, world: World, hub: FakeHub, args: list[str]) -> dict[str, float | str]:
     result = world.thinnka(
         "run", "--repo-id", hub.models.chat, "--sft", "--max-steps", "1",
         "--dataset-name", hub.datasets.sft, "--trainer", "trl",
@@ -106,20 +110,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="keep the worlds in this folder")
     options = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    from tests.fakes.hub import FakeHub
-    from tests.fakes.runpod import FakeRunpod
-    from tests.fakes.sshd import FakeSshd
-    from tests.plugins.thinnka_world import build_world
-
     python = image_python()
-    root = options.keep or Path(tempfile.mkdtemp(prefix="thinnka-setup-bench-"))
     results = []
-    try:
-        sshd = FakeSshd(root / "sshd").start()
-        runpod = FakeRunpod(ssh_host=sshd.host, ssh_port=sshd.port, authorize_key=sshd.authorize)
-        runpod.start()
-        hub = FakeHub().start()
+    with emulated_world(options.keep) as emulated:
+        root = emulated.root
         cases = [
             ("fresh pod, pip", "pip", "volume-pip", "venv-pip", []),
             ("fresh pod, uv", "uv", "volume-uv", "venv-uv1", []),
@@ -127,7 +121,7 @@ def main() -> None:
             ("--skip-setup, prepared image", "uv", "volume-uv", "venv-uv2", ["--skip-setup"]),
         ]
         for n, (label, installer, volume, venv, extra) in enumerate(cases):
-            world = build_world(root / f"case{n}", runpod, hub, sshd, root / venv)
+            world = emulated.world(f"case{n}", root / venv)
             (root / volume).mkdir(exist_ok=True)
             world.write_dotenv(
                 THINNKA_POD_INSTALLER=installer,
@@ -135,14 +129,8 @@ def main() -> None:
                 THINNKA_REMOTE_ROOT=str(root / volume),
                 THINNKA_REMOTE_VENV=str(root / venv),
             )
-            results.append(run_case(label, world, hub, extra))
+            results.append(run_case(label, world, emulated.hub, extra))
             print(json.dumps(results[-1]), flush=True)
-        hub.stop()
-        runpod.stop()
-        sshd.stop()
-    finally:
-        if options.keep is None:
-            shutil.rmtree(root, ignore_errors=True)
     print()
     print(f"{'case':32} {'pod alive':>10} {'training':>9} {'not training':>13}")
     for r in results:

@@ -55,6 +55,29 @@ def test_the_live_view_shows_state_pod_gpu_cost_progress_and_loss(workdir: Path)
         assert expected in text, expected
 
 
+def test_on_a_narrow_terminal_the_status_line_wraps_whole_and_the_last_frame_is_fresh(
+    workdir: Path,
+) -> None:
+    """A live render on the soft-wrapping console was cropped at the width (the pod id and
+    cost cut off); and the last frame showed the state of up to a second before the end."""
+    store = _store(workdir)
+    run_id = _training_run(store)
+    screen = io.StringIO()
+    output = ConsoleOutput(live=True)
+    output.out = Console(file=screen, force_terminal=True, width=40, color_system=None,
+                         soft_wrap=True)  # fmt: skip
+    output.attach(store, run_id)
+    output.echo(f"run {run_id}")
+    store.transition(run_id, owner="me", source=RunState.provisioned, dest=RunState.failed,
+                     trigger="fail")  # fmt: skip
+    output.close()
+    last = screen.getvalue().rsplit("\x1b[2K", 1)[-1]  # the frame close() drew
+    words = " ".join(last.split())
+    assert f"{run_id} failed pod pod123 1× NVIDIA L40S" in words, last
+    assert "$0.0000 so far" in words, last
+    assert f"run {run_id}\n" in screen.getvalue()
+
+
 def test_not_a_terminal_gets_plain_lines(capsys: pytest.CaptureFixture[str]) -> None:
     output = ConsoleOutput()
     output.line("train", "hello")

@@ -244,3 +244,31 @@ def test_resume_without_a_flag_sinks_url_says_so_and_keeps_its_events(tmp_path: 
         settings, RunOptions(repo_id="org/m", discord_webhook_url=FLAG_DISCORD), Silent(), store
     )
     assert [sink.name for sink in given.sinks] == ["discord"]
+
+
+def test_an_event_the_outbox_cannot_take_is_logged_and_the_run_goes_on(tmp_path: Path) -> None:
+    """A broken outbox write is logged (naming the event) and never raised into the run."""
+    from sqlalchemy import text
+    from structlog.testing import capture_logs
+
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(repo_id="org/m"))
+    notifier = _notifier(store, run.id, [])
+    with store.engine.begin() as connection:
+        connection.execute(text("DROP TABLE outbox_deliveries"))
+        connection.execute(text("DROP TABLE outbox_events"))
+    with capture_logs() as logs:
+        notifier.event("note", "hello")  # raised TypeError from the logging call before
+    assert notifier.inner.events == ["note"]  # type: ignore[attr-defined]
+    [logged] = [entry for entry in logs if entry["event"].startswith("could not write")]
+    assert logged["kind"] == "note" and logged["log_level"] == "error"
+    notifier.close(timeout=1)
+
+
+def test_notifier_for_reads_logging_first_step_from_the_overrides(tmp_path: Path) -> None:
+    from thinnka.operations import notifier_for
+
+    settings = load_settings(environ={"THINNKA_STATE_DIR": str(tmp_path)}, cwd=tmp_path)
+    off = RunOptions(repo_id="org/m", overrides=(("logging_first_step", "false"),))
+    assert notifier_for(settings, off, Silent())._first_logged is False
+    assert notifier_for(settings, RunOptions(repo_id="org/m"), Silent())._first_logged is True

@@ -58,10 +58,10 @@ def test_metrics_are_stored_once_per_logged_line(tmp_path: Path) -> None:
     assert store.metrics.ingest(run.id, log, every=5) == 0  # the same bytes add nothing
     first_end = len("[train] {'loss': 2.0, 'epoch': 0.5}\n")
     lines = [MetricLine("train", {"loss": 9.0}, first_end)]  # a line stored before is refused
-    assert store.metrics.add(run.id, lines, first_step=1, every=1) == 0
-    series = store.metrics.series(run.id)
-    assert series["loss"] == [(5, 2.0), (10, 1.5), (15, 1.25)]
-    assert series["epoch"] == [(5, 0.5), (10, 1.0), (15, 1.5)]
+    assert store.metrics.add(run.id, lines, steps=[1]) == 0
+    series = store.metrics.series(run.id)  # logging_steps 5 with logging_first_step: 1, 5, 10
+    assert series["loss"] == [(1, 2.0), (5, 1.5), (10, 1.25)]
+    assert series["epoch"] == [(1, 0.5), (5, 1.0), (10, 1.5)]
 
 
 def test_0003_scrubs_sink_urls_already_stored_in_runs_options(tmp_path: Path) -> None:

@@ -89,7 +89,7 @@ def configure_logging(
             _scrub_rendered,
         ],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -97,6 +97,22 @@ def configure_logging(
     # Chatty libraries: their INFO lines are noise for a CLI user.
     for name in ("httpx", "httpcore", "paramiko", "transitions", "alembic", "filelock"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (as ``logging.lastResort`` does), so
+    the terminal's live view can route log lines above its status block while it shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """StreamHandler's own assignment; the stream is always the current stderr."""
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -25,6 +25,7 @@ __all__ = [
     "MAIN_METRICS",
     "MetricLine",
     "is_step_bar",
+    "logged_step",
     "parse_metrics",
     "read_metric_lines",
 ]
@@ -67,6 +68,18 @@ def parse_metrics(text: str) -> dict[str, float] | None:
     if not (_KNOWN & numbers.keys() or any(k.startswith("rewards/") for k in numbers)):
         return None
     return numbers
+
+
+def logged_step(n: int, every: int, *, first_step_logged: bool = True) -> int:
+    """The training step of the ``n``-th logged dict (1-based) of a run.
+
+    transformers logs every ``logging_steps`` steps and, with ``logging_first_step`` (set by
+    all four of thinnka's recipes), step 1 as well: with ``logging_steps: 10`` the dicts are
+    steps 1, 10, 20, ... (real output: tests/data/README.md).
+    """
+    if first_step_logged and every > 1:
+        return 1 if n == 1 else (n - 1) * every
+    return n * every
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from thinnka.store import Store
 
 __all__ = [
-    "DEFAULT_PROGRESS_INTERVAL_S", "Notifier", "deliver_backlog", "discord_text", "logging_steps",
+    "DEFAULT_PROGRESS_INTERVAL_S", "Notifier", "deliver_backlog", "discord_text",
+    "logging_first_step", "logging_steps",
 ]  # fmt: skip
 
 logger = structlog.get_logger(__name__)
@@ -64,6 +65,13 @@ def logging_steps(overrides: tuple[tuple[str, str], ...]) -> int:
         return 1
 
 
+def logging_first_step(overrides: tuple[tuple[str, str], ...]) -> bool:
+    """The trainer's ``logging_first_step`` (true in all of thinnka's recipes)."""
+    return dict(overrides).get("logging_first_step", "true").strip().lower() not in {
+        "false", "0", "no", "off",
+    }  # fmt: skip
+
+
 def _eta_seconds(text: str) -> float | None:
     match = _REMAINING.search(text)
     if match is None:
@@ -88,6 +96,7 @@ class Notifier:
         run_id: str | None = None,
         log_path: Callable[[str], Path] | None = None,
         every: int = 1,
+        first_step_logged: bool = True,
         hub_endpoint: str | None = None,
         progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S,
         policy: DeliveryPolicy | None = None,
@@ -97,7 +106,7 @@ class Notifier:
         self._secrets = [s for s in [*secrets, *sink_secrets(sinks)] if s]
         if store is not None:
             store.outbox.secrets[:] = sorted({*store.outbox.secrets, *self._secrets})
-        self._log_path, self._every = log_path, every
+        self._log_path, self._every, self._first_logged = log_path, every, first_step_logged
         self._hub = (hub_endpoint or "https://huggingface.co").rstrip("/")
         self._interval, self._policy, self._clock = progress_interval_s, policy, clock
         self._deliverer: Deliverer | None = None
@@ -220,7 +229,7 @@ class Notifier:
         try:
             self.store.outbox.add(self._run_id, event, message, stage=stage, extra=extra)
         except Exception:  # the run goes on; the terminal and the run's events have it
-            logger.exception("could not write an event to the outbox", event=event)
+            logger.exception("could not write an event to the outbox", kind=event)
             return
         if self._deliverer is not None:
             self._deliverer.wake()
@@ -229,7 +238,10 @@ class Notifier:
         if self.store is None or self._run_id is None or self._log_path is None:
             return
         try:
-            self.store.metrics.ingest(self._run_id, self._log_path(self._run_id), every=self._every)
+            self.store.metrics.ingest(
+                self._run_id, self._log_path(self._run_id), every=self._every,
+                first_step_logged=self._first_logged,
+            )  # fmt: skip
         except Exception:
             logger.exception("could not store metrics")
 

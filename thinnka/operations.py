@@ -91,7 +91,12 @@ def notifier_for(
     settings: Settings, options: RunOptions, output: Output, store: Store | None = None
 ) -> Notifier:
     """The terminal output, plus the events outbox and its webhook/Discord delivery."""
-    from thinnka.notify import DEFAULT_PROGRESS_INTERVAL_S, Notifier, logging_steps
+    from thinnka.notify import (
+        DEFAULT_PROGRESS_INTERVAL_S,
+        Notifier,
+        logging_first_step,
+        logging_steps,
+    )
     from thinnka.sinks import sinks_for, unreachable_flag_sinks
 
     for name in unreachable_flag_sinks(settings, options):
@@ -111,6 +116,7 @@ def notifier_for(
         secrets=settings.secrets(),
         log_path=settings.remote_log,
         every=logging_steps(options.overrides),
+        first_step_logged=logging_first_step(options.overrides),
         hub_endpoint=settings.hf_endpoint,
         progress_interval_s=float(interval) if interval else DEFAULT_PROGRESS_INTERVAL_S,
     )

@@ -30,7 +30,14 @@ from tests.fakes.runpod import FakeRunpod
 from tests.fakes.sshd import FakeSshd
 from tests.plugins.thinnka_world import World, build_world, make_pod_venv
 
-__all__ = ["CPU", "standin_run", "standin_venv_fixture", "standin_world_fixture", "tell_standin"]
+__all__ = [
+    "CPU",
+    "install_standin",
+    "standin_run",
+    "standin_venv_fixture",
+    "standin_world_fixture",
+    "tell_standin",
+]
 
 CPU = ["--trainer", "trl", "--set", "use_cpu=true", "--set", "bf16=false"]
 
@@ -49,7 +56,14 @@ step_s = float(behaviour.get("step_s", 0.05))
 print("stand-in trainer: training", recipe.get("hub_model_id"), flush=True)
 for step in range(1, steps + 1):
     time.sleep(step_s)
-    sys.stdout.write(f"{{step}}/{{steps}} [00:01<00:01, 1.0it/s]\\r")
+    # As transformers' Trainer writes it: its tqdm bar, redrawn after a carriage return,
+    # and each logged dict on a line of its own (tqdm.write clears the bar, prints the
+    # line, redraws the bar).
+    filled = step * 10 // steps
+    bar = (f"{{step * 100 // steps:3d}}%|" + "\u2588" * filled + " " * (10 - filled)
+           + f"| {{step}}/{{steps}} [00:{{step:02d}}<00:{{steps - step:02d}},  1.00it/s]")
+    logged = f"{{{{'loss': '{{round(2.0 / step, 4)}}', 'epoch': '{{step / steps:.4g}}'}}}}"
+    sys.stdout.write(f"\\r{{bar}}\\r{{' ' * len(bar)}}\\r{{logged}}\\n\\r{{bar}}")
     sys.stdout.flush()
 print("", flush=True)
 if behaviour.get("fail"):
@@ -70,13 +84,17 @@ def tell_standin(world: World, **behaviour: object) -> None:
     (world.remote_root / "standin.json").write_text(json.dumps(behaviour))
 
 
-@pytest.fixture(scope="session", name="standin_venv")
-def standin_venv_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    venv = make_pod_venv(tmp_path_factory.mktemp("standin-pod") / "venv")
+def install_standin(venv: Path) -> Path:
+    """Make a pod venv (``make_pod_venv``) train with the stand-in: its ``accelerate``."""
     script = venv / "bin" / "accelerate"
     script.write_text(_SCRIPT.format(python=venv / "bin" / "python"))
     script.chmod(0o755)
     return venv
+
+
+@pytest.fixture(scope="session", name="standin_venv")
+def standin_venv_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install_standin(make_pod_venv(tmp_path_factory.mktemp("standin-pod") / "venv"))
 
 
 @pytest.fixture(name="standin_world")

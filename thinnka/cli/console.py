@@ -61,14 +61,31 @@ class ConsoleOutput:
         if not self.live_view or self._view is None:
             return None
         if self._live is None:
+            import atexit
+
             from rich.live import Live
 
+            # Whatever else writes to the terminal while the block is shown (typer.echo,
+            # the log lines on stderr) must go above it through the live console: written
+            # directly, it lands after the block and the next redraw erases the wrong lines.
             self._live = Live(
                 self._view, console=self.out, refresh_per_second=2, transient=False,
-                redirect_stdout=False, redirect_stderr=False,
+                redirect_stdout=True, redirect_stderr=_is_terminal(sys.stderr),
             )  # fmt: skip
+            _quiet_download_bars()
             self._live.start()
+            atexit.register(self.close)  # a command that ends without close(): cursor back
         return self._live
+
+    def echo(self, text: str) -> None:
+        """A line of the command's own output on stdout (above the live block when shown:
+        typer.echo writes past rich's redirection, after the block, and garbles it)."""
+        live = self._ensure_live()
+        if live is not None:
+            live.console.print(text, markup=False, emoji=False, highlight=False)
+            return
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
     # ------------------------------------------------------------ Output
     def event(self, name: str, message: str, **fields: Any) -> None:
@@ -87,7 +104,7 @@ class ConsoleOutput:
             self._facts.metrics.update(values)
         live = self._ensure_live()
         if live is not None:
-            live.console.print(f"[{stage}] {self._clean(text)}", markup=False)
+            live.console.print(f"[{stage}] {self._clean(text)}", markup=False, emoji=False)
             return
         sys.stdout.write(f"[{stage}] {self._clean(text)}\n")
         sys.stdout.flush()
@@ -100,7 +117,7 @@ class ConsoleOutput:
             self._facts.metrics.update(values)
         live = self._ensure_live()
         if live is not None:
-            live.console.print(self._clean(text), markup=False)
+            live.console.print(self._clean(text), markup=False, emoji=False)
         else:
             sys.stdout.write(self._clean(text) + "\n")
             sys.stdout.flush()
@@ -124,7 +141,27 @@ class ConsoleOutput:
             self.err.print(f"[{stage}] step {done}/{total}", markup=False)
 
     def close(self) -> None:
-        if self._live is not None:
-            self._live.refresh()
-            self._live.stop()
-            self._live = None
+        """Stop the live block, its last frame read afresh (the state the run ended in)."""
+        live, self._live = self._live, None
+        if live is not None:
+            if self._view is not None:
+                self._view.reread()
+            live.refresh()
+            live.stop()
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced by something file-less
+        return False
+
+
+def _quiet_download_bars() -> None:
+    """huggingface_hub's download bars (the few metadata files the checks read) redraw
+    with carriage returns and cursor-up codes that would break the block."""
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+    except ImportError:  # a huggingface_hub without the switch: its bars stay
+        return
+    disable_progress_bars()

@@ -54,6 +54,10 @@ class StatusView:
         self._progress: dict[str, Any] = {}
         self._read_at = 0.0
 
+    def reread(self) -> None:
+        """Read the run again at the next render (the last frame shows how it ended)."""
+        self._read_at = float("-inf")
+
     def _refresh(self) -> None:
         if time.monotonic() - self._read_at < self.refresh_s and self._run is not None:
             return
@@ -75,15 +79,21 @@ class StatusView:
         cost = cost_so_far(run.cost_usd, run.cost_per_hr, run.pod_started_at, run.ended_at, now)
         elapsed = ((run.ended_at or now) - run.created_at).total_seconds()
         gpu = f"{run.gpu_count}× {run.gpu_type}" if run.gpu_type else "-"
-        head = Table.grid(padding=(0, 2))
-        head.add_row(
-            Text(run.id, style="bold"),
-            Text(run.state.value, style="cyan"),
-            Text(f"pod {run.pod_id or '-'}"),
-            Text(gpu),
-            Text(f"elapsed {_clock(elapsed)}"),
-            Text(f"${cost:.4f} so far"),
+        # One line that wraps between its parts on a narrow terminal (a grid would cut the
+        # pod id short; a pty whose size was never set counts as 80 columns).
+        head = Text("  ").join(
+            [
+                Text(run.id, style="bold"),
+                Text(run.state.value, style="cyan"),
+                Text(f"pod {run.pod_id or '-'}"),
+                Text(gpu),
+                Text(f"elapsed {_clock(elapsed)}"),
+                Text(f"${cost:.4f} so far"),
+            ]
         )
+        # The console soft-wraps (streamed lines stay whole for copying), which crops a live
+        # render at the width; this line wraps instead.
+        head.no_wrap, head.overflow = False, "fold"
         facts, seen = self.facts, self._progress
         step = facts.step if facts.step is not None else seen.get("step")
         total = facts.total if facts.total is not None else seen.get("total_steps")

@@ -43,7 +43,7 @@ def run_command(**values: Any) -> int:
     output = ConsoleOutput(secrets=session.settings.secrets())
     sigterm_as_interrupt()
     run_id, runner = start_run(session, options, output)
-    typer.echo(f"run {run_id}")
+    output.echo(f"run {run_id}")
     run = drive(runner, run_id, detach=options.detach)
     return 0 if options.detach and run.outcome is None else _exit_code(run)
 

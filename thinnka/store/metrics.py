@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from thinnka.metrics import MetricLine, read_metric_lines
+from thinnka.metrics import MetricLine, logged_step, read_metric_lines
 from thinnka.store.models import MetricRow
 
 __all__ = ["MetricsTable", "Series"]
@@ -30,13 +30,13 @@ class MetricsTable:
             ).one()  # fmt: skip
         return int(end or 0), int(lines or 0)
 
-    def add(self, run_id: str, lines: Sequence[MetricLine], *, first_step: int, every: int) -> int:
-        """Store ``lines`` as steps ``first_step``, ``first_step + every``, ...; count added."""
+    def add(self, run_id: str, lines: Sequence[MetricLine], *, steps: Sequence[int]) -> int:
+        """Store ``lines`` as the training ``steps`` (one each); count added."""
         if not lines:
             return 0
         rows = []
-        for index, line in enumerate(lines):
-            step = int(line.values.get("step", first_step + index * every))
+        for line, counted in zip(lines, steps, strict=True):
+            step = int(line.values.get("step", counted))
             rows += [
                 {"run_id": run_id, "stage": line.stage, "step": step, "name": name,
                  "value": value, "log_end": line.end}
@@ -49,14 +49,21 @@ class MetricsTable:
             return 0  # another process stored these very lines first
         return len(lines)
 
-    def ingest(self, run_id: str, path: Path, *, every: int = 1) -> int:
+    def ingest(
+        self, run_id: str, path: Path, *, every: int = 1, first_step_logged: bool = True
+    ) -> int:
         """Store the metric lines of the local log copy not stored yet; count added.
 
-        ``every`` is the trainer's ``logging_steps``: the n-th logged dict is step n × every.
+        ``every`` and ``first_step_logged`` are the trainer's ``logging_steps`` and
+        ``logging_first_step``: which step the n-th logged dict is (``logged_step``).
         """
         start, stored = self.position(run_id)
         lines = read_metric_lines(path, start)
-        return self.add(run_id, lines, first_step=(stored + 1) * every, every=every)
+        steps = [
+            logged_step(stored + n, every, first_step_logged=first_step_logged)
+            for n in range(1, len(lines) + 1)
+        ]
+        return self.add(run_id, lines, steps=steps)
 
     def series(self, run_id: str) -> Series:
         """Every metric of the run as (step, value) pairs in step order."""
