@@ -1,4 +1,5 @@
-"""Races end to end: two `resume` at once for one dead run.
+"""Races and a flaky world end to end: two `resume` at once for one dead run; random 429s,
+500s and dropped connections on Runpod and the Hub during whole runs.
 
 The real ``thinnka`` program drives runs against the emulated world with the stand-in
 trainer (tests/fakes/standin_trainer.py): these cases are about who drives a run and how
@@ -83,3 +84,41 @@ def test_two_resume_racing_for_a_killed_run_one_drives_the_other_names_it(
     assert kinds.index("train") < kinds.index("lease_taken") < kinds.index("push")
     assert kinds[-1] == "terminate" and kinds.count("push") == 1
     assert "[train] stand-in trainer: pushed" in world.thinnka("logs", run_id).stdout
+
+
+# Seeded: the same requests fail on every run of the test (tests/fakes/_random_faults.py).
+# A quarter of the requests is far worse than a bad day, so that the few dozen requests of
+# one short run meet every kind of fault; this seed also fails the push check after training
+# several times in a row (more than one Hub client call retries) and loses answers of
+# requests Runpod carried out.
+RATE, SEED = 0.25, 9
+
+
+@pytest.mark.parametrize("transport", ["rest", "graphql"])
+def test_a_whole_run_under_random_429s_500s_and_drops_succeeds_with_one_pod(
+    standin_world: World, transport: str
+) -> None:
+    world = standin_world
+    world.write_dotenv(THINNKA_RUNPOD_API=transport)
+    world.runpod.random_faults(rate=RATE, seed=SEED)
+    # The orchestrator's Hub requests only: the trainer's push on the pod is the trainer's
+    # (huggingface_hub does not retry a commit), not thinnka's.
+    world.hub.random_faults(rate=RATE, seed=SEED, agent="thinnka/")
+    try:
+        done = world.thinnka(*standin_run(world), timeout=240)
+    finally:
+        runpod_hits, hub_hits = world.runpod.injected_faults(), world.hub.injected_faults()
+        world.runpod.clear_faults()
+        world.hub.clear_faults()
+    assert done.returncode == 0, (runpod_hits, hub_hits, done.stderr[-3000:])
+    assert "Traceback" not in done.stderr
+    run_id = done.stdout.split()[1]
+    shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "succeeded"), shown["error"]
+    mine = [e for e in world.runpod.ledger() if e.env.get("THINNKA_RUN_ID") == run_id]
+    assert len(mine) == 1 and world.runpod.pods() == [], mine
+    assert "model.safetensors" in world.hub.files(shown["hub_model_id"])
+    # The faults were real: both emulators handed out several, of every kind, lost answers too.
+    assert runpod_hits["total"] >= 3 and hub_hits["total"] >= 3, (runpod_hits, hub_hits)
+    for kind in ("429", "500", "drop", "after"):
+        assert runpod_hits[kind] + hub_hits[kind] > 0, (kind, runpod_hits, hub_hits)
