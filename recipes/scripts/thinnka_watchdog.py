@@ -142,7 +142,8 @@ def chain_end(run_dir: str, chain: list[str]) -> tuple[float, str] | None:
 
 def idle_between_jobs(run_dir: str, chain: list[str]) -> tuple[float, str] | None:
     """(since when, what) when a job ended with exit 0 and the next one never started."""
-    for name, following in zip(chain, chain[1:]):
+    for index in range(len(chain) - 1):  # not pairwise() nor zip(strict=): Python 3.8
+        name, following = chain[index], chain[index + 1]
         if _read_int(os.path.join(run_dir, name + ".exit")) != 0:
             return None  # still running, or failed (``chain_end`` has that)
         if not os.path.isdir(os.path.join(run_dir, following + ".started")):
