@@ -106,6 +106,22 @@ def test_create_is_not_blindly_retried(runpod_account: FakeRunpod) -> None:
         _client(runpod_account).create_pod(_spec())
 
 
+def test_a_create_refused_with_429_is_retried_it_was_never_carried_out(
+    runpod_account: FakeRunpod,
+) -> None:
+    """Runpod answers 429 before acting: the same create again is safe (and REST does it)."""
+    runpod_account.inject_faults(status=429, count=2, retry_after=0.1, match="podFindAndDeploy")
+    pod = _client(runpod_account).create_pod(_spec())
+    assert [entry.pod_id for entry in runpod_account.ledger()] == [pod.id]
+    asked = [r.status for r in runpod_account.requests() if r.surface == "graphql"]
+    assert asked == [429, 429, 200]
+    runpod_account.inject_faults(status=429, count=50, match="podFindAndDeploy")
+    with pytest.raises(TransientError, match="429"):  # bounded, like every retry
+        _client(runpod_account, attempts=3).create_pod(_spec())
+    assert len(runpod_account.ledger()) == 1
+    runpod_account.clear_faults()
+
+
 def _waiter(fake: FakeRunpod) -> SimpleNamespace:
     return SimpleNamespace(
         services=SimpleNamespace(runpod=_client(fake)), check_cancelled=lambda: None

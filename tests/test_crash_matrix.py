@@ -45,6 +45,49 @@ CASES: dict[str, str] = {
     **{f"push:{p}": "succeeded" for p in PHASES},
     **{f"terminate:{p}": "succeeded" for p in PHASES},
 }
+# The README table's other rows: fault -> (outcome, the test that proves it).
+STORIES: dict[str, tuple[str, str]] = {
+    "process killed between jobs (setup ended, training not started), nothing run afterwards": (
+        "failed (`pod_lost`, after `resume` or `recover`)",
+        "tests/test_watchdog_e2e.py::test_the_orchestrator_dies_between_jobs_the_idle_pod_ends_itself_then_pod_lost",
+    ),
+    "process killed during training, nothing run afterwards": (
+        "succeeded (after `resume`)",
+        "tests/test_watchdog_e2e.py::test_kill_9_during_training_the_pod_ends_itself_and_resume_records_success",
+    ),
+    "`--max-hours` passes, nobody attached": (
+        "failed (`max_duration`)",
+        "tests/test_watchdog_e2e.py::test_tiny_max_hours_nobody_attached_the_pod_goes_at_the_deadline",
+    ),
+    "`--max-cost` would be passed": (
+        "failed (`max_cost`)",
+        "tests/test_watchdog.py::test_watchdog_and_orchestrator_agree_on_the_deadline",
+    ),
+    "pod lost during training (host failure, console terminate)": (
+        "failed (`pod_lost`)",
+        "tests/test_watchdog_e2e.py::test_a_pod_lost_during_training_fails_the_run_with_pod_lost_within_a_minute",
+    ),
+    "`recover` during a long training": (
+        "still training",
+        "tests/test_watchdog_e2e.py::test_ctrl_c_in_training_detaches_and_recover_leaves_the_training_running",
+    ),
+    "Ctrl-C during training": (
+        "still training",
+        "tests/test_watchdog_e2e.py::test_ctrl_c_in_training_detaches_and_recover_leaves_the_training_running",
+    ),
+    "`cancel` while another process drives": (
+        "cancelled",
+        "tests/test_e2e_operations.py::test_cancel_stops_a_live_run_and_terminates_its_pod",
+    ),
+    "two `resume` at once for a killed run": (
+        "succeeded",
+        "tests/test_races.py::test_two_resume_racing_for_a_killed_run_one_drives_the_other_names_it",
+    ),
+    "429s, 500s and dropped connections at random during a whole run": (
+        "succeeded",
+        "tests/test_races.py::test_a_whole_run_under_random_429s_500s_and_drops_succeeds_with_one_pod",
+    ),
+}  # fmt: skip
 # The crash points that cover every distinct story; the rest repeat one of them
 # (an idempotent read or upload before or after the same write). CI runs these.
 CORE = (
@@ -103,9 +146,21 @@ def test_sigkill_at_every_transition_then_recover_and_resume(
 
 
 def test_readme_table_matches_the_cases() -> None:
-    """The README's "what happens when…" rows name each crash story and its outcome."""
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    """The README's "what happens when…" rows name each crash story and its outcome, and
+    every other row is a story of ``STORIES`` whose test exists."""
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text()
     section = readme.split("### What happens when", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")][1:]  # no header
+    others = {}
+    for line in table:
+        fault, outcome = (cell.strip() for cell in line.strip("|").split(" | ")[:2])
+        if not re.fullmatch(r"`[a-z_]+:[a-z_|\\]+`", fault):
+            others[fault] = outcome
+    assert others == {fault: outcome for fault, (outcome, _) in STORIES.items()}
+    for _, test in STORIES.values():
+        path, _, name = test.partition("::")
+        assert f"def {name}(" in (root / path).read_text(), test
     rows = re.findall(r"^\| `([a-z_]+:[a-z_|\\]+)` \| ([a-z]+) \|", section, flags=re.M)
     assert rows, "no crash rows in the README table"
     covered: dict[str, str] = {}

@@ -211,3 +211,34 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over(tmp_path: Path) ->
     done = runner.drive(run.id)
     assert done.outcome is Outcome.succeeded and calls[0] == "check_gate"
     assert "lease_taken" in [e.kind for e in store.events(run.id)]
+
+
+def test_a_lost_takeover_race_names_the_winner_and_never_drives(tmp_path: Path) -> None:
+    """Two `resume` see the same dead holder; the one whose takeover loses must name the
+    process that won (alive), not the dead one, and must not drive."""
+    import subprocess
+    import sys
+
+    from thinnka.runner import make_owner_id
+
+    store, runner, calls, _ = _world(tmp_path)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    host = make_owner_id().split(":")[0]
+    dead_owner, winner = f"{host}:{gone.stdout.strip()}:abcdef", f"{host}:1:winner"
+    run = store.create_run(RunOptions(), owner=dead_owner, lease_seconds=600)
+    take_over = store.take_over_lease
+
+    def rival_first(run_id: str, dead: str, owner: str, *, seconds: float) -> bool:
+        # The rival read the same dead holder and takes the lease just before us.
+        assert take_over(run_id, dead, winner, seconds=seconds)
+        return take_over(run_id, dead, owner, seconds=seconds)
+
+    store.take_over_lease = rival_first  # type: ignore[method-assign]
+    with pytest.raises(LeaseHeld) as held:
+        runner.drive(run.id)
+    assert held.value.holder == winner and winner in held.value.message
+    assert dead_owner not in held.value.message
+    assert calls == [] and store.get(run.id).lease_owner == winner
+    taken = [e.message for e in store.events(run.id) if e.kind == "lease_taken"]
+    assert len(taken) == 1 and taken[0].startswith(winner)

@@ -52,10 +52,10 @@ def _run_dir(tmp_path: Path, **config: object) -> Path:
     return run_dir
 
 
-def _finished(run_dir: Path, code: int) -> None:
-    (run_dir / "train.started").mkdir()
-    (run_dir / "train.pid").write_text("999999\n")
-    (run_dir / "train.exit").write_text(f"{code}\n")
+def _finished(run_dir: Path, code: int, name: str = "train") -> None:
+    (run_dir / f"{name}.started").mkdir()
+    (run_dir / f"{name}.pid").write_text("999999\n")
+    (run_dir / f"{name}.exit").write_text(f"{code}\n")
 
 
 def _start(run_dir: Path, fake: FakeRunpod, pod_id: str) -> subprocess.Popen[str]:
@@ -155,6 +155,69 @@ def test_watchdog_terminates_its_pod_after_the_grace_when_nobody_follows(
     log = proc.stdout.read() if proc.stdout else ""
     assert "terminating the pod" in log
     assert key not in log and key not in (run_dir / "watchdog.verdict").read_text()
+
+
+@pytest.mark.parametrize(
+    ("config", "idle_s"),
+    [({"grace_s": 0.3}, 1.5), ({"grace_s": 0.3, "orphan_grace_s": 2.5}, 2.5)],
+    ids=["default-five-graces", "from-watchdog.json"],
+)
+def test_a_pod_left_idle_between_jobs_ends_after_the_orphan_grace(
+    runpod_account: FakeRunpod, tmp_path: Path, config: dict[str, float], idle_s: float
+) -> None:
+    """The orchestrator died after setup ended: nobody will start the training."""
+    pod_id = _pod(runpod_account)
+    run_dir = _run_dir(tmp_path, chain=["setup", "train"], **config)
+    _finished(run_dir, 0, "setup")
+    proc = _start(run_dir, runpod_account, pod_id)
+    took = _gone_within(runpod_account, pod_id, idle_s + 10)
+    assert idle_s - 0.1 <= took < idle_s + 4  # not at the short grace, soon after the long one
+    assert proc.wait(timeout=10) in (0, -signal.SIGKILL)
+    verdict = json.loads((run_dir / "watchdog.verdict").read_text())
+    assert verdict["reason"] == "idle_between_jobs"
+    assert verdict["detail"].startswith("setup ended, train never started; nobody followed")
+    assert _terminated_by(runpod_account, pod_id) == "pod:rest"
+
+
+def test_between_jobs_is_only_a_finished_job_whose_successor_never_started(
+    tmp_path: Path,
+) -> None:
+    watchdog = _load_script()
+    run_dir = _run_dir(tmp_path, chain=["setup", "train", "merge"])
+    chain = ["setup", "train", "merge"]
+    (run_dir / "setup.started").mkdir()
+    (run_dir / "setup.pid").write_text(f"{os.getpid()}\n")
+    assert watchdog.idle_between_jobs(str(run_dir), chain) is None  # setup runs
+    (run_dir / "setup.exit").write_text("0\n")
+    ended, what = watchdog.idle_between_jobs(str(run_dir), chain)
+    assert what == "setup ended, train never started"
+    assert ended == (run_dir / "setup.exit").stat().st_mtime
+    (run_dir / "train.started").mkdir()
+    assert watchdog.idle_between_jobs(str(run_dir), chain) is None  # train runs
+    (run_dir / "train.exit").write_text("0\n")
+    assert watchdog.idle_between_jobs(str(run_dir), chain)[1] == "train ended, merge never started"
+    (run_dir / "train.exit").write_text("1\n")  # a failure is the chain's end, not a gap
+    assert watchdog.idle_between_jobs(str(run_dir), chain) is None
+    assert watchdog.chain_end(str(run_dir), chain)[1] == "train failed (exit 1)"
+    assert watchdog.idle_between_jobs(str(run_dir), ["train"]) is None  # nothing follows
+
+
+def test_a_heartbeat_holds_a_pod_idle_between_jobs(
+    runpod_account: FakeRunpod, tmp_path: Path
+) -> None:
+    """A live orchestrator between setup and training (it touches the heartbeat) keeps it."""
+    pod_id = _pod(runpod_account)
+    run_dir = _run_dir(tmp_path, chain=["setup", "train"], grace_s=0.2, orphan_grace_s=0.8)
+    _finished(run_dir, 0, "setup")
+    heartbeat = run_dir / "watchdog.heartbeat"
+    proc = _start(run_dir, runpod_account, pod_id)
+    end = time.monotonic() + 2.5
+    while time.monotonic() < end:
+        heartbeat.write_text(f"{time.time()}\n")
+        assert runpod_account.pod(pod_id) is not None
+        time.sleep(0.1)
+    _gone_within(runpod_account, pod_id, 5)  # once nobody follows, the orphan grace runs out
+    assert proc.wait(timeout=10) in (0, -signal.SIGKILL)
 
 
 def _wait_for_lock(path: Path, seconds: float = 10.0) -> None:
@@ -278,7 +341,7 @@ def test_the_default_max_hours_comes_from_the_plan() -> None:
     assert default_max_hours(RunOptions(repo_id="a/b")) == 24.0  # epochs: no step count
     shown = limits_json(RunOptions(repo_id="a/b", max_hours=3, max_cost=9.5))
     assert shown == {"max_hours": 3, "max_hours_source": "--max-hours", "max_cost": 9.5,
-                     "watchdog_grace_s": 120.0}  # fmt: skip
+                     "watchdog_grace_s": 120.0, "watchdog_orphan_grace_s": 600.0}  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -147,3 +148,44 @@ def test_a_pod_lost_during_training_fails_the_run_with_pod_lost_within_a_minute(
     assert (shown["state"], shown["outcome"]) == ("terminated", "failed")
     assert shown["error"]["reason"] == "pod_lost", shown["error"]
     assert world.runpod.pods() == [] and len(world.runpod.ledger()) == 1
+
+
+@pytest.mark.parametrize("finisher", ["resume", "recover"])
+def test_the_orchestrator_dies_between_jobs_the_idle_pod_ends_itself_then_pod_lost(
+    standin_world: World, finisher: str
+) -> None:
+    """Killed after setup ended, before the training started; nothing runs afterwards."""
+    world = standin_world
+    env = dict(world.env, THINNKA_CRASH_AT="install:after_write")  # setup done, no training
+    argv = world.command(*standin_run(world, "--watchdog-grace", "1"))
+    died = subprocess.run(argv, cwd=world.workdir, env=env, capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
+    run_id = died.stdout.split()[1]
+    shown = world.show(run_id)
+    assert shown["state"] == "installed"
+    run_dir, pod_id = Path(shown["remote"]["run_dir"]), shown["pod_id"]
+    config = json.loads((run_dir / "watchdog.json").read_text())
+    assert config["orphan_grace_s"] == 5.0  # five grace periods
+    wait_for("the idle pod to go", lambda: world.runpod.pod(pod_id) is None, 60)
+    outlived = time.time() - (run_dir / "setup.exit").stat().st_mtime
+    assert 4.5 < outlived < 5 + 5, outlived  # the orphan grace, plus a poll and the call
+    assert not (run_dir / "train.started").exists()
+    verdict = json.loads((run_dir / "watchdog.verdict").read_text())
+    assert verdict["reason"] == "idle_between_jobs", verdict
+    assert next(e for e in world.runpod.ledger() if e.pod_id == pod_id).terminated_by == "pod:rest"
+
+    started = time.monotonic()
+    finished = world.thinnka(finisher, *([run_id] if finisher == "resume" else ["--json"]))
+    assert time.monotonic() - started < 60
+    assert finished.returncode == (1 if finisher == "resume" else 0), finished.stderr[-2000:]
+    if finisher == "recover":
+        mine = next(i for i in json.loads(finished.stdout)["runs"] if i["run_id"] == run_id)
+        assert (mine["action"], mine["reason"]) == ("driven", "pod_lost"), mine
+    shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "failed")
+    assert shown["error"]["reason"] == "pod_lost"
+    assert "idle between jobs" in shown["error"]["message"]
+    kinds = [event["kind"] for event in shown["events"]]
+    assert "abandoned" not in kinds and kinds[-2:] == ["fail", "cleanup"], kinds
+    assert len(world.runpod.ledger()) == 1 and world.runpod.pods() == []

@@ -16,10 +16,12 @@ from thinnka.options import RunOptions
 
 __all__ = [
     "COST_MARGIN_S",
+    "ORPHAN_GRACE_FACTOR",
     "RunLimit",
     "default_max_hours",
     "limits_json",
     "max_hours_for",
+    "orphan_grace_s",
     "run_limit",
 ]
 
@@ -30,6 +32,12 @@ _STEP_S = {"grpo": 60.0, "sft": 20.0}
 _ALLOWANCE_H = 1.0
 _FLOOR_H, _CEILING_H = 2.0, 72.0
 _NO_STEP_COUNT_H = 24.0  # --max-steps -1 (epochs): no step count to derive from
+# Between jobs (setup ended, training not started) a live orchestrator starts the next job
+# within seconds, and touches the watchdog's heartbeat as it does. A pod idle there for
+# this many grace periods (10 min by default) has nobody left to start it, so its watchdog
+# ends it: long enough for a laptop's short sleep or a `resume` waiting out another host's
+# lease (a minute), far shorter than --max-hours, which bounded it before.
+ORPHAN_GRACE_FACTOR = 5.0
 
 
 def default_max_hours(options: RunOptions) -> float:
@@ -38,6 +46,11 @@ def default_max_hours(options: RunOptions) -> float:
         return _NO_STEP_COUNT_H
     hours = _ALLOWANCE_H + options.max_steps * _STEP_S[options.mode] / 3600.0
     return round(min(max(hours, _FLOOR_H), _CEILING_H), 2)
+
+
+def orphan_grace_s(options: RunOptions) -> float:
+    """Seconds the pod's watchdog lets a pod idle between jobs with nobody following."""
+    return ORPHAN_GRACE_FACTOR * options.watchdog_grace
 
 
 def max_hours_for(options: RunOptions) -> tuple[float, str]:
@@ -81,4 +94,5 @@ def limits_json(options: RunOptions) -> dict[str, object]:
         "max_hours_source": source,
         "max_cost": options.max_cost,
         "watchdog_grace_s": options.watchdog_grace,
+        "watchdog_orphan_grace_s": orphan_grace_s(options),
     }

@@ -6,7 +6,9 @@ its end: a training still running gets its cost recorded and is left to the
 pod's watchdog; a training that ended (or whose pod is gone, or that is past
 its bound) is finished: push verified, pod terminated, outcome recorded. A run
 that failed is cleaned up; a run whose process died before training is
-cancelled (its pod terminated), not continued unattended.
+cancelled (its pod terminated), not continued unattended, unless its pod is
+gone already (its watchdog ended it between jobs): that run fails with
+``pod_lost``.
 
 ``reap`` terminates pods that carry this installation's ``THINNKA_OWNER`` but
 that no live run owns. Pods of other installations, and pods thinnka did not
@@ -159,7 +161,7 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
 
     before = run.state.value
     action = "driven"
-    if run.state in _NOT_CONTINUED and not run.cancel_requested:
+    if run.state in _NOT_CONTINUED and not run.cancel_requested and not _pod_gone(session, run):
         session.store.add_event(
             run.id, "abandoned", "Its process died before training; recover cancels it."
         )
@@ -183,6 +185,18 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
         finished.error_reason,
         finished.error_message or "",
     )
+
+
+def _pod_gone(session: Session, run: RunRecord) -> bool:
+    """The run has a pod and it is gone (one API read). Then there is nothing to cancel:
+    its watchdog ended it, idle between jobs with nobody following, or it was lost; the
+    next step, driven as usual, records that (``pod_lost``) and cleans up."""
+    from thinnka.handlers.jobs import GONE_STATUSES
+
+    if run.pod_id is None:
+        return False
+    pod = session.get_services().runpod.get_pod(run.pod_id)
+    return pod is None or pod.desired_status in GONE_STATUSES
 
 
 def _lease(session: Session, run_id: str, owner: str) -> RunRecord:

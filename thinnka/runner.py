@@ -235,14 +235,23 @@ class Runner:
     def _acquire(self, run_id: str, *, wait: bool = False) -> RunRecord:
         try:
             return self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
-        except LeaseHeld as held:
-            if owner_is_dead(held.holder) and self.store.take_over_lease(
+        except LeaseHeld as first:
+            held = first
+        if owner_is_dead(held.holder):
+            if self.store.take_over_lease(
                 run_id, held.holder, self.owner, seconds=self.lease_seconds
             ):
                 return self.store.get(run_id)
-            if not wait or owner_host(held.holder) == host_name():
-                raise  # a live process here: its lease is renewed for as long as it lives
-            return self._wait_for_expiry(run_id, held)
+            # Another process took the dead holder's lease first (two `resume` at once): it
+            # holds the run now. Read again, so that the error names that process and not
+            # the dead one; a lease it has given back already is free to take.
+            try:
+                return self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
+            except LeaseHeld as now:
+                held = now
+        if not wait or owner_host(held.holder) == host_name():
+            raise held  # a live process here: its lease is renewed for as long as it lives
+        return self._wait_for_expiry(run_id, held)
 
     def _wait_for_expiry(self, run_id: str, held: LeaseHeld) -> RunRecord:
         """The holder is on another host, whose processes this one cannot see.

@@ -10,8 +10,14 @@ Every few seconds it reads ``watchdog.json`` (written by thinnka) and the jobs'
   and no thinnka process has touched ``watchdog.heartbeat`` for ``grace_s``
   seconds after that; a live orchestrator touches it while it follows, so it
   reads the last log bytes, verifies the push and terminates the pod itself;
+* a job that is not the last of the chain ended successfully, the next one never
+  started, and no thinnka process has touched the heartbeat for ``orphan_grace_s``
+  (default five grace periods): the orchestrator died between jobs, and nobody is
+  left to start the next one;
 * the run's deadline has passed (``--max-hours``, or ``--max-cost`` at the
   pod's price): then the jobs are stopped first, whoever is attached.
+
+Each time it records why in ``watchdog.verdict`` before it calls the API.
 
 It uses the pod-scoped key Runpod puts in every pod (``RUNPOD_POD_ID``,
 ``RUNPOD_API_KEY``, ``RUNPOD_API_BASE_URL`` where present), from its own
@@ -38,6 +44,10 @@ import urllib.request
 PUBLIC_REST = "https://rest.runpod.io/v2"
 PUBLIC_GRAPHQL = "https://api.runpod.io/graphql"
 DEFAULT_GRACE_S = 120.0
+# Between jobs a live orchestrator starts the next one within seconds of the last; a pod
+# idle there this many grace periods has nobody left to start it (thinnka writes the
+# figure into watchdog.json as orphan_grace_s; this is the fallback).
+ORPHAN_GRACE_FACTOR = 5.0
 COST_MARGIN_S = 60.0  # stop this long before the cost would pass --max-cost
 _ATTEMPTS = 4  # per API surface, with backoff; then the next surface, then the next loop
 
@@ -128,6 +138,18 @@ def chain_end(run_dir: str, chain: list[str]) -> tuple[float, str] | None:
         return None
     last = os.path.join(run_dir, chain[-1] + ".exit") if chain else ""
     return (os.path.getmtime(last), "the job chain succeeded") if last else None
+
+
+def idle_between_jobs(run_dir: str, chain: list[str]) -> tuple[float, str] | None:
+    """(since when, what) when a job ended with exit 0 and the next one never started."""
+    for index in range(len(chain) - 1):  # not pairwise() nor zip(strict=): Python 3.8
+        name, following = chain[index], chain[index + 1]
+        if _read_int(os.path.join(run_dir, name + ".exit")) != 0:
+            return None  # still running, or failed (``chain_end`` has that)
+        if not os.path.isdir(os.path.join(run_dir, following + ".started")):
+            ended = os.path.getmtime(os.path.join(run_dir, name + ".exit"))
+            return ended, f"{name} ended, {following} never started"
+    return None
 
 
 def last_follow(run_dir: str) -> float:
@@ -228,6 +250,7 @@ def watch(run_dir: str) -> int:
         config = read_config(run_dir)
         chain = [str(name) for name in config.get("chain") or ["setup", "train"]]
         grace = float(config.get("grace_s", DEFAULT_GRACE_S))
+        orphan_grace = float(config.get("orphan_grace_s", grace * ORPHAN_GRACE_FACTOR))
         poll = float(config.get("poll_s", min(5.0, max(grace / 4, 0.5))))
         now = time.time()
         limit, limit_reason = deadline(config)
@@ -239,11 +262,17 @@ def watch(run_dir: str) -> int:
             stop_jobs(run_dir, chain)
         else:
             ended = chain_end(run_dir, chain)
+            idle = idle_between_jobs(run_dir, chain) if ended is None else None
             if ended is not None:
                 quiet = now - max(ended[0], last_follow(run_dir))
                 if quiet >= grace:
                     reason = "succeeded" if ended[1].endswith("succeeded") else "job_failed"
                     action = (reason, f"{ended[1]}; nobody followed for {quiet:.0f} s")
+            elif idle is not None:
+                quiet = now - max(idle[0], last_follow(run_dir))
+                if quiet >= orphan_grace:
+                    detail = f"{idle[1]}; nobody followed for {quiet:.0f} s"
+                    action = ("idle_between_jobs", detail)
         if action is not None:
             record_verdict(run_dir, *action)
             log(f"terminating the pod: {action[1]}")

@@ -15,6 +15,7 @@ from typing import Any
 from tests.fakes._hub_model import HubError, git_blob_sha1
 from tests.fakes._hub_state import Fault, FaultAction, HubState
 from tests.fakes._hub_wire import Request, Response, as_repo_type, json_response
+from tests.fakes._random_faults import RandomFaults
 
 __all__ = ["CONTROL_ROUTES", "ControlHooks", "handle_control"]
 
@@ -30,7 +31,10 @@ CONTROL_ROUTES = {
     "POST /_control/grant": "allow {user} to download gated {repo_id} (repo_type?)",
     "POST /_control/faults": "fail next {times} {method} {path_prefix}: {status, message, code}"
     " or {action: delay, delay_s} (answer late) or {action: drop} (close, no answer)",
-    "DELETE /_control/faults": "drop pending faults",
+    "DELETE /_control/faults": "drop pending faults and turn random faults off",
+    "POST /_control/random_faults": "seeded random faults on every request from now on:"
+    " {rate, seed, kinds?: [429, 500, drop], retry_after?, lost_answers?, agent?}",
+    "GET /_control/injected_faults": "random faults handed out so far, per kind",
     "POST /_control/reset": "back to the seeded world (repos, ledger, log, faults)",
 }
 
@@ -82,11 +86,19 @@ def handle_control(state: HubState, hooks: ControlHooks, req: Request) -> Respon
                 for p, d in sorted(snap.files.items())
             }
         )
+    if route == "GET injected_faults":
+        faults = state.random_faults
+        return json_response(faults.injected() if faults else {"total": 0})
+    if route == "POST random_faults":
+        with state.lock:
+            state.random_faults = RandomFaults(**req.json())
+        return json_response({})
     if req.method == "POST" and name in ("repos", "upload", "grant", "faults", "reset"):
         return _post(state, hooks, name, req.json())
     if route == "DELETE faults":
         with state.lock:
             state.faults.clear()
+            state.random_faults = None
         return json_response({})
     return json_response({"error": f"unknown control route {route}", "routes": CONTROL_ROUTES}, 404)
 

@@ -14,7 +14,7 @@ import threading
 import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, NoReturn
 
 from tests.fakes import _hub_routes_read as read
 from tests.fakes import _hub_routes_write as write
@@ -23,6 +23,7 @@ from tests.fakes._hub_model import HubError, RequestRecord
 from tests.fakes._hub_state import HubState
 from tests.fakes._hub_wire import REPO_TYPES, Request, Response, error_response, json_response
 from tests.fakes._hub_wire import split_repo as _split
+from tests.fakes._random_faults import Hit, RandomFaults
 
 __all__ = ["DropConnection", "HubServer", "dispatch"]
 
@@ -49,6 +50,28 @@ def dispatch(state: HubState, hooks: ControlHooks, req: Request) -> Response:
         time.sleep(fault.delay_s)  # then answer normally: a slow Hub, or a timeout
     elif fault is not None:
         raise HubError(fault.status, fault.message, code=fault.code)
+    hit = None
+    if state.random_faults is not None:
+        agent = req.headers.get("user-agent", "")
+        hit = state.random_faults.draw(req.method, req.raw_path, user_agent=agent)
+    if hit is not None and not hit.after:
+        _random_failure(hit, state.random_faults)
+    resp = _route(state, req, segs)
+    if hit is not None:  # it was done; now its answer is replaced or lost
+        _random_failure(hit, state.random_faults)
+    return resp
+
+
+def _random_failure(hit: Hit, faults: RandomFaults | None) -> NoReturn:
+    if hit.kind == "drop":
+        raise DropConnection(hit.kind)
+    if hit.kind == "429":
+        retry_after = f"{faults.retry_after if faults else 1.0:g}"
+        raise HubError(429, "Too Many Requests", headers={"Retry-After": retry_after})
+    raise HubError(500, "Internal Error")
+
+
+def _route(state: HubState, req: Request, segs: list[str]) -> Response:
     if segs[:2] == ["_lfs", "upload"] and len(segs) == 3 and req.method == "PUT":
         return write.lfs_upload(state, req, segs[2])  # presigned-URL style: no auth header
     req.token = state.authenticate(req.headers.get("authorization"))
@@ -122,6 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
     """One connection; methods all funnel into `_handle`."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stalls
     server: HubServer
     timeout = 120  # idle keep-alive connections eventually release their thread
 

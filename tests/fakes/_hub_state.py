@@ -32,6 +32,7 @@ from tests.fakes._hub_model import (
     User,
     git_blob_sha1,
 )
+from tests.fakes._random_faults import RandomFaults
 
 __all__ = ["INVALID_CREDENTIALS", "Fault", "HubState", "Repo"]
 
@@ -109,6 +110,7 @@ class HubState:
         self.ledger: list[Commit] = []
         self.request_log: deque[RequestRecord] = deque(maxlen=5000)
         self.faults: list[Fault] = []
+        self.random_faults: RandomFaults | None = None  # seeded faults on every API request
         # Knobs tests may flip: tree page length, and whether preupload answers `lfs` for
         # LFS-pattern files (exercising the LFS batch path) instead of `regular` for all.
         self.tree_page_size = 1000

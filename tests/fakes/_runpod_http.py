@@ -20,8 +20,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes._random_faults import Hit
 from tests.fakes._runpod_podkeys import handle_pod_scoped, is_pod_key
-from tests.fakes._runpod_records import RunpodError
+from tests.fakes._runpod_records import Fault, RunpodError
 from tests.fakes._runpod_rest import TITLES, handle_v2
 from tests.fakes._runpod_schema import run_graphql
 from tests.fakes._runpod_v2state import RequestRecord
@@ -78,6 +79,7 @@ def _control(fake: FakeRunpod, method: str, name: str, body: dict[str, Any]) -> 
             },
             "pods": lambda: {"pods": [asdict(p) for p in fake.pods(body.get("account_id"))]},
             "requests": lambda: {"requests": [asdict(r) for r in fake.requests()]},
+            "injected_faults": fake.injected_faults,
         }
         return readers[name]()
     writers: dict[str, Callable[[], Any]] = {
@@ -85,6 +87,7 @@ def _control(fake: FakeRunpod, method: str, name: str, body: dict[str, Any]) -> 
         "stock": lambda: fake.set_stock(body["gpu_type_id"], body["stock"]),
         "faults": lambda: fake.inject_faults(**body),
         "clear_faults": fake.clear_faults,
+        "random_faults": lambda: fake.random_faults(**body),
         "latency": lambda: fake.set_latency(float(body["seconds"])),
         "boot_delay": lambda: fake.set_boot_delay(float(body["seconds"])),
         "never_boot": lambda: fake.never_boot(bool(body.get("enabled", True)), body.get("pod_id")),
@@ -151,6 +154,9 @@ class _Handler(BaseHTTPRequestHandler):
         surface = "v2" if rest else "graphql" if url.path == "/graphql" else "other"
         text = f"{method} {url.path} {raw.decode('utf-8', 'replace')}"
         fault = world.take_fault(text)
+        lost: Fault | None = None  # a random fault that comes after routing
+        if fault is None:
+            fault, lost = self._random_fault(method, url.path, body)
         if world.latency > 0:
             time.sleep(world.latency)
         if fault is None:
@@ -161,13 +167,18 @@ class _Handler(BaseHTTPRequestHandler):
                 message = f"fake runpod internal error: {exc!r}"
                 reply = (500, {"errors": [{"message": message}]}, "application/json", {})
             # A fault after routing: the request took effect, then its answer is lost.
-            fault = world.take_fault(text, after=True)
+            fault = world.take_fault(text, after=True) or lost
         status = 0 if fault is not None and fault.kind == "drop" else None
         if fault is not None and fault.kind == "status":
             status = fault.status
         world.log_request(
             RequestRecord(
-                method, url.path, surface, world.key_kind(key), status or reply[0], time.time()
+                method,
+                url.path,
+                surface,
+                world.key_kind(key),
+                status if status is not None else reply[0],
+                time.time(),
             )
         )
         if fault is not None and fault.kind == "drop":
@@ -178,6 +189,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         code, payload, content_type, headers = reply
         self._send(code, payload, content_type=content_type, headers=headers)
+
+    def _random_fault(self, method: str, path: str, body: Any) -> tuple[Fault | None, Fault | None]:
+        """(before routing, after routing): at most one of them, when random faults are on."""
+        random_faults = self.server.fake.world.random_faults
+        if random_faults is None:
+            return None, None
+        agent = self.headers.get("User-Agent", "")
+        hit = random_faults.draw(method, path, detail=_detail(body), user_agent=agent)
+        if hit is None:
+            return None, None
+        fault = _as_fault(hit, random_faults.retry_after)
+        return (None, fault) if hit.after else (fault, None)
 
     def _route(self, method: str, path: str, query: str, body: Any, key: str | None) -> Reply:
         world = self.server.fake.world
@@ -239,6 +262,21 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _detail(body: Any) -> str:
+    """What tells GraphQL requests apart (they share one path): the query's first words."""
+    if isinstance(body, dict) and isinstance(body.get("query"), str):
+        return " ".join(body["query"].split())[:60]
+    return ""
+
+
+def _as_fault(hit: Hit, retry_after: float) -> Fault:
+    """A random fault in the shape of a queued one."""
+    if hit.kind == "drop":
+        return Fault("drop")
+    status = int(hit.kind)
+    return Fault("status", status, retry_after=retry_after if status == 429 else None)
 
 
 _REASONS = {

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from tests.fakes._random_faults import RandomFaults
 from tests.fakes._runpod_model import (
     Account,
     Bill,
@@ -84,6 +85,7 @@ class World:
         # as happens on Runpod between reading lowestPrice and deploying.
         self.phantom_stock: set[str] = set()
         self.faults: list[Fault] = []
+        self.random_faults: RandomFaults | None = None
         self.bills: dict[str, Bill] = {}
         self.v2 = V2Knobs()
         self.limiter = RateLimiter()
@@ -134,6 +136,7 @@ class World:
             self.never_boot = False
             self.latency = 0.0
             self.faults.clear()
+            self.random_faults = None
             self.bills.clear()
             self.v2 = V2Knobs()
             self.limiter = RateLimiter()

@@ -37,6 +37,7 @@ from tests.fakes._hub_control import CONTROL_ROUTES, ControlHooks
 from tests.fakes._hub_http import HubServer
 from tests.fakes._hub_model import Commit, HubError, RepoType, RequestRecord, Token, TokenRole
 from tests.fakes._hub_state import Fault, FaultAction, HubState
+from tests.fakes._random_faults import KINDS, RandomFaults
 from tests.fakes._serve import serve_until_signalled
 from tests.fakes.tiny import TinyArtifacts, read_tree, tiny_artifacts
 
@@ -194,6 +195,7 @@ class FakeHub:
             state.ledger.clear()
             state.request_log.clear()
             state.faults.clear()
+            state.random_faults = None
             state.lfs_blobs.clear()
             state.tree_page_size = 1000
             state.lfs_uploads = False
@@ -352,6 +354,42 @@ class FakeHub:
             self.state.faults.append(
                 Fault(method.upper(), path_prefix, status, message, code, times, action, delay_s)
             )
+
+    def random_faults(
+        self,
+        *,
+        rate: float,
+        seed: int,
+        kinds: tuple[str, ...] | list[str] = KINDS,
+        retry_after: float = 0.2,
+        lost_answers: float = 0.5,
+        agent: str | None = None,
+    ) -> None:
+        """From now on a seeded fraction `rate` of requests (never `/_control`) fail: 429 with
+        `Retry-After: retry_after`, 500, or a dropped connection; a share `lost_answers` of
+        the 500s and drops come after the request was carried out. `agent`: only requests
+        whose User-Agent contains it. See `tests/fakes/_random_faults.py`.
+        """
+        faults = RandomFaults(
+            rate=rate, seed=seed, kinds=kinds, retry_after=retry_after,
+            lost_answers=lost_answers, agent=agent,
+        )  # fmt: skip
+        with self.state.lock:
+            self.state.random_faults = faults
+
+    def injected_faults(self) -> dict[str, int]:
+        """What `random_faults` handed out since it was switched on, per kind (and `after`,
+        `total`); all zero when it is off."""
+        faults = self.state.random_faults
+        if faults is None:
+            return {kind: 0 for kind in (*KINDS, "after", "total")}
+        return faults.injected()
+
+    def clear_faults(self) -> None:
+        """No pending injected faults, and random faults off."""
+        with self.state.lock:
+            self.state.faults.clear()
+            self.state.random_faults = None
 
 
 def _as_files(files: Mapping[str, bytes | str] | Path | None) -> dict[str, bytes]:

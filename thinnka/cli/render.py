@@ -130,7 +130,8 @@ def print_plan(plan: Plan) -> None:
     cost = f", at most ${limits['max_cost']:g}" if limits["max_cost"] else ""
     _console.print(
         f"  limits  {limits['max_hours']:g} h ({limits['max_hours_source']}){cost}; "
-        f"the pod ends itself {limits['watchdog_grace_s']:g} s after an unfollowed end",
+        f"the pod ends itself {limits['watchdog_grace_s']:g} s after an unfollowed end "
+        f"({limits['watchdog_orphan_grace_s']:g} s idle between jobs)",
         markup=False,
     )
     for note in data["notes"]:

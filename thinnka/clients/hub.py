@@ -28,6 +28,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from thinnka import __version__
 from thinnka.clients.hub_errors import translate_hub_error
 from thinnka.errors import AuthError, NotFoundError, TransientError
 
@@ -82,7 +83,14 @@ class HubClient:
         self.endpoint = (endpoint or "https://huggingface.co").rstrip("/")
         self.timeout = timeout
         self._token: str | bool = token or False
-        self._api = HfApi(endpoint=self.endpoint, token=self._token)
+        # "thinnka/<version>" in the User-Agent, as on the Runpod clients: the Hub (and the
+        # emulator's fault injection) can tell the orchestrator's requests from a trainer's.
+        self._api = HfApi(
+            endpoint=self.endpoint,
+            token=self._token,
+            library_name="thinnka",
+            library_version=__version__,
+        )
         self._retrying = retry(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
@@ -173,6 +181,8 @@ class HubClient:
                 token=self._token,
                 endpoint=self.endpoint,
                 etag_timeout=self.timeout,
+                library_name="thinnka",
+                library_version=__version__,
             )
 
     def _read(self, repo_id: str, filename: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
-from thinnka.handlers.jobs import follow_job
+from thinnka.handlers.jobs import follow_job, require_pod
 from thinnka.handlers.pod import open_shell
 from thinnka.records import GateFacts
 from thinnka.remote import remote_paths, render_for
@@ -77,6 +77,7 @@ class InstallHandler:
         from thinnka.rendering import write_env_file
 
         paths, rendered = rendered_for_run(ctx)
+        require_pod(ctx, "its setup could finish")
         shell = open_shell(ctx)
         shell.make_dirs(paths.run_dir, paths.hf_home)
         remote = replace(

@@ -28,15 +28,24 @@ from thinnka.errors import RemoteError, StateConflict, TransientError
 from thinnka.handlers.base import StepContext
 from thinnka.handlers.pod import close_shells, open_shell
 from thinnka.handlers.watchdog import Heartbeat, arm_watchdog
-from thinnka.limits import run_limit
+from thinnka.limits import orphan_grace_s, run_limit
 from thinnka.reasons import Reason
 from thinnka.records import LogPosition
 from thinnka.store.models import utcnow
 
-__all__ = ["JobOutcome", "PodGone", "check_run_limit", "follow_job", "pod_is_gone", "start_job"]
+__all__ = [
+    "GONE_STATUSES",
+    "JobOutcome",
+    "PodGone",
+    "check_run_limit",
+    "follow_job",
+    "pod_is_gone",
+    "require_pod",
+    "start_job",
+]
 
 _RECONNECTS = 5
-_GONE_STATUSES = frozenset({"EXITED", "TERMINATED", "DEAD"})
+GONE_STATUSES = frozenset({"EXITED", "TERMINATED", "DEAD"})
 _LIMIT_REASONS = frozenset({"max_duration", "max_cost"})
 
 
@@ -51,7 +60,23 @@ def pod_is_gone(ctx: StepContext) -> bool:
     if ctx.run.pod_id is None:
         return False
     pod = ctx.services.runpod.get_pod(ctx.run.pod_id)
-    return pod is None or pod.desired_status in _GONE_STATUSES
+    return pod is None or pod.desired_status in GONE_STATUSES
+
+
+def require_pod(ctx: StepContext, before: str) -> None:
+    """``PodGone`` (``pod_lost``) when the run's pod is gone before ``before`` starts.
+
+    The API is asked first because SSH to a gone pod waits out its timeout. Before
+    training, a pod is gone either because nobody continued the run after its last job
+    (the pod's watchdog ends a pod left idle between jobs) or because it was lost.
+    """
+    if pod_is_gone(ctx):
+        idle = orphan_grace_s(ctx.run.options)
+        raise PodGone(
+            f"Pod {ctx.run.pod_id} is gone before {before}: either nobody continued the run "
+            f"after its last job ended (the pod's watchdog ends a pod left idle between jobs "
+            f"after {idle:g} s), or the pod was lost."
+        )
 
 
 def check_run_limit(ctx: StepContext, what: str) -> None:

@@ -13,9 +13,10 @@ known: a verified push is a success; past the deadline it failed with
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import ClassVar
 
-from thinnka.errors import RemoteError
+from thinnka.errors import RemoteError, TransientError
 from thinnka.handlers.base import StepContext, StepResult
 from thinnka.handlers.install import rendered_for_run
 from thinnka.handlers.jobs import PodGone, follow_job, pod_is_gone, start_job
@@ -27,13 +28,35 @@ from thinnka.store.models import utcnow
 __all__ = ["PushHandler", "hub_has_push"]
 
 
+# The push check decides a whole training (no new commit: failed, pod terminated), so a
+# Hub that fails transiently is asked again, with pauses, for up to this long in all (within
+# the step's deadline): more than one client call's few quick retries.
+_VERIFY_S = 120.0
+_VERIFY_PAUSE_S = 1.0
+
+
 def hub_has_push(ctx: StepContext) -> dt.datetime | None:
     """The Hub's newest commit when it is newer than the one seen before training."""
-    latest = ctx.services.hub.last_commit_at(ctx.run.hub_model_id or "")
+    latest = _latest_commit(ctx, ctx.run.hub_model_id or "")
     baseline = ctx.run.remote.hub_baseline
     if latest is None or (baseline is not None and latest <= baseline):
         return None
     return latest
+
+
+def _latest_commit(ctx: StepContext, repo_id: str) -> dt.datetime | None:
+    """``last_commit_at``, retried after transient errors until ``_VERIFY_S`` (bounded by
+    the step's deadline); a refused token (``AuthError``) is never retried."""
+    give_up = time.monotonic() + min(_VERIFY_S, max(ctx.remaining(), 0.0))
+    pause = _VERIFY_PAUSE_S
+    while True:
+        try:
+            return ctx.services.hub.last_commit_at(repo_id)
+        except TransientError:
+            if time.monotonic() + pause > give_up:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 15.0)
 
 
 class PushHandler:

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from thinnka.handlers.base import StepContext, StepResult
 from thinnka.handlers.install import rendered_for_run
-from thinnka.handlers.jobs import PodGone, pod_is_gone, start_job
+from thinnka.handlers.jobs import require_pod, start_job
 from thinnka.handlers.pod import open_shell
 from thinnka.handlers.watchdog import arm_watchdog
 from thinnka.store import RunRecord
@@ -28,6 +28,7 @@ class TrainHandler:
 
     def run(self, ctx: StepContext) -> StepResult:
         paths, rendered = rendered_for_run(ctx)
+        require_pod(ctx, "training could start")
         if ctx.run.remote.train_started_at is None:
             # The newest commit before training; the push step wants one after it.
             # Comparing Hub times with Hub times keeps local clock skew out of it.
@@ -36,8 +37,6 @@ class TrainHandler:
             ctx.save(
                 remote=replace(ctx.run.remote, hub_baseline=baseline, train_started_at=started)
             )
-        if pod_is_gone(ctx):  # ask the API first: SSH to a gone pod waits out its timeout
-            raise PodGone(f"Pod {ctx.run.pod_id} is gone before training could start.")
         shell = open_shell(ctx)
         arm_watchdog(ctx, shell)  # again: the config now carries the pod's price and start
         mode = ctx.run.options.mode.upper()

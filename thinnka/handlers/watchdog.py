@@ -1,11 +1,11 @@
 """The pod's watchdog, from the orchestrator's side: arming it and keeping it quiet.
 
 ``recipes/scripts/thinnka_watchdog.py`` runs on the pod next to every job and
-terminates the pod when the job chain ended with nobody following, or when the
-run's deadline passed. thinnka arms it by uploading the script and
-``watchdog.json`` before it starts a job, and, while it follows the run,
-rewrites ``watchdog.heartbeat`` over SFTP (the pod's clock stamps it, so the
-grace period is measured on one clock).
+terminates the pod when the job chain ended with nobody following, when a job
+ended and nobody started the next one, or when the run's deadline passed.
+thinnka arms it by uploading the script and ``watchdog.json`` before it starts a
+job, and, while it follows the run, rewrites ``watchdog.heartbeat`` over SFTP (the
+pod's clock stamps it, so the grace period is measured on one clock).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from thinnka.limits import max_hours_for
+from thinnka.limits import max_hours_for, orphan_grace_s
 from thinnka.resources import resource_dir
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ def watchdog_config(run: RunRecord, chain: list[str]) -> dict[str, object]:
         "pod_id": run.pod_id,
         "chain": chain,
         "grace_s": grace,
+        # A pod idle between jobs (the orchestrator died after setup) waits this long.
+        "orphan_grace_s": orphan_grace_s(options),
         # A short grace (tests) wants a fast poll; a real one needs no more than 5 s.
         "poll_s": min(5.0, max(grace / 4, 0.25)),
         "max_hours": hours,

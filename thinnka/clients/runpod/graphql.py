@@ -3,8 +3,10 @@
 The key travels only in ``Authorization: Bearer`` (never in the URL, so it
 cannot leak through an error message). Errors are classified at this
 boundary: auth errors are never retried; 429, 5xx and dropped connections are
-retried with jittered exponential backoff, a bounded number of times; GraphQL
-``errors[]`` are mapped by message substring, as Runpod's own clients do.
+retried with jittered exponential backoff (a 429 no sooner than its
+``Retry-After``), a bounded number of times; a create only after a 429, which Runpod
+answers before it acts. GraphQL ``errors[]`` are mapped by message substring, as
+Runpod's own clients do.
 Every httpx exception is translated (``classify_transport_error``), and an
 answer of the wrong shape (not JSON, not a GraphQL object, a pod without an
 id) is a thinnka error too, never a ``KeyError`` from deep inside parsing.
@@ -18,6 +20,7 @@ from typing import Any, TypeVar
 
 import httpx
 from tenacity import (
+    RetryCallState,
     retry,
     retry_if_exception_type,
     stop_after_attempt,
@@ -26,6 +29,7 @@ from tenacity import (
 )
 
 from thinnka import __version__
+from thinnka.clients.runpod.problems import RateLimited
 from thinnka.clients.runpod.types import GpuOffer, Pod, PodPort, PodSpec
 from thinnka.errors import (
     AuthError,
@@ -112,12 +116,27 @@ class GraphQLRunpod:
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport
         )
-        self._retrying = retry(
-            retry=retry_if_exception_type(TransientError),
-            stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
-            wait=wait_random_exponential(multiplier=0.5, max=backoff_max),
-            reraise=True,
-        )
+        backoff = wait_random_exponential(multiplier=0.5, max=backoff_max)
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            pause = float(backoff(state))
+            if isinstance(error, RateLimited) and error.retry_after is not None:
+                return max(pause, min(error.retry_after, max_delay))
+            return pause
+
+        def make(retryable: type[TransientError]) -> Any:
+            return retry(
+                retry=retry_if_exception_type(retryable),
+                stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
+                wait=wait,
+                reraise=True,
+            )
+
+        self._retrying = make(TransientError)
+        # A 429 comes before Runpod acts, so a create may be sent again after one; after a
+        # 5xx or a dropped answer the pod may exist: the provision step looks for it first.
+        self._retrying_create = make(RateLimited)
 
     def close(self) -> None:
         self._client.close()
@@ -132,7 +151,10 @@ class GraphQLRunpod:
         status = response.status_code
         if status in (401, 403):
             raise AuthError(f"Runpod refused the API key (HTTP {status}).")
-        if status == 429 or status >= 500:
+        if status == 429:
+            retry_after = _seconds(response.headers.get("Retry-After"))
+            raise RateLimited("Runpod API answered HTTP 429.", retry_after=retry_after)
+        if status >= 500:
             raise TransientError(f"Runpod API answered HTTP {status}.")
         if status != 200:
             raise RemoteError(f"Runpod API answered HTTP {status}: {_short(text)}")
@@ -192,8 +214,8 @@ class GraphQLRunpod:
         return offers
 
     def create_pod(self, spec: PodSpec) -> Pod:
-        # Not retried here: a create that timed out may have succeeded. The
-        # provision step looks for the run's pod before it creates again.
+        # Retried only after a 429: a create that timed out or failed may have succeeded.
+        # The provision step looks for the run's pod before it creates again.
         variables = {
             "input": {
                 "cloudType": spec.cloud_type,
@@ -213,11 +235,10 @@ class GraphQLRunpod:
                 "env": [{"key": k, "value": v} for k, v in spec.env.items()],
             }
         }
-        data = self._post_once(
-            f"""mutation Create($input: PodFindAndDeployOnDemandInput!) {{
-                podFindAndDeployOnDemand(input: $input) {{ {_POD_FIELDS} }} }}""",
-            variables,
-        )
+        query = f"""mutation Create($input: PodFindAndDeployOnDemandInput!) {{
+                podFindAndDeployOnDemand(input: $input) {{ {_POD_FIELDS} }} }}"""
+        call: Callable[[], dict[str, Any]] = lambda: self._post_once(query, variables)  # noqa: E731
+        data = self._retrying_create(call)()
         pod = data.get("podFindAndDeployOnDemand")
         if not isinstance(pod, dict) or not pod.get("id"):
             raise RemoteError("Runpod did not return a pod id.")
@@ -278,6 +299,13 @@ def _pod(data: dict[str, Any]) -> Pod:
         gpu_display_name=(data.get("machine") or {}).get("gpuDisplayName"),
         gpu_type_id=(data.get("machine") or {}).get("gpuTypeId"),
     )
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _short(text: str, limit: int = 300) -> str:
