@@ -22,8 +22,8 @@ from thinnka.store.models import utcnow
 
 __all__ = ["ConnectHandler", "wait_for_ssh_port"]
 
-# The poll's first and longest waits: the port is noticed at most half the boot time late
-# in the first seconds, and at most a second late after that.
+# The poll's first and longest waits (growing by half in between): the port is noticed at
+# most half the boot time plus 0.1 s late in the first seconds, and a second late after that.
 _FIRST_POLL_S = 0.1
 _LAST_POLL_S = 1.0
 
