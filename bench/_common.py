@@ -72,9 +72,13 @@ class Emulated:
 
 
 @contextmanager
-def emulated_world(root: Path | None = None) -> Iterator[Emulated]:
+def emulated_world(
+    root: Path | None = None, *, boot_delay: float | None = None
+) -> Iterator[Emulated]:
     """Start sshd + Runpod + Hub as the tests' fixtures do; stop them (and remove a
-    temporary ``root``) on the way out, whatever happened. ``root``, when given, is kept."""
+    temporary ``root``) on the way out, whatever happened. ``root``, when given, is kept.
+    ``boot_delay``: seconds from a pod's create to its SSH port showing (default: the
+    emulator's own)."""
     from tests.fakes.hub import FakeHub
     from tests.fakes.runpod import FakeRunpod
     from tests.fakes.sshd import FakeSshd
@@ -83,8 +87,11 @@ def emulated_world(root: Path | None = None) -> Iterator[Emulated]:
     try:
         with ExitStack() as servers:
             sshd = servers.enter_context(FakeSshd(folder / "sshd"))
+            delay = {} if boot_delay is None else {"boot_delay": boot_delay}
             runpod = servers.enter_context(
-                FakeRunpod(ssh_host=sshd.host, ssh_port=sshd.port, authorize_key=sshd.authorize)
+                FakeRunpod(
+                    ssh_host=sshd.host, ssh_port=sshd.port, authorize_key=sshd.authorize, **delay
+                )
             )
             hub = servers.enter_context(FakeHub())
             yield Emulated(folder, sshd, runpod, hub)

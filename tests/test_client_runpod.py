@@ -142,6 +142,32 @@ def test_waiting_for_ssh_takes_the_public_port_and_gives_up_at_the_deadline(
         wait_for_ssh_port(_waiter(runpod_account), stuck.id, time.monotonic() + 1.5)  # type: ignore[arg-type]
 
 
+def test_a_pod_that_boots_fast_is_noticed_fast(runpod_account: FakeRunpod) -> None:
+    """The poll starts quick: a pod up in 0.6 s is seen well before a second has passed.
+
+    The waits are recorded instead of slept, each one moving the emulator's clock on.
+    """
+    runpod_account.set_boot_delay(0.6)
+    pod = _client(runpod_account).create_pod(_spec())
+    waits: list[float] = []
+    warmed: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        runpod_account.advance_time(seconds)
+
+    def warm_up() -> None:
+        warmed.append(time.monotonic())
+        time.sleep(0.03)  # work done while the pod boots is taken off the first wait
+
+    waiter = _waiter(runpod_account)
+    deadline = time.monotonic() + 60
+    ready = wait_for_ssh_port(waiter, pod.id, deadline, while_waiting=warm_up, sleep=wait)  # type: ignore[arg-type]
+    assert ready.public_ssh() is not None
+    assert len(warmed) == 1 and waits[0] <= 0.1 - 0.03
+    assert sum(waits) + 0.03 <= 0.6 * 1.5, f"noticed late: waited {waits}"
+
+
 @pytest.mark.parametrize("vanish", [False, True])
 def test_a_pod_that_dies_while_waiting_ends_the_wait_at_once(
     runpod_account: FakeRunpod, vanish: bool

@@ -39,6 +39,22 @@ def test_connect_run_put_and_read(sshd_pod: FakeSshd, tmp_path: Path) -> None:
         assert shell.read_from(str(tmp_path / "missing"), 0) == b""
 
 
+def test_a_command_reads_the_pods_bashrc_once(tmp_path: Path) -> None:
+    """sshd's bash reads ~/.bashrc; the bash each command runs in does not read it again
+    (an image's bashrc may set up pyenv or conda: a fifth of a second each time)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".bashrc").write_text(f"echo read >> {home / 'reads'}\nexport FROM_BASHRC=yes\n")
+    with (
+        FakeSshd(tmp_path / "sshd", extra_config=[f"SetEnv HOME={home}"]) as sshd,
+        connect(_target(sshd), deadline=time.monotonic() + 20) as shell,
+    ):
+        assert shell.run('echo "$FROM_BASHRC"').stdout == "yes\n"  # still exported
+        assert (home / "reads").read_text().count("read") == 1
+        assert b"".join(c for c in shell.stream('echo "$FROM_BASHRC"') if c) == b"yes\n"
+        assert (home / "reads").read_text().count("read") == 2
+
+
 def test_a_changed_host_key_is_refused(sshd_pod: FakeSshd) -> None:
     other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOSw8m8J5SU0b0sQmPqBqC3tLz3rW3NwVZ7oF3Qn4Y0P"
     with pytest.raises(RemoteError, match="changed"):

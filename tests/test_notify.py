@@ -272,3 +272,39 @@ def test_notifier_for_reads_logging_first_step_from_the_overrides(tmp_path: Path
     off = RunOptions(repo_id="org/m", overrides=(("logging_first_step", "false"),))
     assert notifier_for(settings, off, Silent())._first_logged is False
     assert notifier_for(settings, RunOptions(repo_id="org/m"), Silent())._first_logged is True
+
+
+def _logged_steps(
+    tmp_path: Path, options: RunOptions, *, bar_total: int | None = None
+) -> list[int]:
+    """The steps a run's three logged dicts are stored as (the recipes log the first step)."""
+    from thinnka.operations import notifier_for
+
+    settings = load_settings(environ={"THINNKA_STATE_DIR": str(tmp_path)}, cwd=tmp_path)
+    store = open_store(settings)
+    run = store.create_run(options, owner="me")
+    log = settings.remote_log(run.id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(f"[train] {{'loss': {loss}, 'epoch': 0.1}}\n" for loss in (3, 2, 1)))
+    notifier = notifier_for(settings, options, Silent(), store)
+    notifier.run_id = run.id  # catches up the local copy
+    if bar_total is not None:
+        notifier.progress("train", 0, bar_total, f"  0%|          | 0/{bar_total} [00:00<?, ?it/s]")
+    notifier.close(timeout=1)
+    return [step for step, _ in store.metrics.series(run.id).get("loss", [])]
+
+
+def test_a_fractional_logging_steps_is_a_share_of_the_runs_total_steps(tmp_path: Path) -> None:
+    """transformers reads logging_steps 0.1 as every ceil(0.1 × total) steps: of 45 steps,
+    every 5 (the dicts were stored as steps 1, 2, 3 before)."""
+    tenth = (("logging_steps", "0.1"),)
+    options = RunOptions(repo_id="org/m", max_steps=45, overrides=tenth)
+    assert _logged_steps(tmp_path / "max-steps", options) == [1, 5, 10]
+    set_steps = RunOptions(repo_id="org/m", max_steps=45, overrides=(*tenth, ("max_steps", "20")))
+    assert _logged_steps(tmp_path / "set", set_steps) == [1, 2, 4]  # --set max_steps wins
+    # A run of epochs: only the trainer knows its total, and its step bar shows it.
+    epochs = RunOptions(repo_id="org/m", overrides=(("logging_steps", "0.25"),))
+    assert _logged_steps(tmp_path / "no-bar", epochs) == []  # not numbered by a guess
+    assert _logged_steps(tmp_path / "bar", epochs, bar_total=40) == [1, 10, 20]
+    whole = RunOptions(repo_id="org/m", max_steps=45, overrides=(("logging_steps", "5"),))
+    assert _logged_steps(tmp_path / "whole", whole) == [1, 5, 10]

@@ -16,6 +16,7 @@ resuming it store each logged step exactly once.
 from __future__ import annotations
 
 import ast
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 
 __all__ = [
     "MAIN_METRICS",
+    "LoggingSteps",
     "MetricLine",
     "is_step_bar",
     "logged_step",
@@ -68,6 +70,29 @@ def parse_metrics(text: str) -> dict[str, float] | None:
     if not (_KNOWN & numbers.keys() or any(k.startswith("rewards/") for k in numbers)):
         return None
     return numbers
+
+
+@dataclass(frozen=True)
+class LoggingSteps:
+    """The trainer's ``logging_steps``, which transformers reads two ways
+    (``TrainerState.compute_steps``): 1 and above, every that many steps; below 1, a
+    fraction of the run's total steps, rounded up (0.1 of 45 steps: every 5 steps).
+
+    A run of ``max_steps`` knows its total up front (``total_steps``); a run of epochs
+    learns it from the trainer's step bar (``every(bar_total)``).
+    """
+
+    value: float = 1.0
+    total_steps: int | None = None
+
+    def every(self, bar_total: int | None = None) -> int | None:
+        """Steps between two logged dicts; None while a fraction's total is unknown."""
+        if self.value >= 1:
+            return int(self.value)
+        total = self.total_steps or bar_total
+        if not total or total <= 0:
+            return None
+        return max(1, math.ceil(total * self.value))
 
 
 def logged_step(n: int, every: int, *, first_step_logged: bool = True) -> int:

@@ -16,6 +16,7 @@ those dicts are also stored as the run's metrics.
 from __future__ import annotations
 
 import functools
+import math
 import re
 import time
 from collections.abc import Callable
@@ -24,11 +25,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from thinnka.metrics import is_step_bar, parse_metrics
+from thinnka.metrics import LoggingSteps, is_step_bar, parse_metrics
 from thinnka.outbox import Deliverer, DeliveryPolicy
 from thinnka.sinks import Sink, discord_text, sink_secrets
 
 if TYPE_CHECKING:
+    from thinnka.options import RunOptions
     from thinnka.settings import Settings
     from thinnka.store import Store
 
@@ -57,12 +59,22 @@ class _Terminal(Protocol):
     def progress(self, stage: str, done: int, total: int, text: str) -> None: ...
 
 
-def logging_steps(overrides: tuple[tuple[str, str], ...]) -> int:
-    """The trainer's ``logging_steps`` (the recipes' default is 1)."""
+def logging_steps(options: RunOptions) -> LoggingSteps:
+    """The trainer's ``logging_steps`` (the recipes' default is 1) and, for a fraction,
+    the run's total steps when the options fix them (``--set max_steps`` wins over
+    ``--max-steps``, as in the rendered recipe)."""
+    overrides = dict(options.overrides)
     try:
-        return max(1, int(float(dict(overrides).get("logging_steps", "1"))))
+        value = float(overrides.get("logging_steps", "1"))
     except ValueError:
-        return 1
+        value = 1.0
+    if not math.isfinite(value) or value <= 0:
+        value = 1.0  # transformers refuses it: no logged dicts to number
+    try:
+        total = int(float(overrides.get("max_steps", options.max_steps)))
+    except (ValueError, OverflowError):  # "null": the trainer's default, a run of epochs
+        total = -1
+    return LoggingSteps(value, total if total > 0 else None)
 
 
 def logging_first_step(overrides: tuple[tuple[str, str], ...]) -> bool:
@@ -95,7 +107,7 @@ class Notifier:
         secrets: list[str],
         run_id: str | None = None,
         log_path: Callable[[str], Path] | None = None,
-        every: int = 1,
+        logging: LoggingSteps | None = None,
         first_step_logged: bool = True,
         hub_endpoint: str | None = None,
         progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S,
@@ -106,7 +118,8 @@ class Notifier:
         self._secrets = [s for s in [*secrets, *sink_secrets(sinks)] if s]
         if store is not None:
             store.outbox.secrets[:] = sorted({*store.outbox.secrets, *self._secrets})
-        self._log_path, self._every, self._first_logged = log_path, every, first_step_logged
+        self._log_path, self._first_logged = log_path, first_step_logged
+        self._logging = logging or LoggingSteps()
         self._hub = (hub_endpoint or "https://huggingface.co").rstrip("/")
         self._interval, self._policy, self._clock = progress_interval_s, policy, clock
         self._deliverer: Deliverer | None = None
@@ -169,7 +182,10 @@ class Notifier:
         self.inner.progress(stage, done, total, text)
         if not is_step_bar(text):
             return  # loading weights, mapping a dataset: not training steps
+        waiting = self._logging.every(self._latest.get("total_steps")) is None
         self._latest.update(stage=stage, step=done, total_steps=total)
+        if waiting:
+            self._ingest()  # dicts logged before the total was known get their steps now
         eta = _eta_seconds(text)
         if eta is not None:
             self._latest["eta_s"] = eta
@@ -237,9 +253,12 @@ class Notifier:
     def _ingest(self) -> None:
         if self.store is None or self._run_id is None or self._log_path is None:
             return
+        every = self._logging.every(self._latest.get("total_steps"))
+        if every is None:
+            return  # which step a dict is waits for the trainer's bar to show the total
         try:
             self.store.metrics.ingest(
-                self._run_id, self._log_path(self._run_id), every=self._every,
+                self._run_id, self._log_path(self._run_id), every=every,
                 first_step_logged=self._first_logged,
             )  # fmt: skip
         except Exception:

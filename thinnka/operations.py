@@ -115,7 +115,7 @@ def notifier_for(
         repo_id=options.repo_id,
         secrets=settings.secrets(),
         log_path=settings.remote_log,
-        every=logging_steps(options.overrides),
+        logging=logging_steps(options),
         first_step_logged=logging_first_step(options.overrides),
         hub_endpoint=settings.hf_endpoint,
         progress_interval_s=float(interval) if interval else DEFAULT_PROGRESS_INTERVAL_S,
