@@ -20,11 +20,22 @@ import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
+from typing import TypedDict
 
-__all__ = ["KINDS", "Hit", "RandomFaults"]
+__all__ = ["KINDS", "FaultSettings", "Hit", "RandomFaults", "injected"]
 
 KINDS = ("429", "500", "drop")
 _ID = re.compile(r"(?<=/)[0-9a-z]{12,}(?=/|$)")  # pod ids (14), commit shas (40)
+
+
+class FaultSettings(TypedDict, total=False):
+    """``RandomFaults``' keywords besides the required ``rate`` and ``seed``: what the
+    emulators' ``random_faults(rate=, seed=, **settings)`` passes on."""
+
+    kinds: tuple[str, ...] | list[str]
+    retry_after: float
+    lost_answers: float
+    agent: str | None
 
 
 @dataclass(frozen=True)
@@ -85,3 +96,10 @@ class RandomFaults:
             counts["after"] = self._injected["after"]
         counts["total"] = sum(counts[kind] for kind in KINDS)
         return counts
+
+
+def injected(faults: RandomFaults | None) -> dict[str, int]:
+    """What ``faults`` handed out, per kind (and ``after``, ``total``); zeros when off."""
+    if faults is None:
+        return {kind: 0 for kind in (*KINDS, "after", "total")}
+    return faults.injected()

@@ -31,13 +31,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 from tests.fakes._hub_control import CONTROL_ROUTES, ControlHooks
 from tests.fakes._hub_http import HubServer
 from tests.fakes._hub_model import Commit, HubError, RepoType, RequestRecord, Token, TokenRole
 from tests.fakes._hub_state import Fault, FaultAction, HubState
-from tests.fakes._random_faults import KINDS, RandomFaults
+from tests.fakes._random_faults import FaultSettings, RandomFaults, injected
 from tests.fakes._serve import serve_until_signalled
 from tests.fakes.tiny import TinyArtifacts, read_tree, tiny_artifacts
 
@@ -355,35 +355,20 @@ class FakeHub:
                 Fault(method.upper(), path_prefix, status, message, code, times, action, delay_s)
             )
 
-    def random_faults(
-        self,
-        *,
-        rate: float,
-        seed: int,
-        kinds: tuple[str, ...] | list[str] = KINDS,
-        retry_after: float = 0.2,
-        lost_answers: float = 0.5,
-        agent: str | None = None,
-    ) -> None:
+    def random_faults(self, *, rate: float, seed: int, **settings: Unpack[FaultSettings]) -> None:
         """From now on a seeded fraction `rate` of requests (never `/_control`) fail: 429 with
         `Retry-After: retry_after`, 500, or a dropped connection; a share `lost_answers` of
         the 500s and drops come after the request was carried out. `agent`: only requests
         whose User-Agent contains it. See `tests/fakes/_random_faults.py`.
         """
-        faults = RandomFaults(
-            rate=rate, seed=seed, kinds=kinds, retry_after=retry_after,
-            lost_answers=lost_answers, agent=agent,
-        )  # fmt: skip
+        faults = RandomFaults(rate=rate, seed=seed, **settings)
         with self.state.lock:
             self.state.random_faults = faults
 
     def injected_faults(self) -> dict[str, int]:
         """What `random_faults` handed out since it was switched on, per kind (and `after`,
         `total`); all zero when it is off."""
-        faults = self.state.random_faults
-        if faults is None:
-            return {kind: 0 for kind in (*KINDS, "after", "total")}
-        return faults.injected()
+        return injected(self.state.random_faults)
 
     def clear_faults(self) -> None:
         """No pending injected faults, and random faults off."""

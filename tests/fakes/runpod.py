@@ -22,9 +22,9 @@ import sys
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
-from tests.fakes._random_faults import KINDS, RandomFaults
+from tests.fakes._random_faults import FaultSettings, RandomFaults, injected
 from tests.fakes._runpod_http import Server, make_server
 from tests.fakes._runpod_podkeys import pod_env, pod_keys
 from tests.fakes._runpod_records import (
@@ -224,35 +224,20 @@ class FakeRunpod:
             self.world.faults.clear()
             self.world.random_faults = None
 
-    def random_faults(
-        self,
-        *,
-        rate: float,
-        seed: int,
-        kinds: tuple[str, ...] | list[str] = KINDS,
-        retry_after: float = 0.2,
-        lost_answers: float = 0.5,
-        agent: str | None = None,
-    ) -> None:
+    def random_faults(self, *, rate: float, seed: int, **settings: Unpack[FaultSettings]) -> None:
         """From now on a seeded fraction `rate` of API requests (REST v2 and GraphQL, never
         `/_control`) fail: 429 with `Retry-After: retry_after`, 500, or a dropped connection;
         a share `lost_answers` of the 500s and drops come after the request took effect.
         `agent`: only requests whose User-Agent contains it. See `tests/fakes/_random_faults.py`.
         """
-        faults = RandomFaults(
-            rate=rate, seed=seed, kinds=kinds, retry_after=retry_after,
-            lost_answers=lost_answers, agent=agent,
-        )  # fmt: skip
+        faults = RandomFaults(rate=rate, seed=seed, **settings)
         with self.world.lock:
             self.world.random_faults = faults
 
     def injected_faults(self) -> dict[str, int]:
         """What `random_faults` handed out since it was switched on, per kind (and `after`,
         `total`); all zero when it is off."""
-        faults = self.world.random_faults
-        if faults is None:
-            return {kind: 0 for kind in (*KINDS, "after", "total")}
-        return faults.injected()
+        return injected(self.world.random_faults)
 
     def set_latency(self, seconds: float) -> None:
         """Added delay before every API answer (controls are never delayed)."""
