@@ -16,7 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from thinnka.clients.runpod.graphql import GraphQLRunpod, classify_transport_error
+from thinnka.clients.runpod.graphql import GraphQLRunpod
+from thinnka.clients.runpod.rest import RestRunpod
+from thinnka.clients.runpod.transport import classify_transport_error
 from thinnka.errors import (
     AuthError,
     ConfigError,
@@ -111,6 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(answer.body)
 
+    do_GET = do_POST  # REST v2 reads with GET; the same queue of answers serves both
+
     def log_message(self, format: str, *args: object) -> None:
         return
 
@@ -147,6 +151,18 @@ def test_an_undecodable_body_is_transient(server: _Queue) -> None:
     server.answers = [Answer(b"garbage", headers={"Content-Encoding": "gzip"})]
     with pytest.raises(TransientError, match="decoded"):
         _client(server).list_pods()
+
+
+def test_rest_translates_the_same_httpx_errors(server: _Queue) -> None:
+    """REST v2 shares the translation: an undecodable body and an unusable URL are thinnka
+    errors (httpx.DecodingError escaped it before, and an ftp URL was retried as "unreachable")."""
+    host, port = server.server_address[:2]
+    rest = RestRunpod(f"http://{host}:{port}", "rpa_test", attempts=2, backoff_max=0.01)
+    server.answers = [Answer(b"garbage", headers={"Content-Encoding": "gzip"})]
+    with pytest.raises(TransientError, match="decoded"):
+        rest.list_pods()
+    with pytest.raises(ConfigError, match="RUNPOD_API_BASE_URL"):
+        RestRunpod("ftp://127.0.0.1:9", "rpa_test", attempts=5, backoff_max=0.01).list_pods()
 
 
 @pytest.mark.parametrize(

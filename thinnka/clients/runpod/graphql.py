@@ -30,14 +30,13 @@ from tenacity import (
 
 from thinnka import __version__
 from thinnka.clients.runpod.problems import RateLimited
+from thinnka.clients.runpod.transport import TRANSPORT_ERRORS, classify_transport_error
 from thinnka.clients.runpod.types import GpuOffer, Pod, PodPort, PodSpec
 from thinnka.errors import (
     AuthError,
     CapacityError,
-    ConfigError,
     NotFoundError,
     RemoteError,
-    ThinnkaError,
     TransientError,
 )
 
@@ -66,20 +65,6 @@ def classify_graphql_error(message: str) -> RemoteError:
     if "something went wrong" in lowered or "try again later" in lowered:
         return TransientError(text)
     return RemoteError(text)
-
-
-def classify_transport_error(exc: Exception) -> ThinnkaError:
-    """Turn an exception of httpx (sending the request, reading the answer) into thinnka's."""
-    name = type(exc).__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return TransientError(f"Runpod API timed out ({name}).")
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return ConfigError(f"RUNPOD_API_BASE_URL is not a usable http(s) URL ({name}).")
-    if isinstance(exc, httpx.TransportError):
-        return TransientError(f"Runpod API unreachable ({name}).")
-    if isinstance(exc, httpx.DecodingError):
-        return TransientError(f"Runpod API answered with a body that cannot be decoded ({name}).")
-    return RemoteError(f"Runpod API request failed ({name}).")
 
 
 @contextmanager
@@ -146,7 +131,7 @@ class GraphQLRunpod:
         try:
             response = self._client.post("/graphql", json={"query": query, "variables": variables})
             text = response.text  # decoding errors surface here, inside the translation
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.CookieConflict) as exc:
+        except TRANSPORT_ERRORS as exc:
             raise classify_transport_error(exc) from None
         status = response.status_code
         if status in (401, 403):

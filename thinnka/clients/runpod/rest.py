@@ -32,6 +32,7 @@ from tenacity.wait import wait_random_exponential
 from thinnka import __version__
 from thinnka.clients.runpod.problems import Operation, RateLimited, error_for
 from thinnka.clients.runpod.ratelimit import RatePacer
+from thinnka.clients.runpod.transport import TRANSPORT_ERRORS, classify_transport_error
 from thinnka.clients.runpod.types import GpuOffer, Pod, PodPort, PodSpec
 from thinnka.errors import ConfigError, NotFoundError, RemoteError, TransientError
 
@@ -100,10 +101,8 @@ class RestRunpod:
             )
         try:
             response = self._client.request(method, path, params=params, json=body)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"Runpod API timed out ({type(exc).__name__}).") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"Runpod API unreachable ({type(exc).__name__}).") from None
+        except TRANSPORT_ERRORS as exc:
+            raise classify_transport_error(exc) from None
         self.pacer.observe(response.headers)
         if response.is_success:
             return response
