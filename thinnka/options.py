@@ -159,11 +159,9 @@ class RunOptions:
         data = dataclasses.asdict(self)
         data["custom_dependencies"] = list(self.custom_dependencies)
         data["overrides"] = [list(pair) for pair in self.overrides]
-        for name, key in SINK_FLAGS.items():
-            if data.pop(key):
-                data["flag_sinks"] = [*data["flag_sinks"], name]
-            data[key] = None
-        data["flag_sinks"] = sorted(set(data["flag_sinks"]))
+        given = {name for name, key in SINK_FLAGS.items() if data[key]}
+        data["flag_sinks"] = sorted(given.union(self.flag_sinks))
+        data.update(dict.fromkeys(SINK_FLAGS.values()))  # the URLs themselves: None
         return data
 
     @classmethod
