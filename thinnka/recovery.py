@@ -191,12 +191,9 @@ def _pod_gone(session: Session, run: RunRecord) -> bool:
     """The run has a pod and it is gone (one API read). Then there is nothing to cancel:
     its watchdog ended it, idle between jobs with nobody following, or it was lost; the
     next step, driven as usual, records that (``pod_lost``) and cleans up."""
-    from thinnka.handlers.jobs import GONE_STATUSES
+    from thinnka.handlers.jobs import pod_gone
 
-    if run.pod_id is None:
-        return False
-    pod = session.get_services().runpod.get_pod(run.pod_id)
-    return pod is None or pod.desired_status in GONE_STATUSES
+    return pod_gone(session.get_services().runpod, run.pod_id)
 
 
 def _lease(session: Session, run_id: str, owner: str) -> RunRecord:

@@ -22,6 +22,7 @@ import shlex
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from thinnka.clients.ssh import PodShell
 from thinnka.errors import RemoteError, StateConflict, TransientError
@@ -33,19 +34,22 @@ from thinnka.reasons import Reason
 from thinnka.records import LogPosition
 from thinnka.store.models import utcnow
 
+if TYPE_CHECKING:
+    from thinnka.clients.runpod import RunpodApi
+
 __all__ = [
-    "GONE_STATUSES",
     "JobOutcome",
     "PodGone",
     "check_run_limit",
     "follow_job",
+    "pod_gone",
     "pod_is_gone",
     "require_pod",
     "start_job",
 ]
 
 _RECONNECTS = 5
-GONE_STATUSES = frozenset({"EXITED", "TERMINATED", "DEAD"})
+_GONE_STATUSES = frozenset({"EXITED", "TERMINATED", "DEAD"})
 _LIMIT_REASONS = frozenset({"max_duration", "max_cost"})
 
 
@@ -55,12 +59,18 @@ class PodGone(RemoteError):
     reason = Reason.pod_lost
 
 
-def pod_is_gone(ctx: StepContext) -> bool:
-    """Ask the API (one read, bounded by the client) whether the run's pod still runs."""
-    if ctx.run.pod_id is None:
+def pod_gone(runpod: RunpodApi, pod_id: str | None) -> bool:
+    """Ask the API (one read, bounded by the client) whether ``pod_id`` is gone or stopped;
+    False when there is no pod yet."""
+    if pod_id is None:
         return False
-    pod = ctx.services.runpod.get_pod(ctx.run.pod_id)
-    return pod is None or pod.desired_status in GONE_STATUSES
+    pod = runpod.get_pod(pod_id)
+    return pod is None or pod.desired_status in _GONE_STATUSES
+
+
+def pod_is_gone(ctx: StepContext) -> bool:
+    """Whether the run's pod is gone (``pod_gone`` for the step's run)."""
+    return pod_gone(ctx.services.runpod, ctx.run.pod_id)
 
 
 def require_pod(ctx: StepContext, before: str) -> None:
