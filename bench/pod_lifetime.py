@@ -25,7 +25,7 @@ from _common import emulated_world, report
 
 def main() -> None:
     from tests.fakes.standin_trainer import standin_run
-    from thinnka.limits import ORPHAN_GRACE_FACTOR
+    from thinnka.options.limits import ORPHAN_GRACE_FACTOR
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--grace", type=float, default=5.0)

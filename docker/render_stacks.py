@@ -1,6 +1,6 @@
 """Write docker/stacks/<stack>.env: the setup values the image's build runs the setup with.
 
-The versions live once, in thinnka/rendering/versions.py; this turns them into the same
+The versions live once, in thinnka/planning/versions.py; this turns them into the same
 KEY='value' file thinnka uploads as a run's run.env, for the widest run of each stack (GRPO
 with vLLM, 4-bit, LoRA, DeepSpeed, flash attention, W&B and TensorBoard). The image's build
 runs recipes/scripts/setup_<stack>.sh with it, so the image holds exactly what a run's setup
@@ -17,10 +17,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from thinnka.remote import DEFAULT_VENVS  # noqa: E402
-from thinnka.rendering.records import RemotePaths  # noqa: E402
+from thinnka.planning.facts import RemotePaths
+from thinnka.planning.versions import OPENR1_STACK, POD_TOOLS, TRL_STACK  # noqa: E402
+from thinnka.pod.paths import DEFAULT_VENVS  # noqa: E402
 from thinnka.rendering.setup_env import SetupFacts, setup_values, write_env_file  # noqa: E402
-from thinnka.rendering.versions import OPENR1_STACK, POD_TOOLS, TRL_STACK  # noqa: E402
 
 STACKS = ("trl", "openr1")
 _TRANSFORMERS = {"trl": TRL_STACK["transformers"], "openr1": OPENR1_STACK["transformers"]}

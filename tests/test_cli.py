@@ -14,8 +14,8 @@ import pytest
 import typer
 
 from thinnka.cli import app
-from thinnka.cli.errors import run_app
-from thinnka.cli.options import RUN_OPTIONS
+from thinnka.cli.exit_codes import run_app
+from thinnka.cli.flags import RUN_OPTIONS
 from thinnka.settings import load_settings
 from thinnka.store import open_store
 

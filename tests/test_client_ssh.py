@@ -13,7 +13,7 @@ import pytest
 from tests.fakes.sshd import FakeSshd, _free_port, generate_key
 from thinnka.clients.ssh import SshTarget, connect
 from thinnka.errors import AuthError, RemoteError, StepTimeout
-from thinnka.handlers.jobs import _LineSplitter, job_exit_code, start_job
+from thinnka.pod.jobs import _LineSplitter, job_exit_code, start_job
 from thinnka.resources import resource_dir
 
 

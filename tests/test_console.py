@@ -13,7 +13,7 @@ from rich.console import Console
 from thinnka.cli import app
 from thinnka.cli.console import ConsoleOutput
 from thinnka.cli.curves import sparkline
-from thinnka.cli.errors import run_app
+from thinnka.cli.exit_codes import run_app
 from thinnka.machine import RunState
 from thinnka.options import RunOptions
 from thinnka.settings import load_settings

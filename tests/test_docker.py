@@ -20,8 +20,9 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from thinnka.options import RunOptions, validate
-from thinnka.remote import DEFAULT_VENVS
-from thinnka.rendering import ModelContext, RemotePaths, render
+from thinnka.planning.facts import ModelContext, RemotePaths
+from thinnka.pod.paths import DEFAULT_VENVS
+from thinnka.rendering import render
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"

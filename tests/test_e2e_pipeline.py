@@ -143,7 +143,7 @@ def _train_lines(text: str) -> list[str]:
 
 
 def _expected_lines(log: bytes) -> list[str]:
-    from thinnka.handlers.jobs import _LineSplitter
+    from thinnka.pod.jobs import _LineSplitter
 
     items, _ = _LineSplitter().feed(log)
     return [text for text, progress in items if not progress and text.strip()]

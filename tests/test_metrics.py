@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from thinnka.metrics import MAIN_METRICS, logged_step, parse_metrics, read_metric_lines
+from thinnka.events.metrics import MAIN_METRICS, logged_step, parse_metrics, read_metric_lines
 from thinnka.options import RunOptions
 from thinnka.settings import load_settings
 from thinnka.store import Store, open_store
@@ -74,7 +74,7 @@ def test_resume_stores_each_step_once_from_the_bytes_kept(tmp_path: Path) -> Non
 
 
 def test_only_the_trainers_own_bar_counts_as_steps() -> None:
-    from thinnka.metrics import is_step_bar
+    from thinnka.events.metrics import is_step_bar
 
     assert is_step_bar(" 35%|███▌      | 7/20 [00:07<00:13,  1.00it/s]")
     assert not is_step_bar("Loading weights: 100%|██████████| 26/26 [00:00<00:00]")
@@ -157,7 +157,7 @@ def _store_for(capture: Path, *, every: int) -> Iterator[tuple[Store, str]]:
 
 
 def test_logging_first_step_comes_from_the_overrides() -> None:
-    from thinnka.notify import logging_first_step
+    from thinnka.events.notify import logging_first_step
 
     assert logging_first_step(()) is True  # what the recipes set
     assert logging_first_step((("logging_first_step", "false"),)) is False

@@ -10,12 +10,12 @@ import pytest
 
 from tests.fakes.webhook import WebhookReceiver
 from thinnka.errors import StateConflict
+from thinnka.events.delivery import DeliveryPolicy
+from thinnka.events.notify import Notifier, deliver_backlog
+from thinnka.events.sinks import Sink, discord_text
 from thinnka.machine import RunState
-from thinnka.notify import Notifier, deliver_backlog
 from thinnka.options import RunOptions
-from thinnka.outbox import DeliveryPolicy
 from thinnka.settings import load_settings
-from thinnka.sinks import Sink, discord_text
 from thinnka.store import Store, open_store
 
 FIELDS = {"event", "message", "timestamp", "stage", "project", "repo_id", "run_id", "event_id",
@@ -228,8 +228,8 @@ def test_sink_urls_given_by_flag_never_reach_the_database(tmp_path: Path) -> Non
 
 
 def test_resume_without_a_flag_sinks_url_says_so_and_keeps_its_events(tmp_path: Path) -> None:
+    from thinnka.events.sinks import sink_names
     from thinnka.operations import notifier_for
-    from thinnka.sinks import sink_names
 
     store = _store(tmp_path)
     run = store.create_run(RunOptions(repo_id="org/m", discord_webhook_url=FLAG_DISCORD))

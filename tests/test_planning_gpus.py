@@ -10,10 +10,11 @@ import pytest
 from tests.test_planning_vram import QWEN_7B_CONFIG
 from thinnka.errors import PreflightError
 from thinnka.options import RunOptions
+from thinnka.planning.facts import ModelContext
 from thinnka.planning.gpus import GpuOffer, Strategy, choose, explain
 from thinnka.planning.stacks import stack_for
+from thinnka.planning.training import plan_training
 from thinnka.planning.vram import ModelFacts, estimate, shape_for
-from thinnka.rendering import ModelContext, plan_training
 
 # (id, displayName, memoryInGb, illustrative $/GPU-hour, stockStatus)
 CATALOG_ROWS: list[tuple[str, str, float, float | None, str | None]] = [

@@ -14,11 +14,13 @@ from tests.test_planning_gpus import catalog
 from tests.test_planning_vram import QWEN_7B_CONFIG, QWEN_7B_PARAMS
 from thinnka.errors import ConfigError, PreflightError
 from thinnka.options import RunOptions, validate
+from thinnka.planning.facts import ModelContext, RemotePaths
 from thinnka.planning.gpus import GpuOffer, architecture, choose, explain
+from thinnka.planning.overrides import typed_overrides
 from thinnka.planning.stacks import stack_for
-from thinnka.planning.training import TrainingPlan, merge_overrides
+from thinnka.planning.training import TrainingPlan, plan_training
 from thinnka.planning.vram import ModelFacts, TrainingShape, estimate, shape_for
-from thinnka.rendering import ModelContext, RemotePaths, plan_training, render
+from thinnka.rendering import render
 
 MODEL = ModelContext(hub_model_id="me/out", has_chat_template=True)
 PATHS = RemotePaths(run_dir="/w/r", output_dir="/w/o", venv="/v", hf_home="/w/hf")
@@ -64,13 +66,13 @@ def test_plan_is_frozen() -> None:
         plan().method = "full"  # type: ignore[misc]
 
 
-def test_merge_overrides_is_the_one_place_set_meets_the_schema() -> None:
-    merged = merge_overrides(RunOptions(trainer="trl", overrides=sets("beta=0.1", "beta=0.2")))
+def test_typed_overrides_is_the_one_place_set_meets_the_schema() -> None:
+    merged = typed_overrides(RunOptions(trainer="trl", overrides=sets("beta=0.1", "beta=0.2")))
     assert merged.values == {"beta": 0.2}  # typed, last wins
-    spelled = merge_overrides(RunOptions(trainer="trl", overrides=sets("torch_dtype=float16")))
+    spelled = typed_overrides(RunOptions(trainer="trl", overrides=sets("torch_dtype=float16")))
     assert spelled.values == {"dtype": "float16"} and "spelled dtype" in spelled.notes[0]
     with pytest.raises(ConfigError, match="Did you mean 'learning_rate'"):
-        merge_overrides(RunOptions(overrides=sets("learnig_rate=1")))
+        typed_overrides(RunOptions(overrides=sets("learnig_rate=1")))
 
 
 # ------------------------------------------------------------------ GRPO as the seed promises
@@ -165,7 +167,7 @@ def test_openr1_never_picks_blackwell_and_says_why() -> None:
 
 
 def test_the_planner_filters_by_the_runs_stack() -> None:
-    from thinnka.planner import choose_gpus
+    from thinnka.preflight import choose_gpus
 
     need = estimate(QWEN_7B, shape(sft=True))
     offers = catalog()

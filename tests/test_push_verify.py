@@ -17,7 +17,7 @@ from tests.fakes.hub import FakeHub
 from thinnka.clients.hub import HubClient
 from thinnka.errors import AuthError, TransientError
 from thinnka.handlers import push
-from thinnka.records import RemoteFacts
+from thinnka.store.records import RemoteFacts
 
 pytestmark = pytest.mark.timeout(60)
 

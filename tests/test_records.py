@@ -9,11 +9,12 @@ import pytest
 
 from thinnka.errors import Cancelled, PreflightError, RemoteError, ThinnkaError
 from thinnka.options import RunOptions
+from thinnka.planning.facts import PlanCandidate
 from thinnka.reasons import FAILURES, Reason, RetryClass
-from thinnka.records import LogPosition, PlanCandidate, RemoteFacts
 from thinnka.services import ShellPool
 from thinnka.settings import load_settings
 from thinnka.store import open_store
+from thinnka.store.records import LogPosition, RemoteFacts
 
 RUN_FAILURE_CODES = {
     "precheck", "auth", "no_capacity", "ssh_timeout", "setup_failed", "training_failed",

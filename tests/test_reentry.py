@@ -21,12 +21,13 @@ from tests.fakes.sshd import FakeSshd
 from thinnka.clients.runpod import PodSpec
 from thinnka.clients.runpod.graphql import GraphQLRunpod
 from thinnka.handlers import default_handlers
-from thinnka.handlers.base import Handler, StepContext, StepResult
+from thinnka.handlers.base import Handler
 from thinnka.machine import FAIL_TRIGGER, RunState, next_transition
 from thinnka.options import RunOptions
 from thinnka.runner import Runner
 from thinnka.services import LiveServices, Services
 from thinnka.settings import load_settings
+from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord, Store, open_store
 from thinnka.store.models import utcnow
 

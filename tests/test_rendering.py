@@ -1,4 +1,4 @@
-"""Golden tests of ``thinnka.rendering.render``: one YAML file per mode × trainer × option.
+"""Golden tests of ``thinnka.rendering.run_files``: one YAML file per mode × trainer × option.
 
 Each golden file under tests/golden/rendering/ holds everything ``render`` decides (recipe,
 accelerate config, commands, setup values, notes, the generated text files). Regenerate with
@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from thinnka.options import RunOptions, validate
-from thinnka.rendering import ModelContext, RemotePaths, Rendered, render, script_text
+from thinnka.planning.facts import ModelContext, RemotePaths
+from thinnka.rendering import Rendered, render, script_text
 
 GOLDEN = Path(__file__).parent / "golden" / "rendering"
 UPDATE = os.environ.get("THINNKA_UPDATE_GOLDEN") == "1"

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from thinnka.rendering.schema import load_schema, schema_path
-from thinnka.rendering.versions import TRL_PIN
+from thinnka.planning.schema import load_schema, schema_path
+from thinnka.planning.versions import TRL_PIN
 
 trl = pytest.importorskip("trl")
 GOLDEN = Path(__file__).parent / "golden" / "rendering"

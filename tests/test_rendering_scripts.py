@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from thinnka.options import RunOptions, validate
-from thinnka.rendering import ModelContext, RemotePaths, render, script_text, write_env_file
+from thinnka.planning.facts import ModelContext, RemotePaths
+from thinnka.rendering import render, script_text, write_env_file
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "recipes" / "scripts"
 pytestmark = pytest.mark.timeout(120)

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from thinnka.options import RunOptions, validate
-from thinnka.rendering import ModelContext, RemotePaths, Rendered, render
+from thinnka.planning.facts import ModelContext, RemotePaths
+from thinnka.rendering import Rendered, render
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")

@@ -14,17 +14,11 @@ import pytest
 
 from thinnka.errors import ConfigError
 from thinnka.options import RunOptions, validate
-from thinnka.rendering import (
-    CHATML_DEFAULT,
-    ModelContext,
-    RemotePaths,
-    Rendered,
-    choose_transformers,
-    render,
-    system_prompt,
-    validate_overrides,
-    write_env_file,
-)
+from thinnka.planning.chat import CHATML_DEFAULT, system_prompt
+from thinnka.planning.facts import ModelContext, RemotePaths
+from thinnka.planning.overrides import check_overrides
+from thinnka.planning.versions import choose_transformers
+from thinnka.rendering import Rendered, render, write_env_file
 
 PATHS = RemotePaths(
     run_dir="/w/thinnka/r", output_dir="/w/models/out", venv="/opt/venv", hf_home="/w/hf"
@@ -48,20 +42,20 @@ def sets(*pairs: str) -> tuple[tuple[str, str], ...]:
 @pytest.mark.parametrize("trainer", ["openr1", "trl"])
 def test_unknown_set_key_suggests(trainer: str) -> None:
     with pytest.raises(ConfigError, match=r"'learnig_rate'.*Did you mean 'learning_rate'"):
-        validate_overrides(opts(trainer=trainer, overrides=sets("learnig_rate=1e-5")))
+        check_overrides(opts(trainer=trainer, overrides=sets("learnig_rate=1e-5")))
 
 
 def test_keys_silently_dropped_by_trl_018_are_refused() -> None:
     for key in ("vllm_device", "target_modules", "bnb_4bit_compute_dtype"):
         with pytest.raises(ConfigError, match="not a openr1 GRPO recipe key"):
-            validate_overrides(opts(overrides=sets(f"{key}=x")))
+            check_overrides(opts(overrides=sets(f"{key}=x")))
 
 
 def test_sft_only_key_refused_for_grpo_and_vice_versa() -> None:
     with pytest.raises(ConfigError, match="max_length"):
-        validate_overrides(opts(overrides=sets("max_length=10")))
+        check_overrides(opts(overrides=sets("max_length=10")))
     with pytest.raises(ConfigError, match="num_generations"):
-        validate_overrides(opts(sft=True, overrides=sets("num_generations=4")))
+        check_overrides(opts(sft=True, overrides=sets("num_generations=4")))
 
 
 @pytest.mark.parametrize(
@@ -114,7 +108,7 @@ def test_alias_is_noted() -> None:
 )
 def test_bad_set_values(pair: str) -> None:
     with pytest.raises(ConfigError, match="--set"):
-        validate_overrides(opts(overrides=sets(pair)))
+        check_overrides(opts(overrides=sets(pair)))
 
 
 def test_set_null_drops_the_key() -> None:
@@ -434,7 +428,7 @@ def test_env_file_round_trips_through_bash(tmp_path: Path) -> None:
 
 def test_rendering_imports_no_ml_library() -> None:
     code = (
-        "import sys, thinnka.rendering as r; r.load_schema('trl', 'grpo');"
+        "import sys, thinnka.rendering, thinnka.planning.schema as s; s.load_schema('trl', 'grpo');"
         "print(','.join(m for m in ('torch', 'transformers', 'trl') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -12,7 +12,7 @@ import pytest
 
 from tests.test_console import _store, _training_run
 from thinnka.cli import app
-from thinnka.cli.errors import run_app
+from thinnka.cli.exit_codes import run_app
 
 DATA = Path(__file__).parent / "data"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 import pytest
 
 from thinnka.errors import Cancelled, LeaseHeld, PreflightError, RemoteError, StepTimeout
-from thinnka.handlers.base import StepContext, StepResult
 from thinnka.machine import HANDLER_TRIGGERS, Outcome, RunState
 from thinnka.options import RunOptions
 from thinnka.runner import Runner
 from thinnka.settings import load_settings
+from thinnka.step import StepContext, StepResult
 from thinnka.store import Store, open_store
 
 pytestmark = pytest.mark.usefixtures("db_backend")  # every test on SQLite and PostgreSQL
@@ -197,7 +197,7 @@ def test_a_lease_of_a_dead_process_on_this_host_is_taken_over(tmp_path: Path) ->
     import subprocess
     import sys
 
-    from thinnka.runner import make_owner_id, owner_is_dead
+    from thinnka.lease import make_owner_id, owner_is_dead
 
     store, runner, calls, _ = _world(tmp_path)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -219,7 +219,7 @@ def test_a_lost_takeover_race_names_the_winner_and_never_drives(tmp_path: Path) 
     import subprocess
     import sys
 
-    from thinnka.runner import make_owner_id
+    from thinnka.lease import make_owner_id
 
     store, runner, calls, _ = _world(tmp_path)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],

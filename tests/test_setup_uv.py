@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.thinnka_world import make_pod_venv
+from thinnka.planning.versions import POD_TOOLS, TRL_STACK
 from thinnka.rendering import write_env_file
-from thinnka.rendering.versions import POD_TOOLS, TRL_STACK
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "recipes" / "scripts"
 pytestmark = pytest.mark.timeout(180)

@@ -159,7 +159,7 @@ def _race(
     folder: str, run_id: str, host: str, start: object, done: object, results: object
 ) -> None:
     os.environ["THINNKA_HOSTNAME"] = host  # each process plays another machine
-    from thinnka.runner import make_owner_id
+    from thinnka.lease import make_owner_id
 
     owner = make_owner_id()
     store = _store(Path(folder))
@@ -176,7 +176,7 @@ def _race(
 @pytest.mark.usefixtures("db_backend")
 def test_two_processes_racing_for_one_lease_exactly_one_wins(tmp_path: Path) -> None:
     """Processes as distinct hosts (owner host names): one wins, the others name it."""
-    from thinnka.runner import owner_host
+    from thinnka.lease import owner_host
 
     store = _store(tmp_path)
     run = store.create_run(RunOptions())

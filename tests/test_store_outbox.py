@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
-from thinnka.metrics import MetricLine
+from thinnka.events.metrics import MetricLine
 from thinnka.options import RunOptions
 from thinnka.store import Store
 from thinnka.store.db import HEAD_REVISION, _alembic_config, create_db_engine, migrate

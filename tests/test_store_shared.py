@@ -19,12 +19,13 @@ from sqlalchemy import create_engine, text
 
 from tests.plugins.postgres import PostgresServer
 from thinnka.errors import ConfigError, LeaseHeld
-from thinnka.handlers.base import StepContext, StepResult
 from thinnka.machine import HANDLER_TRIGGERS, Outcome, RunState
 from thinnka.operations import run_summary
 from thinnka.options import RunOptions
-from thinnka.runner import Runner, make_owner_id, owner_is_dead
+from thinnka.runner import Runner
+from thinnka.lease import make_owner_id, owner_is_dead
 from thinnka.settings import Settings, load_settings
+from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord, Store, open_store
 from thinnka.store.db import (
     HEAD_REVISION,

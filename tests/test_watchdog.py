@@ -25,8 +25,8 @@ import pytest
 
 from tests.fakes.runpod import FakeRunpod
 from tests.fakes.sshd import FakeSshd, generate_key
-from thinnka.limits import run_limit
 from thinnka.options import RunOptions
+from thinnka.options.limits import run_limit
 from thinnka.resources import resource_dir
 
 SCRIPT = resource_dir("recipes") / "scripts" / "thinnka_watchdog.py"
@@ -315,7 +315,7 @@ def test_watchdog_and_orchestrator_agree_on_the_deadline(
     options = RunOptions(repo_id="a/b", max_hours=max_hours, max_cost=max_cost, max_steps=100)
     limit = run_limit(options, started, price)
     assert limit is not None
-    from thinnka.limits import max_hours_for
+    from thinnka.options.limits import max_hours_for
 
     config = {
         "pod_started_epoch": started.timestamp(),
@@ -332,7 +332,7 @@ def test_watchdog_and_orchestrator_agree_on_the_deadline(
 
 
 def test_the_default_max_hours_comes_from_the_plan() -> None:
-    from thinnka.limits import default_max_hours, limits_json
+    from thinnka.options.limits import default_max_hours, limits_json
 
     assert default_max_hours(RunOptions(repo_id="a/b", sft=True, max_steps=100)) == 2.0  # floor
     grpo = RunOptions(repo_id="a/b", max_steps=600)

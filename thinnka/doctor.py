@@ -113,7 +113,7 @@ def _hub(services: Services, has_token: bool) -> Check:
 
 def _ssh_keys(settings: Settings) -> Check:
     from thinnka.options import RunOptions
-    from thinnka.sshkeys import resolve_key_pair
+    from thinnka.pod.keys import resolve_key_pair
 
     try:
         keys = resolve_key_pair(RunOptions(), settings)

@@ -13,19 +13,20 @@ from typing import TYPE_CHECKING, Any
 
 from thinnka.errors import ConfigError, LeaseHeld
 from thinnka.handlers.base import Handler
+from thinnka.lease import owner_host
 from thinnka.machine import RunState
 from thinnka.options import RunOptions, validate_for_settings, validate_sink_urls
 from thinnka.reasons import Reason
-from thinnka.records import Output
-from thinnka.runner import Runner, owner_host
+from thinnka.runner import Runner
 from thinnka.services import LiveServices, Services
 from thinnka.settings import Settings
+from thinnka.step import Output
 from thinnka.store import RunRecord, Store, open_store
 
 if TYPE_CHECKING:
     from thinnka.clients.runpod import GpuOffer
-    from thinnka.notify import Notifier
-    from thinnka.planner import Plan
+    from thinnka.events.notify import Notifier
+    from thinnka.preflight import Plan
 
 __all__ = [
     "CancelResult",
@@ -82,7 +83,7 @@ def check_run_credentials(settings: Settings, options: RunOptions) -> None:
         raise ConfigError("HF_TOKEN or HUGGINGFACE_HUB_TOKEN is required.")
     if options.report_to == "wandb" and not settings.wandb_api_key:
         raise ConfigError("--report-to wandb needs WANDB_API_KEY in the environment or .env.")
-    from thinnka.sshkeys import resolve_key_pair
+    from thinnka.pod.keys import resolve_key_pair
 
     resolve_key_pair(options, settings)
 
@@ -91,13 +92,13 @@ def notifier_for(
     settings: Settings, options: RunOptions, output: Output, store: Store | None = None
 ) -> Notifier:
     """The terminal output, plus the events outbox and its webhook/Discord delivery."""
-    from thinnka.notify import (
+    from thinnka.events.notify import (
         DEFAULT_PROGRESS_INTERVAL_S,
         Notifier,
         logging_first_step,
         logging_steps,
     )
-    from thinnka.sinks import sinks_for, unreachable_flag_sinks
+    from thinnka.events.sinks import sinks_for, unreachable_flag_sinks
 
     for name in unreachable_flag_sinks(settings, options):
         flag = "--progress-url" if name == "webhook" else "--discord-webhook-url"
@@ -126,10 +127,10 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
     """Validate everything, then create the run (leased to the returned runner)."""
     options = validate_for_settings(options, session.settings)  # --set merged, then checked
     check_run_credentials(session.settings, options)
-    from thinnka.rendering import validate_overrides
+    from thinnka.planning.overrides import check_overrides
 
-    validate_overrides(options)
-    from thinnka.planner import refuse_impossible_choices
+    check_overrides(options)
+    from thinnka.preflight import refuse_impossible_choices
 
     gate = refuse_impossible_choices(session.get_services(), options)  # exit 2, no row
     notifier = notifier_for(session.settings, options, output, session.store)
@@ -284,7 +285,7 @@ def cost_report(session: Session, run: RunRecord) -> dict[str, Any]:
 
 def plan_run(session: Session, options: RunOptions) -> Plan:
     """``thinnka plan``: gate, estimate, choose GPUs and render; nothing is created."""
-    from thinnka.planner import make_plan
+    from thinnka.preflight import make_plan
 
     options = validate_for_settings(options, session.settings)  # the rules `run` applies
     return make_plan(session.get_services(), options)

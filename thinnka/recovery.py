@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 
 from thinnka.clients.runpod import Pod
 from thinnka.errors import LeaseHeld, ThinnkaError
+from thinnka.lease import owner_is_dead, take_lease
 from thinnka.machine import RunState
-from thinnka.records import Output
+from thinnka.step import Output
 
 if TYPE_CHECKING:
     from thinnka.operations import Session
@@ -135,7 +136,7 @@ def recover(session: Session, output: Output) -> RecoverReport:
         report.runs.append(action)
         if action.action in ("driven", "cancelled"):
             report.driven.append((run.id, action.state))
-    from thinnka.notify import deliver_backlog
+    from thinnka.events.notify import deliver_backlog
 
     deliver_backlog(session.store, session.settings)  # what dead processes left undelivered
     reaped = reap(session)
@@ -147,8 +148,6 @@ def recover(session: Session, output: Output) -> RecoverReport:
 def _orphaned_runs(session: Session) -> list[RunRecord]:
     """Runs not terminated whose lease expired, or whose holder died on this host
     (a killed process leaves its lease until expiry; cron need not wait for it)."""
-    from thinnka.runner import owner_is_dead
-
     return [
         run
         for run in session.store.list_runs()
@@ -191,39 +190,25 @@ def _pod_gone(session: Session, run: RunRecord) -> bool:
     """The run has a pod and it is gone (one API read). Then there is nothing to cancel:
     its watchdog ended it, idle between jobs with nobody following, or it was lost; the
     next step, driven as usual, records that (``pod_lost``) and cleans up."""
-    from thinnka.handlers.jobs import pod_gone
+    from thinnka.pod.jobs import pod_gone
 
     return pod_gone(session.get_services().runpod, run.pod_id)
-
-
-def _lease(session: Session, run_id: str, owner: str) -> RunRecord:
-    """The run's lease for a short look, taken over from a dead holder on this host."""
-    from thinnka.runner import owner_is_dead
-
-    try:
-        return session.store.acquire_lease(run_id, owner, seconds=60)
-    except LeaseHeld as held:
-        if owner_is_dead(held.holder) and session.store.take_over_lease(
-            run_id, held.holder, owner, seconds=60
-        ):
-            return session.store.get(run_id)
-        raise
 
 
 def _probe_training(session: Session, run: RunRecord, output: Output) -> str:
     """ "running" when the training goes on (progress and cost recorded), else "ended"
     (the job ended, the pod is gone, or the run is past its bound): then it is driven."""
     from thinnka.errors import RemoteError
-    from thinnka.handlers.base import StepContext
-    from thinnka.handlers.jobs import job_exit_code, pod_is_gone
-    from thinnka.handlers.pod import close_shells, open_shell
-    from thinnka.handlers.watchdog import touch_heartbeat
-    from thinnka.limits import run_limit
+    from thinnka.options.limits import run_limit
+    from thinnka.pod.jobs import job_exit_code, pod_is_gone
+    from thinnka.pod.shell import close_shells, open_shell
+    from thinnka.pod.watchdog import touch_heartbeat
+    from thinnka.step import StepContext
     from thinnka.store.models import utcnow
 
     runner = session.runner(output)
     store, owner = session.store, runner.owner
-    run = _lease(session, run.id, owner)
+    run = take_lease(store, run.id, owner, seconds=60)
     try:
         ctx = StepContext(
             run=run,

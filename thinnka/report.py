@@ -149,7 +149,7 @@ def _cost_and_plan(run: dict[str, Any]) -> str:
 
 
 def _main_first(item: tuple[str, Any]) -> tuple[int, str]:
-    from thinnka.metrics import MAIN_METRICS
+    from thinnka.events.metrics import MAIN_METRICS
 
     name = item[0]
     return (MAIN_METRICS.index(name) if name in MAIN_METRICS else len(MAIN_METRICS), name)

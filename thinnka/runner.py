@@ -14,41 +14,33 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
-import threading
 import time
-import uuid
 from collections.abc import Mapping
 
 import structlog
 
 from thinnka.errors import Cancelled, LeaseHeld, StateConflict, StepTimeout, ThinnkaError
-from thinnka.handlers.base import Handler, StepContext
+from thinnka.handlers.base import Handler
+from thinnka.lease import (
+    DEFAULT_LEASE_SECONDS,
+    LeaseKeeper,
+    host_name,
+    make_owner_id,
+    owner_host,
+    take_lease,
+)
 from thinnka.logs import redact
 from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
 from thinnka.options import RunOptions
 from thinnka.reasons import STEP_TIMEOUTS, Reason
-from thinnka.records import Output
 from thinnka.services import LiveServices, Services
 from thinnka.settings import Settings
+from thinnka.step import Output, StepContext
 from thinnka.store import RunRecord, Store
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "Runner", "host_name", "make_owner_id", "owner_host"]
+__all__ = ["Runner", "crash_point", "failure_reason"]
 
 logger = structlog.get_logger(__name__)
-
-DEFAULT_LEASE_SECONDS = 60.0
-
-
-def host_name() -> str:
-    """This host's name in lease owner ids: ``THINNKA_HOSTNAME``, else the hostname.
-
-    Cut to 40 characters so that ``host:pid:suffix`` always fits the 64-character
-    ``lease_owner`` column (PostgreSQL enforces the length; SQLite does not); no
-    colon, which separates the parts.
-    """
-    name = os.environ.get("THINNKA_HOSTNAME", "").strip() or socket.gethostname()
-    return name.replace(":", "-")[:40] or "localhost"
 
 
 def crash_point(trigger: str, phase: str) -> None:
@@ -56,36 +48,6 @@ def crash_point(trigger: str, phase: str) -> None:
     this process at that point (phases: before, after_call, after_write)."""
     if os.environ.get("THINNKA_CRASH_AT") == f"{trigger}:{phase}":
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def make_owner_id() -> str:
-    """A lease owner id that tells a person which process holds a run."""
-    return f"{host_name()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def owner_host(owner: str) -> str:
-    """The host part of a lease owner id (what ``show`` names as the holder)."""
-    return owner.partition(":")[0]
-
-
-def owner_is_dead(owner: str) -> bool:
-    """True only when ``owner`` was a process on this host that no longer exists.
-
-    A killed ``thinnka run`` leaves its lease until expiry; ``resume`` on the
-    same machine need not wait for it. Anything uncertain (another host, a
-    pid now used by another process) counts as alive: then the lease expires.
-    """
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != host_name() or not pid_text.isdigit() or int(pid_text) == os.getpid():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def failure_reason(run: RunRecord, error: ThinnkaError) -> Reason:
@@ -104,33 +66,6 @@ def failure_reason(run: RunRecord, error: ThinnkaError) -> Reason:
     except ValueError:  # the failure path must not fail: record it, cleanup follows
         logger.warning("unknown reason code", reason=str(error.reason))
         return Reason.internal
-
-
-class _Heartbeat:
-    """Renews the lease in the background; notices when it was lost."""
-
-    def __init__(self, store: Store, run_id: str, owner: str, seconds: float) -> None:
-        self._store, self._run_id, self._owner, self._seconds = store, run_id, owner, seconds
-        self._stop = threading.Event()
-        self.lost = False
-        self._thread = threading.Thread(target=self._loop, name=f"lease-{run_id}", daemon=True)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._seconds / 3):
-            try:
-                if not self._store.renew_lease(self._run_id, self._owner, seconds=self._seconds):
-                    self.lost = True
-                    return
-            except Exception:  # a locked database now and then: try again next beat
-                logger.warning("lease renewal failed; retrying", run_id=self._run_id)
 
 
 class _Model:
@@ -182,7 +117,7 @@ class Runner:
         interrupted: KeyboardInterrupt | None = None
         with (
             structlog.contextvars.bound_contextvars(run_id=run_id),
-            _Heartbeat(self.store, run_id, self.owner, self.lease_seconds) as heartbeat,
+            LeaseKeeper(self.store, run_id, self.owner, self.lease_seconds) as heartbeat,
         ):
             try:
                 while not run.state.is_final():
@@ -234,24 +169,11 @@ class Runner:
 
     def _acquire(self, run_id: str, *, wait: bool = False) -> RunRecord:
         try:
-            return self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
-        except LeaseHeld as first:
-            held = first
-        if owner_is_dead(held.holder):
-            if self.store.take_over_lease(
-                run_id, held.holder, self.owner, seconds=self.lease_seconds
-            ):
-                return self.store.get(run_id)
-            # Another process took the dead holder's lease first (two `resume` at once): it
-            # holds the run now. Read again, so that the error names that process and not
-            # the dead one; a lease it has given back already is free to take.
-            try:
-                return self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
-            except LeaseHeld as now:
-                held = now
-        if not wait or owner_host(held.holder) == host_name():
-            raise held  # a live process here: its lease is renewed for as long as it lives
-        return self._wait_for_expiry(run_id, held)
+            return take_lease(self.store, run_id, self.owner, seconds=self.lease_seconds)
+        except LeaseHeld as held:
+            if not wait or owner_host(held.holder) == host_name():
+                raise  # a live process here: its lease is renewed for as long as it lives
+            return self._wait_for_expiry(run_id, held)
 
     def _wait_for_expiry(self, run_id: str, held: LeaseHeld) -> RunRecord:
         """The holder is on another host, whose processes this one cannot see.
@@ -274,7 +196,7 @@ class Runner:
         return self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
 
     # ------------------------------------------------------------------ steps
-    def _step(self, run: RunRecord, heartbeat: _Heartbeat) -> RunRecord:
+    def _step(self, run: RunRecord, heartbeat: LeaseKeeper) -> RunRecord:
         transition = next_transition(run.state)
         if transition is None:  # pragma: no cover - the completeness test forbids it
             raise StateConflict(f"No way forward from {run.state.value}")
@@ -308,7 +230,7 @@ class Runner:
         )
         return updated
 
-    def _context(self, run: RunRecord, handler: Handler, heartbeat: _Heartbeat) -> StepContext:
+    def _context(self, run: RunRecord, handler: Handler, heartbeat: LeaseKeeper) -> StepContext:
         def check_cancelled() -> None:
             if heartbeat.lost:
                 raise StateConflict(f"Lost the lease on run {run.id}; stopping.")

@@ -1,7 +1,7 @@
 """Capture the Open R1 stack's real training output for the metrics parser's tests (offline tool).
 
 ``python tools/capture_trainer_logs.py --venv DIR`` (from the repository root) makes DIR, a
-venv with the Open R1 stack's pins (``thinnka.rendering.versions.OPENR1_STACK``: TRL,
+venv with the Open R1 stack's pins (``thinnka.planning.versions.OPENR1_STACK``: TRL,
 transformers, accelerate; datasets and huggingface-hub as shared/docs/open-r1.md §1.1
 resolves them) over the CPU build of torch, unless DIR has them already. It then runs
 ``tools/openr1_stack_train.py`` for SFT and GRPO there under ``accelerate launch --cpu`` and
@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from thinnka.handlers.jobs import _LineSplitter  # noqa: E402 - the follower's own rule
-from thinnka.rendering.versions import OPENR1_STACK  # noqa: E402
+from thinnka.planning.versions import OPENR1_STACK  # noqa: E402
+from thinnka.pod.jobs import _LineSplitter  # noqa: E402 - the follower's own rule
 
 # Not in OPENR1_STACK (Open R1 leaves them floating): what open-r1.md §1.1 resolved them to.
 # rich: TRL prints its completions table with it when installed (Open R1's full install has it).

@@ -1,7 +1,7 @@
 """SFT and GRPO on the CPU the way Open R1's ``sft.py``/``grpo.py`` drive TRL, on Open R1's stack.
 
 Run by ``tools/capture_trainer_logs.py`` inside a venv holding Open R1's pinned TRL,
-transformers, accelerate and datasets (``thinnka.rendering.versions.OPENR1_STACK``), under
+transformers, accelerate and datasets (``thinnka.planning.versions.OPENR1_STACK``), under
 ``accelerate launch --cpu``. Open R1 itself is not installed (it comes from GitHub and pins a
 CUDA torch), so this stands in for its two scripts: the same flow (seed, logging at the
 recipe's ``log_level: info`` to stdout, the dataset turned into a system + user

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from thinnka.rendering.versions import OPENR1_REF, OPENR1_STACK, TRL_PIN
+from thinnka.planning.versions import OPENR1_REF, OPENR1_STACK, TRL_PIN
 from thinnka.resources import resource_dir
 
 __all__ = ["build_openr1", "build_trl", "main", "normalize_type", "write_all"]

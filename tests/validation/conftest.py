@@ -16,7 +16,7 @@ import pytest
 from tests.fakes.runpod import FakeRunpod
 from tests.plugins.hub_world import HubEnv
 from thinnka.cli import app
-from thinnka.cli.errors import run_app
+from thinnka.cli.exit_codes import run_app
 from thinnka.settings import load_settings
 from thinnka.store import open_store
 

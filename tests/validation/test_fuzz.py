@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.validation.conftest import Outcome, PlanWorld
-from thinnka.cli.options import RUN_OPTIONS
-from thinnka.rendering.schema import load_schema
+from thinnka.cli.flags import RUN_OPTIONS
+from thinnka.planning.schema import load_schema
 
 # What an attacker or a slip of the finger types: shell metacharacters, traversal, control
 # characters, Unicode look-alikes, non-finite numbers, other URL schemes, YAML and Jinja syntax.

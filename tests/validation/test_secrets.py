@@ -120,7 +120,7 @@ def test_a_url_with_a_password_is_refused_without_showing_it(
 
 
 def test_error_messages_pass_the_scrubber(tmp_path: Path) -> None:
-    from thinnka.cli.errors import run_app
+    from thinnka.cli.exit_codes import run_app
     from thinnka.errors import ConfigError
     from thinnka.logs import configure_logging
 

@@ -9,41 +9,14 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
-from thinnka import __version__
+from thinnka.cli.app import app
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(
-    name="thinnka",
-    help="Fine-tune a Hugging Face model on a rented Runpod GPU in one command.",
-    no_args_is_help=True,
-    add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"thinnka {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
-    ),
-) -> None:
-    """Fine-tune a Hugging Face model on a rented Runpod GPU in one command."""
-
-
 # Importing the command modules registers their commands, in this order in --help.
-from thinnka.cli import inspect as _inspect  # noqa: E402
-from thinnka.cli import ops as _ops  # noqa: E402
-from thinnka.cli import runs as _runs  # noqa: E402
+from thinnka.cli import inspect as _inspect
+from thinnka.cli import ops as _ops
+from thinnka.cli import runs as _runs
 
 _ = (_runs, _inspect, _ops)
 
@@ -54,7 +27,7 @@ def main() -> None:
     import logging
     import os
 
-    from thinnka.cli.errors import run_app
+    from thinnka.cli.exit_codes import run_app
 
     code = run_app(app)
     # Tearing down the interpreter (finalising paramiko, SQLAlchemy, httpx and

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from thinnka.cli.live import LiveFacts, StatusView
-from thinnka.metrics import is_step_bar, parse_metrics
+from thinnka.events.metrics import is_step_bar, parse_metrics
 
 if TYPE_CHECKING:
     from thinnka.store import Store

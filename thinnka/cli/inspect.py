@@ -8,9 +8,9 @@ from typing import Any
 
 import typer
 
-from thinnka.cli import app
 from thinnka.cli._common import open_command_session, print_json
-from thinnka.cli.options import COMMON_OPTIONS, with_options
+from thinnka.cli.app import app
+from thinnka.cli.flags import COMMON_OPTIONS, with_options
 
 
 @app.command("ls")
@@ -29,7 +29,7 @@ def ls_command(
     if as_json:
         print_json(rows)
         return 0
-    from thinnka.cli.render import print_runs_table
+    from thinnka.cli.display import print_runs_table
 
     print_runs_table(rows)
     return 0
@@ -43,8 +43,8 @@ def show_command(
     **values: Any,
 ) -> int:
     """Show one run: state, outcome, pod, cost, error and its events."""
+    from thinnka.events.sinks import sink_names
     from thinnka.operations import cost_report, run_summary
-    from thinnka.sinks import sink_names
 
     session = open_command_session(values["env_file"], values["log_json"])
     run = session.store.get(run_id)
@@ -56,8 +56,8 @@ def show_command(
         print_json(data)
         return 0
     from thinnka.cli.curves import curve_lines
-    from thinnka.cli.render import print_run
-    from thinnka.metrics import MAIN_METRICS
+    from thinnka.cli.display import print_run
+    from thinnka.events.metrics import MAIN_METRICS
 
     print_run(data)
     for sink, counts in data["outbox"].items():

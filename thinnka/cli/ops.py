@@ -6,9 +6,9 @@ from typing import Any
 
 import typer
 
-from thinnka.cli import app
 from thinnka.cli._common import open_command_session, print_json
-from thinnka.cli.options import COMMON_OPTIONS, with_options
+from thinnka.cli.app import app
+from thinnka.cli.flags import COMMON_OPTIONS, with_options
 
 
 @app.command("reap")
@@ -82,14 +82,14 @@ def gpus_command(
 ) -> int:
     """Show Runpod's GPU catalog: memory, price per hour and stock."""
     from thinnka.operations import gpu_catalog
-    from thinnka.planner import offer_json
+    from thinnka.preflight import offer_json
 
     session = open_command_session(values["env_file"], values["log_json"])
     offers = gpu_catalog(session, gpu_count)
     if as_json:
         print_json([offer_json(offer) for offer in offers])
         return 0
-    from thinnka.cli.render import print_gpus
+    from thinnka.cli.display import print_gpus
 
     print_gpus(offers)
     return 0

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from thinnka.cli import app
 from thinnka.cli._common import open_command_session, print_json, sigterm_as_interrupt
-from thinnka.cli.options import COMMON_OPTIONS, RUN_OPTIONS, options_from_kwargs, with_options
+from thinnka.cli.app import app
+from thinnka.cli.flags import COMMON_OPTIONS, RUN_OPTIONS, options_from_kwargs, with_options
 
 if TYPE_CHECKING:
     from thinnka.store import RunRecord
@@ -49,7 +49,7 @@ def run_command(**values: Any) -> int:
 
 
 def _plan(options: Any, values: dict[str, Any], *, as_json: bool) -> int:
-    from thinnka.cli.render import print_plan
+    from thinnka.cli.display import print_plan
     from thinnka.errors import ConfigError, RemoteError
     from thinnka.operations import plan_run
     from thinnka.options import validate

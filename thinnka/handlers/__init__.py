@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from thinnka.handlers.base import Handler, Output, StepContext, StepResult
+from thinnka.handlers.base import Handler
+from thinnka.step import Output, StepContext, StepResult
 
 __all__ = ["Handler", "Output", "StepContext", "StepResult", "default_handlers"]
 

@@ -9,54 +9,18 @@ facts recorded so far — and must finish before ``ctx.deadline``.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from thinnka.errors import StepTimeout
-from thinnka.records import Output
+from thinnka.planning.facts import GateFacts
+from thinnka.pod.paths import remote_paths
+from thinnka.step import Output, StepContext, StepResult
 
 if TYPE_CHECKING:
-    from thinnka.services import Services
-    from thinnka.settings import Settings
+    from thinnka.planning.facts import RemotePaths
+    from thinnka.rendering import Rendered
     from thinnka.store import RunRecord
 
-__all__ = ["Handler", "Output", "StepContext", "StepResult"]
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """The outcome of a handler: a message for the event row, facts to record."""
-
-    message: str
-    updates: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class StepContext:
-    """Everything a handler may use; built by the runner for one step."""
-
-    run: RunRecord
-    settings: Settings
-    services: Services
-    output: Output
-    deadline: float  # time.monotonic() value
-    record: Callable[[Mapping[str, Any]], RunRecord]
-    note: Callable[[str, str], None]
-    check_cancelled: Callable[[], None]
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def check_deadline(self, what: str) -> None:
-        if time.monotonic() > self.deadline:
-            raise StepTimeout(f"{what} did not finish before its deadline.")
-
-    def save(self, **facts: Any) -> RunRecord:
-        """Record facts now (e.g. a pod id right after creation) and refresh ``run``."""
-        self.run = self.record(facts)
-        return self.run
+__all__ = ["Handler", "Output", "StepContext", "StepResult", "rendered_for_run"]
 
 
 class Handler(Protocol):
@@ -72,3 +36,12 @@ class Handler(Protocol):
         ...
 
     def run(self, ctx: StepContext) -> StepResult: ...
+
+
+def rendered_for_run(ctx: StepContext) -> tuple[RemotePaths, Rendered]:
+    """(paths, rendered) of this run; rendering is pure, so every step re-derives it."""
+    from thinnka.rendering import render
+
+    gate = GateFacts.from_json((ctx.run.plan or {})["gate"])
+    paths = remote_paths(ctx.settings, ctx.run.id, ctx.run.options, gate)
+    return paths, render(ctx.run.options, gate.model_context(), paths)

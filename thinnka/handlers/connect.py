@@ -15,8 +15,8 @@ from typing import ClassVar
 from thinnka.clients.runpod import Pod
 from thinnka.clients.ssh import load_ssh_client
 from thinnka.errors import RemoteError, StepTimeout
-from thinnka.handlers.base import StepContext, StepResult
-from thinnka.handlers.pod import open_shell
+from thinnka.pod.shell import open_shell
+from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from thinnka.handlers.base import StepContext, StepResult
-from thinnka.planner import choose_gpus, memory_estimate, offer_json
-from thinnka.records import GateFacts
+from thinnka.planning.facts import GateFacts
+from thinnka.preflight import choose_gpus, memory_estimate, offer_json
+from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 
 __all__ = ["EstimateHandler"]

@@ -12,32 +12,25 @@ import posixpath
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
-from thinnka.handlers.base import StepContext, StepResult
-from thinnka.handlers.jobs import follow_job, require_pod
-from thinnka.handlers.pod import open_shell
-from thinnka.records import GateFacts
-from thinnka.remote import remote_paths, render_for
+from thinnka.handlers.base import rendered_for_run
+from thinnka.pod.jobs import follow_job, require_pod
+from thinnka.pod.shell import open_shell
 from thinnka.resources import resource_dir
+from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 
 if TYPE_CHECKING:
-    from thinnka.rendering import RemotePaths, Rendered
+    from thinnka.planning.facts import RemotePaths
+    from thinnka.rendering import Rendered
 
-__all__ = ["InstallHandler", "rendered_for_run", "run_env"]
+__all__ = ["InstallHandler", "run_env"]
 
 _OWN_SCRIPTS = ("job.sh", "train.sh", "check_stack.py", "setup_common.sh", "prefetch.py")
 
 
-def rendered_for_run(ctx: StepContext) -> tuple[RemotePaths, Rendered]:
-    """(paths, rendered) of this run; rendering is pure, so every step re-derives it."""
-    gate = GateFacts.from_json((ctx.run.plan or {})["gate"])
-    paths = remote_paths(ctx.settings, ctx.run.id, ctx.run.options, gate)
-    return paths, render_for(ctx.run.options, gate, paths)
-
-
 def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[str, str]:
     """Non-secret values every job on the pod sees (``run.env``)."""
-    from thinnka.rendering.versions import POD_TOOLS
+    from thinnka.planning.versions import POD_TOOLS
 
     env = {
         "VENV": paths.venv,

@@ -15,9 +15,9 @@ from typing import ClassVar
 
 from thinnka.clients.runpod import Pod, PodSpec
 from thinnka.errors import CapacityError, TransientError
-from thinnka.handlers.base import StepContext, StepResult
-from thinnka.records import GateFacts, PlanCandidate
-from thinnka.sshkeys import resolve_key_pair
+from thinnka.planning.facts import GateFacts, PlanCandidate
+from thinnka.pod.keys import resolve_key_pair
+from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
 

@@ -17,11 +17,11 @@ import time
 from typing import ClassVar
 
 from thinnka.errors import RemoteError, TransientError
-from thinnka.handlers.base import StepContext, StepResult
-from thinnka.handlers.install import rendered_for_run
-from thinnka.handlers.jobs import PodGone, follow_job, pod_is_gone, start_job
-from thinnka.handlers.pod import open_shell
-from thinnka.limits import run_limit
+from thinnka.handlers.base import rendered_for_run
+from thinnka.options.limits import run_limit
+from thinnka.pod.jobs import PodGone, follow_job, pod_is_gone, start_job
+from thinnka.pod.shell import open_shell
+from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
 

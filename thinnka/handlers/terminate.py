@@ -20,13 +20,13 @@ from dataclasses import replace
 
 from thinnka.clients.runpod import RunpodApi
 from thinnka.errors import NotFoundError, RemoteError
-from thinnka.handlers.base import StepContext, StepResult
-from thinnka.handlers.pod import close_shells
 from thinnka.handlers.provision import find_run_pods
 from thinnka.machine import RunState
-from thinnka.records import TerminationFacts
+from thinnka.pod.shell import close_shells
+from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
+from thinnka.store.records import TerminationFacts
 
 __all__ = ["TerminateHandler", "terminate_and_confirm"]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import ClassVar
 
-from thinnka.handlers.base import StepContext, StepResult
-from thinnka.handlers.install import rendered_for_run
-from thinnka.handlers.jobs import require_pod, start_job
-from thinnka.handlers.pod import open_shell
-from thinnka.handlers.watchdog import arm_watchdog
+from thinnka.handlers.base import rendered_for_run
+from thinnka.pod.jobs import require_pod, start_job
+from thinnka.pod.shell import open_shell
+from thinnka.pod.watchdog import arm_watchdog
+from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
 

@@ -1,9 +1,9 @@
-"""The ``--set`` overrides of a run, merged once: the one place options and overrides meet.
+"""The ``--set`` overrides of a run, typed once against the trainer's key whitelist.
 
-``merge_overrides`` resolves every ``--set KEY=VALUE`` against the trainer's key whitelist
+``typed_overrides`` resolves every ``--set KEY=VALUE`` against the trainer's key whitelist
 (``recipes/schema``), types the value, and lets the last setting win. Everything downstream
 (the ``TrainingPlan``, the recipe) reads the merged ``Overrides``, never the raw pairs; a
-check of the merged options + overrides belongs at the end of ``merge_overrides``.
+check of the merged options + overrides belongs at the end of ``typed_overrides``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from thinnka.planning.stacks import stack_for
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
 
-__all__ = ["Overrides", "merge_overrides"]
+__all__ = ["Overrides", "check_overrides", "typed_overrides"]
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,13 @@ class Overrides:
         return key in self.values
 
 
-def merge_overrides(options: RunOptions) -> Overrides:
+def typed_overrides(options: RunOptions) -> Overrides:
     """Every ``--set`` resolved against the trainer's whitelist and typed; the last one wins.
 
     The one place where options and overrides meet: unknown keys and values of the wrong
     type raise ``ConfigError`` here.
     """
-    from thinnka.rendering.schema import ALIASES, check_keys, coerce, load_schema
+    from thinnka.planning.schema import ALIASES, check_keys, coerce, load_schema
 
     schema = load_schema(stack_for(options.trainer).template, options.mode)
     aliases = ALIASES.get(schema.trainer, {})
@@ -63,3 +63,8 @@ def merge_overrides(options: RunOptions) -> Overrides:
     if unknown:
         check_keys(unknown, schema, origin="--set")
     return Overrides(values, tuple(dict.fromkeys(notes)))
+
+
+def check_overrides(options: RunOptions) -> None:
+    """Refuse unknown --set keys (with a "did you mean") and values of the wrong type."""
+    typed_overrides(options)

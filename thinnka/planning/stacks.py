@@ -93,7 +93,7 @@ class TrainerStack:
 @lru_cache(maxsize=1)
 def stacks() -> dict[str, TrainerStack]:
     """Both stacks by name. Built on first use: the pins live in rendering/versions.py."""
-    from thinnka.rendering.versions import OPENR1_STACK, TRL_PIN
+    from thinnka.planning.versions import OPENR1_STACK, TRL_PIN
 
     openr1 = TrainerStack(
         name="openr1",

@@ -21,17 +21,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from thinnka.errors import ConfigError
+from thinnka.planning.chat import decide_chat
 from thinnka.planning.method import Method, VllmMode, choose_method, zero_stage
-from thinnka.planning.overrides import Overrides, merge_overrides
+from thinnka.planning.overrides import Overrides, typed_overrides
+from thinnka.planning.rewards import plan_rewards
 from thinnka.planning.stacks import TrainerStack, stack_for
 
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
-    from thinnka.rendering.chat import ChatDecision
-    from thinnka.rendering.rewards_module import RewardPlan
-    from thinnka.rendering.versions import TransformersChoice
+    from thinnka.planning.chat import ChatDecision
+    from thinnka.planning.facts import ModelContext
+    from thinnka.planning.rewards import RewardPlan
+    from thinnka.planning.versions import TransformersChoice
 
-__all__ = ["Overrides", "TrainingPlan", "adjust_generations", "decide", "merge_overrides"]
+__all__ = ["Overrides", "TrainingPlan", "adjust_generations", "decide", "plan_training"]
 
 TRL_VLLM_UTILIZATION = 0.3  # TRL's colocate default
 _METHOD_TEXT = {
@@ -139,7 +142,7 @@ def decide(
     rewards: RewardPlan | None = None,
 ) -> TrainingPlan:
     """The training plan of a run; ``ConfigError`` for a combination that cannot work."""
-    from thinnka.rendering.versions import choose_transformers
+    from thinnka.planning.versions import choose_transformers
 
     stack = stack_for(options.trainer)
     o = overrides
@@ -305,7 +308,7 @@ def _wrapper(
 def _with_kernels(choice: TransformersChoice) -> TransformersChoice:
     """flash_attention_2 from the prebuilt kernels-community/flash-attn2 Hub kernel, which
     transformers 5 loads via `kernels` (the stack installs no flash-attn wheel)."""
-    from thinnka.rendering.versions import TransformersChoice
+    from thinnka.planning.versions import TransformersChoice
 
     if not choice.spec:
         return choice
@@ -314,3 +317,17 @@ def _with_kernels(choice: TransformersChoice) -> TransformersChoice:
         spec = f"transformers[kernels] @ {choice.spec}"
     reason = choice.reason + " With the `kernels` extra for flash_attention_2."
     return TransformersChoice(spec, choice.version, reason, choice.from_git)
+
+
+def plan_training(options: RunOptions, model: ModelContext) -> TrainingPlan:
+    """The run's one ``TrainingPlan``: what the estimate, the recipe and the setup share."""
+    stack = stack_for(options.trainer)
+    chat = decide_chat(options, model)
+    rewards = None if options.sft else plan_rewards(options, stack)
+    return decide(
+        options,
+        typed_overrides(options),
+        chat,
+        model_transformers_version=model.transformers_version,
+        rewards=rewards,
+    )

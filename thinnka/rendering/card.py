@@ -16,7 +16,7 @@ import yaml
 
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
-    from thinnka.rendering.records import ModelContext, RemotePaths
+    from thinnka.planning.facts import ModelContext, RemotePaths
 
 __all__ = ["merge_settings", "model_card"]
 

@@ -17,8 +17,8 @@ import yaml
 from thinnka.resources import resource_dir
 
 if TYPE_CHECKING:
+    from thinnka.planning.facts import RemotePaths
     from thinnka.planning.training import TrainingPlan
-    from thinnka.rendering.records import RemotePaths
 
 __all__ = [
     "SERVER_HOST",

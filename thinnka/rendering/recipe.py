@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from thinnka.errors import ConfigError
+from thinnka.planning.schema import Schema, check_keys
 from thinnka.rendering.launch import SERVER_HOST, SERVER_PORT
-from thinnka.rendering.schema import Schema, check_keys
 from thinnka.resources import resource_dir
 
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
+    from thinnka.planning.facts import ModelContext, RemotePaths
     from thinnka.planning.training import TrainingPlan
-    from thinnka.rendering.records import ModelContext, RemotePaths
 
 __all__ = [
     "Template",
@@ -133,13 +133,13 @@ def base_recipe(
 
 
 def _system_prompt(options: RunOptions) -> str:
-    from thinnka.rendering.chat import system_prompt
+    from thinnka.planning.chat import system_prompt
 
     return system_prompt(options)
 
 
 def apply_overrides(recipe: dict[str, Any], plan: TrainingPlan) -> None:
-    """Apply the merged --set values (``merge_overrides``); null removes the key."""
+    """Apply the merged --set values (``typed_overrides``); null removes the key."""
     for key, value in plan.overrides.values.items():
         if value is None:
             recipe.pop(key, None)  # null means "the trainer's default"

@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from thinnka.rendering.versions import OPENR1_REF, OPENR1_REPO, OPENR1_STACK, TRL_STACK
+from thinnka.planning.versions import OPENR1_REF, OPENR1_REPO, OPENR1_STACK, TRL_STACK
 
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
+    from thinnka.planning.facts import RemotePaths
     from thinnka.planning.training import TrainingPlan
-    from thinnka.rendering.records import RemotePaths
 
 __all__ = ["SETUP_KEYS", "SetupFacts", "setup_values", "write_env_file"]
 

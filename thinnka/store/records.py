@@ -1,4 +1,4 @@
-"""The records that cross the boundary out of ``thinnka.store``: a run and one of its events.
+"""The records that cross the boundary out of ``thinnka.store``: a run, its facts, its events.
 
 Frozen dataclasses built from rows (``from_row``), so nothing above the store holds an
 ORM object or a session.
@@ -7,15 +7,124 @@ ORM object or a session.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from thinnka.machine import Outcome, RunState
 from thinnka.options import RunOptions
-from thinnka.records import RemoteFacts
 from thinnka.store.models import RunRow, utcnow
 
-__all__ = ["EventRecord", "RunRecord"]
+__all__ = ["EventRecord", "LogPosition", "RemoteFacts", "RunRecord", "TerminationFacts"]
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """How far a job's remote log was read, and the local copy's size at that point."""
+
+    offset: int = 0
+    local: int | None = None
+
+    def to_json(self) -> dict[str, int | None]:
+        return {"offset": self.offset, "local": self.local}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LogPosition:
+        local = data.get("local")
+        return cls(offset=int(data.get("offset") or 0), local=None if local is None else int(local))
+
+
+@dataclass(frozen=True)
+class TerminationFacts:
+    """What the terminate step saw of the pod's own clock, recorded the moment it saw it.
+
+    ``uptime_s`` is the API's uptime read at ``seen_at`` (right before the terminate
+    call); ``confirmed_at`` is when a read first showed the pod gone. Cost comes from
+    these, never from when a (possibly much later) cleanup happens to run.
+    """
+
+    seen_at: dt.datetime | None = None
+    uptime_s: float | None = None
+    confirmed_at: dt.datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        if self.seen_at is not None:
+            data["seen_at"] = self.seen_at.isoformat()
+        if self.uptime_s is not None:
+            data["uptime_s"] = self.uptime_s
+        if self.confirmed_at is not None:
+            data["confirmed_at"] = self.confirmed_at.isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TerminationFacts:
+        uptime = data.get("uptime_s")
+        return cls(
+            seen_at=_when(data.get("seen_at")),
+            uptime_s=None if uptime is None else float(uptime),
+            confirmed_at=_when(data.get("confirmed_at")),
+        )
+
+
+@dataclass(frozen=True)
+class RemoteFacts:
+    """A run's facts about its pod, stored as JSON in ``runs.remote``.
+
+    Every field is optional: a row written before a step ran (or by an older
+    thinnka) lacks its keys. Keys this version does not know are kept in
+    ``extra`` and written back unchanged, so a newer writer's facts survive.
+    """
+
+    run_dir: str | None = None
+    output_dir: str | None = None
+    venv: str | None = None
+    # The Hub's newest commit before training (None: the repo had none); the push
+    # step wants one after it. Recorded with ``train_started_at``.
+    hub_baseline: dt.datetime | None = None
+    train_started_at: dt.datetime | None = None
+    train_pid: int | None = None
+    logs: dict[str, LogPosition] = field(default_factory=dict)
+    termination: TerminationFacts = field(default_factory=TerminationFacts)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = dict(self.extra)
+        for name in ("run_dir", "output_dir", "venv", "train_pid"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        if self.train_started_at is not None:
+            data["train_started_at"] = self.train_started_at.isoformat()
+            data["hub_baseline"] = self.hub_baseline.isoformat() if self.hub_baseline else None
+        if self.logs:
+            data["logs"] = {name: pos.to_json() for name, pos in self.logs.items()}
+        if termination := self.termination.to_json():
+            data["termination"] = termination
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RemoteFacts:
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)} - {"extra"}
+        pid = data.get("train_pid")
+        return cls(
+            run_dir=data.get("run_dir"),
+            output_dir=data.get("output_dir"),
+            venv=data.get("venv"),
+            hub_baseline=_when(data.get("hub_baseline")),
+            train_started_at=_when(data.get("train_started_at")),
+            train_pid=None if pid is None else int(pid),
+            logs={
+                name: LogPosition.from_json(pos or {})
+                for name, pos in (data.get("logs") or {}).items()
+            },
+            termination=TerminationFacts.from_json(data.get("termination") or {}),
+            extra={key: value for key, value in data.items() if key not in known},
+        )
+
+
+def _when(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from thinnka.errors import LeaseHeld, RunNotFound, StateConflict, ThinnkaError
 from thinnka.machine import Outcome, RunState
 from thinnka.options import RunOptions
-from thinnka.records import RemoteFacts
-from thinnka.store.metrics import MetricsTable
+from thinnka.store.metric_table import MetricsTable
 from thinnka.store.models import MetaRow, RunEventRow, RunRow, utcnow
 from thinnka.store.outbox import OutboxTable, enqueue
-from thinnka.store.records import EventRecord, RunRecord
+from thinnka.store.records import EventRecord, RemoteFacts, RunRecord
 
 __all__ = ["EventRecord", "RunRecord", "Store"]
 

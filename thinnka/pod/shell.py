@@ -6,9 +6,9 @@ import time
 
 from thinnka.clients.ssh import PodShell, SshTarget, connect
 from thinnka.errors import StateConflict
-from thinnka.handlers.base import StepContext
+from thinnka.pod.keys import resolve_key_pair
 from thinnka.services import Services
-from thinnka.sshkeys import resolve_key_pair
+from thinnka.step import StepContext
 
 __all__ = ["open_shell", "ssh_user"]
 

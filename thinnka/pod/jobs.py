@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 
 from thinnka.clients.ssh import PodShell
 from thinnka.errors import RemoteError, StateConflict, TransientError
-from thinnka.handlers.base import StepContext
-from thinnka.handlers.pod import close_shells, open_shell
-from thinnka.handlers.watchdog import Heartbeat, arm_watchdog
-from thinnka.limits import orphan_grace_s, run_limit
+from thinnka.options.limits import orphan_grace_s, run_limit
+from thinnka.pod.shell import close_shells, open_shell
+from thinnka.pod.watchdog import Heartbeat, arm_watchdog
 from thinnka.reasons import Reason
-from thinnka.records import LogPosition
+from thinnka.step import StepContext
 from thinnka.store.models import utcnow
+from thinnka.store.records import LogPosition
 
 if TYPE_CHECKING:
     from thinnka.clients.runpod import RunpodApi

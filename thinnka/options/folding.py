@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
 from thinnka.errors import ConfigError
+from thinnka.options.run_options import OVERRIDE_KEY
 from thinnka.values import check_hub_id, check_line, check_pod_path, check_web_url
 
 if TYPE_CHECKING:
-    from thinnka.options import RunOptions
+    from thinnka.options.run_options import RunOptions
 
-__all__ = ["FOLDED_KEYS", "REFUSED_KEYS", "merge_overrides"]
+__all__ = ["FOLDED_KEYS", "REFUSED_KEYS", "fold_overrides"]
 
-_OVERRIDE_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 # Recipe keys that an option owns: a --set of one becomes that option, so it passes the
 # option's rules and preflight (the Hub write check for hub_model_id, the W&B key for
@@ -51,12 +50,12 @@ _HUB_ID_KEYS = frozenset({"reward_model_name_or_path"})
 _NULL = frozenset({"null", "~"})
 
 
-def merge_overrides(options: RunOptions) -> RunOptions:
+def fold_overrides(options: RunOptions) -> RunOptions:
     """Fold owned ``--set`` keys into their options; check what stays a recipe override."""
     changes: dict[str, Any] = {}
     kept: list[tuple[str, str]] = []
     for key, raw in options.overrides:
-        if not _OVERRIDE_KEY.fullmatch(key):
+        if not OVERRIDE_KEY.fullmatch(key):
             raise ConfigError(f"--set key {key!r} is not a recipe key.")
         _check_override_value(key, raw)
         if key in REFUSED_KEYS:

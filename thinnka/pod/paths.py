@@ -1,4 +1,4 @@
-"""Where a run's files live on the pod, and the run's rendered recipe.
+"""Where a run's files live on the pod.
 
 The pod layout (under ``/workspace``, the volume):
 
@@ -15,13 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from thinnka.options import RunOptions
-from thinnka.records import GateFacts
+from thinnka.planning.facts import GateFacts
 from thinnka.settings import Settings
 
 if TYPE_CHECKING:
-    from thinnka.rendering import RemotePaths, Rendered
+    from thinnka.planning.facts import RemotePaths
 
-__all__ = ["remote_paths", "render_for", "venv_for"]
+__all__ = ["remote_paths", "venv_for"]
 
 DEFAULT_REMOTE_ROOT = "/workspace"
 DEFAULT_VENVS = {"trl": "/opt/thinnka-trl-venv", "openr1": "/opt/openr1-venv"}
@@ -34,7 +34,7 @@ def venv_for(settings: Settings, trainer: str) -> str:
 def remote_paths(
     settings: Settings, run_id: str, options: RunOptions, gate: GateFacts
 ) -> RemotePaths:
-    from thinnka.rendering import RemotePaths
+    from thinnka.planning.facts import RemotePaths
 
     root = (settings.extra.get("THINNKA_REMOTE_ROOT") or DEFAULT_REMOTE_ROOT).rstrip("/")
     dashed = gate.hub_model_id.replace("/", "-")
@@ -44,17 +44,3 @@ def remote_paths(
         venv=venv_for(settings, options.trainer),
         hf_home=f"{root}/.cache/huggingface",
     )
-
-
-def render_for(options: RunOptions, gate: GateFacts, paths: RemotePaths) -> Rendered:
-    """The recipe, accelerate config, launch command and setup values of a run."""
-    from thinnka.rendering import ModelContext, render
-
-    context = ModelContext(
-        hub_model_id=gate.hub_model_id,
-        has_chat_template=gate.has_chat_template,
-        system_role_supported=gate.system_role_supported,
-        transformers_version=gate.transformers_version,
-        model_type=gate.model_type,
-    )
-    return render(options, context, paths)

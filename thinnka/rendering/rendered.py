@@ -1,4 +1,4 @@
-"""The records that go into and come out of ``render``."""
+"""``Rendered``: what ``render`` returns, everything a run uploads and runs on the pod."""
 
 from __future__ import annotations
 
@@ -8,30 +8,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from thinnka.planning.training import TrainingPlan
 
-__all__ = ["ModelContext", "RemotePaths", "Rendered"]
-
-
-@dataclass(frozen=True)
-class ModelContext:
-    """Facts the gate step read from the Hub about the model to train (``options.repo_id``)."""
-
-    hub_model_id: str  # where the result is pushed (resolved: --hub-model-id or the default)
-    has_chat_template: bool
-    # False for Gemma 1/2-style templates that raise "System role not supported".
-    system_role_supported: bool = True
-    transformers_version: str | None = None  # from the model's config.json
-    model_type: str | None = None
-
-
-@dataclass(frozen=True)
-class RemotePaths:
-    """Where things live on the pod."""
-
-    run_dir: str  # /workspace/thinnka/<run-id>: every file of Rendered.files goes here
-    output_dir: str  # training output
-    venv: str  # the trainer's venv
-    hf_home: str  # /workspace/.cache/huggingface
-    openr1_dir: str = "/opt/open-r1"
+__all__ = ["Rendered"]
 
 
 @dataclass(frozen=True)

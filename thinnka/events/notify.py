@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from thinnka.metrics import LoggingSteps, is_step_bar, parse_metrics
-from thinnka.outbox import Deliverer, DeliveryPolicy
-from thinnka.sinks import Sink, discord_text, sink_secrets
+from thinnka.events.delivery import Deliverer, DeliveryPolicy
+from thinnka.events.metrics import LoggingSteps, is_step_bar, parse_metrics
+from thinnka.events.sinks import Sink, discord_text, sink_secrets
 
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
@@ -273,7 +273,7 @@ def deliver_backlog(
     Bounded by ``timeout`` overall; what is left stays pending. Returns how
     many runs still have pending events.
     """
-    from thinnka.sinks import sinks_for
+    from thinnka.events.sinks import sinks_for
 
     deadline = time.monotonic() + timeout
     run_ids = sorted(

@@ -19,7 +19,7 @@ from thinnka.errors import ConfigError
 
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
-    from thinnka.rendering.records import ModelContext
+    from thinnka.planning.facts import ModelContext
 
 __all__ = ["CHATML_DEFAULT", "ChatDecision", "decide_chat", "system_prompt"]
 

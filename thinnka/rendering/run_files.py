@@ -15,46 +15,27 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from thinnka.errors import ConfigError
-from thinnka.planning.stacks import stack_for
-from thinnka.planning.training import TrainingPlan, decide, merge_overrides
+from thinnka.planning.chat import system_prompt
+from thinnka.planning.facts import ModelContext, RemotePaths
+from thinnka.planning.rewards import MODULE, check_rewards
+from thinnka.planning.schema import load_schema
+from thinnka.planning.training import TrainingPlan, plan_training
 from thinnka.rendering import launch
 from thinnka.rendering.card import merge_settings, model_card
-from thinnka.rendering.chat import decide_chat, system_prompt
 from thinnka.rendering.recipe import apply_overrides, apply_plan, base_recipe, require_known
-from thinnka.rendering.records import ModelContext, RemotePaths, Rendered
-from thinnka.rendering.rewards_module import MODULE, check_rewards, plan_rewards
-from thinnka.rendering.schema import load_schema
+from thinnka.rendering.rendered import Rendered
 from thinnka.rendering.setup_env import SetupFacts, setup_values
 from thinnka.resources import resource_dir
 
 if TYPE_CHECKING:
     from thinnka.options import RunOptions
 
-__all__ = ["plan_training", "render", "script_text", "validate_overrides"]
+__all__ = ["render", "script_text"]
 
 
 def script_text(name: str) -> str:
     """The text of a file in recipes/scripts."""
     return (resource_dir("recipes") / "scripts" / name).read_text()
-
-
-def validate_overrides(options: RunOptions) -> None:
-    """Refuse unknown --set keys (with a "did you mean") and values of the wrong type."""
-    merge_overrides(options)
-
-
-def plan_training(options: RunOptions, model: ModelContext) -> TrainingPlan:
-    """The run's one ``TrainingPlan``: what the estimate, the recipe and the setup share."""
-    stack = stack_for(options.trainer)
-    chat = decide_chat(options, model)
-    rewards = None if options.sft else plan_rewards(options, stack)
-    return decide(
-        options,
-        merge_overrides(options),
-        chat,
-        model_transformers_version=model.transformers_version,
-        rewards=rewards,
-    )
 
 
 def _dump(data: Any) -> str:

@@ -14,12 +14,12 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from thinnka.limits import max_hours_for, orphan_grace_s
+from thinnka.options.limits import max_hours_for, orphan_grace_s
 from thinnka.resources import resource_dir
 
 if TYPE_CHECKING:
     from thinnka.clients.ssh import PodShell
-    from thinnka.handlers.base import StepContext
+    from thinnka.step import StepContext
     from thinnka.store import RunRecord
 
 __all__ = [
@@ -62,13 +62,10 @@ def job_chain(merge: bool) -> list[str]:
 
 def arm_watchdog(ctx: StepContext, shell: PodShell) -> None:
     """Upload the script and its config; ``job.sh`` starts it with the next job."""
-    from thinnka.handlers.install import rendered_for_run  # install imports jobs, jobs us
-
     run_dir = ctx.run.remote.run_dir or ""
-    _, rendered = rendered_for_run(ctx)
     script = (resource_dir("recipes") / "scripts" / SCRIPT).read_text()
     shell.put_text(f"{run_dir}/{SCRIPT}", script, mode=0o755)
-    config = watchdog_config(ctx.run, job_chain(bool(rendered.merge)))
+    config = watchdog_config(ctx.run, job_chain(ctx.run.options.merge_model))
     shell.put_text(f"{run_dir}/watchdog.json", json.dumps(config, indent=1) + "\n")
     touch_heartbeat(shell, run_dir)
 

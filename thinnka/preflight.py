@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from thinnka.clients.hub import HubModel
 from thinnka.errors import AuthError, PreflightError, RefusedChoice, ThinnkaError
 from thinnka.options import RunOptions
+
+# GateFacts moved to thinnka.planning.facts (planner and remote both need it); re-exported here.
+from thinnka.planning.facts import GateFacts, PlanCandidate
 from thinnka.planning.gpus import GpuOffer, GpuVerdict, choose, explain
 from thinnka.planning.stacks import stack_for
 from thinnka.planning.vram import MemoryEstimate, estimate, shape_for
-
-# GateFacts moved to thinnka.records (planner and remote both need it); re-exported here.
-from thinnka.records import GateFacts, PlanCandidate
 
 if TYPE_CHECKING:
     from thinnka.planning.training import TrainingPlan
@@ -118,7 +118,7 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
 
 def training_plan(options: RunOptions, gate: GateFacts) -> TrainingPlan:
     """The run's decisions (method, ZeRO, vLLM, processes, ...), made once from its options."""
-    from thinnka.rendering import plan_training
+    from thinnka.planning.training import plan_training
 
     return plan_training(options, gate.model_context())
 
@@ -218,7 +218,7 @@ _SERVER_LAUNCHER = "serve_and_train.py"
 
 
 def limits_json(options: RunOptions) -> dict[str, Any]:
-    from thinnka.limits import limits_json as bounds
+    from thinnka.options.limits import limits_json as bounds
 
     return bounds(options)
 
@@ -229,10 +229,11 @@ def offer_json(offer: GpuOffer) -> dict[str, Any]:
 
 def make_plan(services: Services, options: RunOptions) -> Plan:
     """Gate, estimate, choose and render, without creating anything."""
-    from thinnka.remote import remote_paths
-    from thinnka.rendering import render, validate_overrides
+    from thinnka.planning.overrides import check_overrides
+    from thinnka.pod.paths import remote_paths
+    from thinnka.rendering import render
 
-    validate_overrides(options)
+    check_overrides(options)
     gate = check_gate(services, options, require_write=False)
     training = training_plan(options, gate)  # decided once: estimate and recipe share it
     need = memory_estimate(options, gate, training)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from thinnka.clients.runpod import GpuOffer
-    from thinnka.planner import Plan
+    from thinnka.preflight import Plan
 
 __all__ = ["print_gpus", "print_plan", "print_run", "print_runs_table"]
 

@@ -9,7 +9,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from thinnka.metrics import MetricLine, logged_step, read_metric_lines
+from thinnka.events.metrics import MetricLine, logged_step, read_metric_lines
 from thinnka.store.models import MetricRow
 
 __all__ = ["MetricsTable", "Series"]

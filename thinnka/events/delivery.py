@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
-from thinnka.sinks import Sink
+from thinnka.events.sinks import Sink
 from thinnka.store.outbox import DELIVERED, FAILED, PENDING, OutboxItem, OutboxTable
 
 if TYPE_CHECKING:
