@@ -18,10 +18,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 if TYPE_CHECKING:
-    from tests.fakes.hub import FakeHub
-    from tests.fakes.runpod import FakeRunpod
-    from tests.fakes.sshd import FakeSshd
     from tests.plugins.thinnka_world import World
+    from tests.world.hub import FakeHub
+    from tests.world.runpod import FakeRunpod
+    from tests.world.sshd import FakeSshd
 
 
 def timed(fn: Callable[[], object], repeat: int) -> list[float]:
@@ -63,9 +63,9 @@ class Emulated:
 
     def pod_venv(self, name: str = "pod-venv", *, standin: bool = False) -> Path:
         """The pods' trainer venv (see tests/plugins/thinnka_world.py); with ``standin``,
-        its ``accelerate`` is the stand-in trainer of tests/fakes/standin_trainer.py."""
-        from tests.fakes.standin_trainer import install_standin
+        its ``accelerate`` is the stand-in trainer of tests/world/standin_trainer.py."""
         from tests.plugins.thinnka_world import make_pod_venv
+        from tests.world.standin_trainer import install_standin
 
         venv = make_pod_venv(self.root / name)
         return install_standin(venv) if standin else venv
@@ -79,9 +79,9 @@ def emulated_world(
     temporary ``root``) on the way out, whatever happened. ``root``, when given, is kept.
     ``boot_delay``: seconds from a pod's create to its SSH port showing (default: the
     emulator's own)."""
-    from tests.fakes.hub import FakeHub
-    from tests.fakes.runpod import FakeRunpod
-    from tests.fakes.sshd import FakeSshd
+    from tests.world.hub import FakeHub
+    from tests.world.runpod import FakeRunpod
+    from tests.world.sshd import FakeSshd
 
     folder = root if root is not None else Path(tempfile.mkdtemp(prefix="thinnka-bench-"))
     try:

@@ -116,8 +116,8 @@ def _timed(workdir: Path, env: dict[str, str], *args: str) -> list[float]:
 
 
 def main() -> None:
-    from tests.fakes.runpod import FakeRunpod
     from tests.plugins.postgres import start_postgres_server
+    from tests.world.runpod import FakeRunpod
 
     server, pg_root = start_postgres_server()
     runpod = FakeRunpod().start()

@@ -24,7 +24,7 @@ from _common import emulated_world, report
 
 
 def main() -> None:
-    from tests.fakes.standin_trainer import standin_run
+    from tests.world.standin_trainer import standin_run
     from thinnka.options.limits import ORPHAN_GRACE_FACTOR
 
     parser = argparse.ArgumentParser(description=__doc__)

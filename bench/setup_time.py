@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 from _common import emulated_world
 
 if TYPE_CHECKING:
-    from tests.fakes.hub import FakeHub
     from tests.plugins.thinnka_world import World
+    from tests.world.hub import FakeHub
 
 CACHE = Path.home() / ".cache" / "thinnka-bench"
 TORCH = "torch==2.13.0+cpu"

@@ -25,7 +25,7 @@ with emulated_world():
 
 
 def main() -> None:
-    from tests.fakes.tiny import tiny_artifacts
+    from tests.world.tiny import tiny_artifacts
 
     tiny_artifacts()  # build or load the cache outside the measurement
     samples = []

@@ -17,7 +17,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from thinnka.planning.facts import RemotePaths
+from thinnka.planning.facts import RemotePaths  # noqa: E402
 from thinnka.planning.versions import OPENR1_STACK, POD_TOOLS, TRL_STACK  # noqa: E402
 from thinnka.pod.paths import DEFAULT_VENVS  # noqa: E402
 from thinnka.rendering.setup_env import SetupFacts, setup_values, write_env_file  # noqa: E402

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_console import _store, _training_run
+from tests.cli.test_console import _store, _training_run
 from thinnka.cli import app
 from thinnka.cli.exit_codes import run_app
 

@@ -13,7 +13,7 @@ functions are this file's own, simpler ones (no math-verify); what they score do
 matter to the log's shape. Training settings: thinnka's ``recipes/templates/openr1_*.yaml``
 with the CPU overrides of shared/docs/open-r1.md §8 (SFT: logging every 2 steps).
 
-The tiny model and data sets are the test suite's (tests/fakes/tiny.py), built here with the
+The tiny model and data sets are the test suite's (tests/world/tiny.py), built here with the
 stack's own transformers (a model saved by transformers 5 names a tokenizer class 4.52 lacks).
 
 Usage, from the repository root: python tools/openr1_stack_train.py {sft,grpo} WORKDIR
@@ -158,7 +158,7 @@ def _train(trainer: Any, logger: logging.Logger, samples: int, output_dir: str) 
 def main() -> None:
     mode, workdir = sys.argv[1], Path(sys.argv[2])
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.fakes.tiny import (
+    from tests.world.tiny import (
         CHATML_TEMPLATE,
         build_tiny_model,
         write_grpo_dataset,

@@ -6,7 +6,7 @@ Two sources, because the two trainers run different TRL versions:
 * trainer ``trl``: the TRL installed next to thinnka (it must be ``TRL_PIN``, the version the
   pod installs). The fields come from ``dataclasses.fields()`` of the very classes TRL's own
   ``trl/scripts/{sft,grpo}.py`` hand to ``TrlParser``, so the whitelist is what that parser
-  accepts. ``tests/test_rendering_schema.py`` repeats this and fails when the file is stale.
+  accepts. ``tests/planning/test_schema.py`` repeats this and fails when the file is stale.
 * trainer ``openr1``: TRL 0.18.0 and transformers 4.52.3 cannot be installed next to thinnka's
   own stack, so their wheels (``pip download --no-deps trl==0.18.0 transformers==4.52.3``) are
   read as source with ``ast`` (nothing imported), and Open R1's own arguments come from the

@@ -1,4 +1,4 @@
-"""Pytest fixtures for the emulated Hugging Face Hub (`tests.fakes.hub.FakeHub`).
+"""Pytest fixtures for the emulated Hugging Face Hub (`tests.world.hub.FakeHub`).
 
 `fake_hub` (session) starts one emulator for the whole run. `hub_env` (function) resets it to
 the seeded world and points every Hub client at it for one test.
@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.hub import FakeHub, HubTokens
+from tests.world.hub import FakeHub, HubTokens
 
 __all__ = ["HubEnv", "fake_hub", "hub_env", "hub_environment", "patch_imported_clients"]
 

@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.sshd import FakeSshd, SshdUnavailable, find_sshd
+from tests.world.runpod import FakeRunpod
+from tests.world.sshd import FakeSshd, SshdUnavailable, find_sshd
 
 __all__ = [
     "fake_runpod",

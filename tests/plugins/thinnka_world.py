@@ -28,10 +28,10 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.hub import FakeHub
-from tests.fakes.runpod import FakeRunpod
-from tests.fakes.sshd import FakeSshd, generate_key
 from tests.plugins.hub_world import hub_environment
+from tests.world.hub import FakeHub
+from tests.world.runpod import FakeRunpod
+from tests.world.sshd import FakeSshd, generate_key
 
 __all__ = [
     "BOTH_TRANSPORTS",
@@ -153,7 +153,7 @@ def build_world(
         THINNKA_REMOTE_VENV=str(pod_venv),
         THINNKA_SSH_USER=pwd.getpwuid(os.getuid()).pw_name,
         # The pods' venv sees the test environment through a .pth file, which only pip
-        # counts as installed (uv would download the stack again): tests/test_setup_uv.py
+        # counts as installed (uv would download the stack again): tests/pod/test_setup_uv.py
         # runs the uv path on its own.
         THINNKA_POD_INSTALLER="pip",
         THINNKA_RUNPOD_API=runpod_api,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.runpod import FakeRunpod
 from tests.plugins.hub_world import HubEnv
+from tests.world.runpod import FakeRunpod
 from thinnka.cli import app
 from thinnka.cli.exit_codes import run_app
 from thinnka.settings import load_settings

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.fakes.sshd import generate_key
-from tests.fakes.webhook import WebhookReceiver
 from tests.validation.conftest import WANDB_CANARY, Outcome, PlanWorld
+from tests.world.sshd import generate_key
+from tests.world.webhook import WebhookReceiver
 
 DISCORD_TOKEN = "discord-canary-9b8a7c6d5e4f"
 

@@ -4,7 +4,7 @@ Pure (no I/O). The orchestrator and the pod's watchdog enforce the same
 deadline: the earlier of "pod start + max hours" and "the moment price x uptime
 would reach --max-cost" (less a small margin, so the run stops *before* it).
 The watchdog script repeats the arithmetic in plain Python (it cannot import
-thinnka); ``tests/test_watchdog.py`` checks that both agree.
+thinnka); ``tests/pod/test_watchdog.py`` checks that both agree.
 """
 
 from __future__ import annotations

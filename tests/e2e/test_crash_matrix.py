@@ -1,0 +1,153 @@
+"""The crash matrix: SIGKILL the driving process at every transition, then recover/resume.
+
+For each transition of the happy path, ``THINNKA_CRASH_AT=<trigger>:<phase>`` makes the
+runner SIGKILL itself (a) before the handler's external call, (b) after the call but
+before the transition is written, (c) after the write. Then ``thinnka recover`` runs (the
+cron entry point) and, if the run is still not terminated, ``thinnka resume``. Every case
+must end with at most one pod ever created for the run (the emulator's ledger), none
+running, the run terminated with the outcome its crash point implies, and events that
+tell the story. The training is the stand-in (tests/world/standin_trainer.py): these cases
+are about orchestration.
+
+``CASES`` is also what the README's "what happens when…" table is checked against
+(tests/e2e/test_crash_matrix.py::test_readme_table_matches_the_cases).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.thinnka_world import World
+from tests.world.standin_trainer import (  # noqa: F401 - fixtures
+    standin_run,
+    standin_venv_fixture,
+    standin_world_fixture,
+    tell_standin,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+# A process that dies before training is not continued by cron: recover cancels the
+# run and terminates its pod. From training on, the run is finished: succeeded.
+_BEFORE_TRAINING = ("check_gate", "estimate", "provision", "connect", "install")
+PHASES = ("before", "after_call", "after_write")
+CASES: dict[str, str] = {
+    **{f"{t}:{p}": "cancelled" for t in _BEFORE_TRAINING for p in PHASES},
+    "train:before": "cancelled",
+    "train:after_call": "cancelled",  # started on the pod, not yet recorded: still "installed"
+    "train:after_write": "succeeded",
+    **{f"push:{p}": "succeeded" for p in PHASES},
+    **{f"terminate:{p}": "succeeded" for p in PHASES},
+}
+# The README table's other rows: fault -> (outcome, the test that proves it).
+STORIES: dict[str, tuple[str, str]] = {
+    "process killed between jobs (setup ended, training not started), nothing run afterwards": (
+        "failed (`pod_lost`, after `resume` or `recover`)",
+        "tests/e2e/test_watchdog.py::test_the_orchestrator_dies_between_jobs_the_idle_pod_ends_itself_then_pod_lost",
+    ),
+    "process killed during training, nothing run afterwards": (
+        "succeeded (after `resume`)",
+        "tests/e2e/test_watchdog.py::test_kill_9_during_training_the_pod_ends_itself_and_resume_records_success",
+    ),
+    "`--max-hours` passes, nobody attached": (
+        "failed (`max_duration`)",
+        "tests/e2e/test_watchdog.py::test_tiny_max_hours_nobody_attached_the_pod_goes_at_the_deadline",
+    ),
+    "`--max-cost` would be passed": (
+        "failed (`max_cost`)",
+        "tests/pod/test_watchdog.py::test_watchdog_and_orchestrator_agree_on_the_deadline",
+    ),
+    "pod lost during training (host failure, console terminate)": (
+        "failed (`pod_lost`)",
+        "tests/e2e/test_watchdog.py::test_a_pod_lost_during_training_fails_the_run_with_pod_lost_within_a_minute",
+    ),
+    "`recover` during a long training": (
+        "still training",
+        "tests/e2e/test_watchdog.py::test_ctrl_c_in_training_detaches_and_recover_leaves_the_training_running",
+    ),
+    "Ctrl-C during training": (
+        "still training",
+        "tests/e2e/test_watchdog.py::test_ctrl_c_in_training_detaches_and_recover_leaves_the_training_running",
+    ),
+    "`cancel` while another process drives": (
+        "cancelled",
+        "tests/e2e/test_operations.py::test_cancel_stops_a_live_run_and_terminates_its_pod",
+    ),
+    "two `resume` at once for a killed run": (
+        "succeeded",
+        "tests/e2e/test_races.py::test_two_resume_racing_for_a_killed_run_one_drives_the_other_names_it",
+    ),
+    "429s, 500s and dropped connections at random during a whole run": (
+        "succeeded",
+        "tests/e2e/test_races.py::test_a_whole_run_under_random_429s_500s_and_drops_succeeds_with_one_pod",
+    ),
+}  # fmt: skip
+
+
+def _crash(world: World, point: str) -> str:
+    env = dict(world.env, THINNKA_CRASH_AT=point)
+    argv = world.command(*standin_run(world, "--watchdog-grace", "60"))
+    proc = subprocess.run(argv, cwd=world.workdir, env=env, capture_output=True, text=True,
+                          timeout=240)  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-2000:])
+    return proc.stdout.split()[1]
+
+
+# All 24 points run in CI (about 2.5 minutes on 2 cores): each is a place where a real
+# process can die, and an idempotent step that is only "probably" safe is how pods leak.
+@pytest.mark.parametrize("point", list(CASES))
+def test_sigkill_at_every_transition_then_recover_and_resume(
+    standin_world: World, point: str
+) -> None:
+    world = standin_world
+    run_id = _crash(world, point)
+    recovered = world.thinnka("recover", "--json", timeout=120)
+    assert recovered.returncode == 0, recovered.stderr[-2000:]
+    shown = world.show(run_id)
+    if shown["state"] != "terminated":  # a training left to its watchdog: follow it to the end
+        resumed = world.thinnka("resume", run_id, timeout=120)
+        assert resumed.returncode in (0, 1), resumed.stderr[-2000:]
+        shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", CASES[point]), shown["error"]
+    mine = [entry for entry in world.runpod.ledger() if entry.env.get("THINNKA_RUN_ID") == run_id]
+    assert len(mine) <= 1 and world.runpod.pods() == []
+    kinds = [event["kind"] for event in shown["events"]]
+    if CASES[point] == "cancelled":
+        assert "abandoned" in kinds, kinds
+        assert shown["error"]["reason"] == "cancelled"
+    else:
+        assert shown["error"] is None
+        logs = world.thinnka("logs", run_id).stdout
+        assert "[train] stand-in trainer: pushed" in logs  # the whole training log is here
+        assert "model.safetensors" in world.hub.files(shown["hub_model_id"])
+
+
+def test_readme_table_matches_the_cases() -> None:
+    """The README's "what happens when…" rows name each crash story and its outcome, and
+    every other row is a story of ``STORIES`` whose test exists."""
+    root = Path(__file__).parents[2]
+    readme = (root / "README.md").read_text()
+    section = readme.split("### What happens when", 1)[1].split("\n## ", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")][1:]  # no header
+    others = {}
+    for line in table:
+        fault, outcome = (cell.strip() for cell in line.strip("|").split(" | ")[:2])
+        if not re.fullmatch(r"`[a-z_]+:[a-z_|\\]+`", fault):
+            others[fault] = outcome
+    assert others == {fault: outcome for fault, (outcome, _) in STORIES.items()}
+    for _, test in STORIES.values():
+        path, _, name = test.partition("::")
+        assert f"def {name}(" in (root / path).read_text(), test
+    rows = re.findall(r"^\| `([a-z_]+:[a-z_|\\]+)` \| ([a-z]+) \|", section, flags=re.M)
+    assert rows, "no crash rows in the README table"
+    covered: dict[str, str] = {}
+    for points, outcome in rows:
+        trigger, _, phases = points.partition(":")
+        for phase in phases.split("\\|"):  # a pipe inside a table cell is escaped
+            covered[f"{trigger}:{phase}"] = outcome
+    assert covered == CASES

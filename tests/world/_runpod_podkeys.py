@@ -1,0 +1,214 @@
+"""Pod-scoped keys and the pod's own environment in the fake Runpod.
+
+Runpod puts ``RUNPOD_POD_ID`` and a pod-scoped ``RUNPOD_API_KEY`` into every
+pod; that key may act on its own pod only. thinnka's watchdog relies on it to
+terminate its pod, so the emulator plays it:
+
+* each created pod gets a key (``rpp_...``) that may ``DELETE /v2/pods/{own}``,
+  ``POST /v2/pods/{own}/action`` with ``terminate``, and run a GraphQL
+  ``podTerminate`` of its own pod; anything else is a 403;
+* the pod's env (``RUNPOD_POD_ID``, ``RUNPOD_API_KEY``, ``RUNPOD_API_BASE_URL``)
+  reaches the processes the emulated pod runs: the sshd that plays every pod
+  sets it for sessions of the key the pod was created with;
+* terminating a pod kills its processes (found by their ``RUNPOD_POD_ID``), as
+  ending a container does, so a job never outlives its emulated pod.
+
+Kept apart from ``_runpod_state.World`` (which calls ``on_pod_created``,
+``on_pod_terminated`` and ``on_reset``) so the core state module stays small.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import os
+import signal
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, parse, value_from_ast_untyped
+
+from tests.world._runpod_model import rand_id
+
+if TYPE_CHECKING:
+    from tests.world._runpod_model import Pod
+    from tests.world._runpod_state import World
+
+__all__ = [
+    "PodKeys",
+    "handle_pod_scoped",
+    "is_pod_key",
+    "on_pod_created",
+    "on_pod_terminated",
+    "on_reset",
+    "pod_env",
+    "pod_keys",
+]
+
+PROBLEM = "application/problem+json"
+
+
+@dataclass
+class PodKeys:
+    """Pod-scoped keys of one emulator: key -> pod id, and each pod's container env."""
+
+    base_url: str = ""  # set by FakeRunpod once it listens; goes into RUNPOD_API_BASE_URL
+    by_key: dict[str, str] = field(default_factory=dict)
+    env_of: dict[str, dict[str, str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def pod_keys(world: World) -> PodKeys:
+    """The world's registry, made on first use."""
+    registry = world.__dict__.get("_pod_keys")
+    if registry is None:
+        registry = world.__dict__.setdefault("_pod_keys", PodKeys())
+    return registry  # type: ignore[no-any-return]
+
+
+def pod_env(world: World, pod_id: str) -> dict[str, str]:
+    """What Runpod puts into the pod's container env (empty for an unknown pod)."""
+    registry = pod_keys(world)
+    with registry.lock:
+        return dict(registry.env_of.get(pod_id, {}))
+
+
+def is_pod_key(world: World, key: str | None) -> bool:
+    registry = pod_keys(world)
+    with registry.lock:
+        return key is not None and key in registry.by_key
+
+
+def on_pod_created(world: World, pod: Pod, *, authorize: bool = True) -> None:
+    """Issue the pod's key and env, and let the SSH "pod" run its sessions with that env."""
+    registry = pod_keys(world)
+    key = f"rpp_{rand_id(40).upper()}"
+    env = {"RUNPOD_POD_ID": pod.id, "RUNPOD_API_KEY": key}
+    if registry.base_url:
+        env["RUNPOD_API_BASE_URL"] = registry.base_url
+    with registry.lock:
+        registry.by_key[key] = pod.id
+        registry.env_of[pod.id] = env
+    if world.authorize_key is None or not authorize:
+        return
+    takes_env = len(inspect.signature(world.authorize_key).parameters) >= 2
+    for name, value in pod.env:
+        if name == "PUBLIC_KEY":  # what runpod images do with PUBLIC_KEY at boot
+            if takes_env:
+                world.authorize_key(value, env)  # type: ignore[call-arg]
+            else:
+                world.authorize_key(value)
+
+
+def on_pod_terminated(world: World, pod_id: str) -> None:
+    """The key stops working and every process of the pod dies with it."""
+    registry = pod_keys(world)
+    with registry.lock:
+        for key in [k for k, owner in registry.by_key.items() if owner == pod_id]:
+            del registry.by_key[key]
+        registry.env_of.pop(pod_id, None)
+    kill_pod_processes(pod_id)
+
+
+def on_reset(world: World) -> None:
+    """A fresh account: pods of the last test are gone, so are their processes."""
+    registry = pod_keys(world)
+    with registry.lock:
+        pods = list(registry.env_of)
+        registry.by_key.clear()
+        registry.env_of.clear()
+    for pod_id in pods:
+        kill_pod_processes(pod_id)
+
+
+def kill_pod_processes(pod_id: str) -> int:
+    """SIGKILL this user's processes whose environment says they run in ``pod_id``."""
+    marker = f"RUNPOD_POD_ID={pod_id}".encode()
+    killed = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed += 1
+    return killed
+
+
+# ---- the API as a pod-scoped key sees it ------------------------------------------------------
+V2Reply = tuple[int, Any, str]
+
+
+def _problem(status: int, detail: str) -> V2Reply:
+    title = {403: "Forbidden", 404: "Not Found"}.get(status, "Error")
+    return status, {"title": title, "status": status, "detail": detail}, PROBLEM
+
+
+def handle_pod_scoped(world: World, key: str, method: str, path: str, body: Any) -> V2Reply:
+    """Answer a request made with a pod-scoped key: only "terminate my own pod" is allowed."""
+    registry = pod_keys(world)
+    with registry.lock:
+        own = registry.by_key.get(key)
+    if own is None:
+        return _problem(401, "missing or invalid API key")
+    parts = path.strip("/").split("/")
+    wants: str | None = None
+    if parts[:2] == ["v2", "pods"] and len(parts) == 3 and method == "DELETE":
+        wants = parts[2]
+    elif parts[:2] == ["v2", "pods"] and len(parts) == 4 and parts[3] == "action":
+        if method == "POST" and isinstance(body, dict) and body.get("action") == "terminate":
+            wants = parts[2]
+    elif path == "/graphql" and method == "POST":
+        wants = _graphql_terminate_target(body)
+        if wants == own:
+            _terminate(world, own, "pod:graphql")
+            return 200, {"data": {"podTerminate": None}}, "application/json"
+        message = "access denied: a pod-scoped key may only terminate its own pod"
+        return 200, {"errors": [{"message": message}], "data": None}, "application/json"
+    if wants is None or wants != own:
+        return _problem(403, "access denied: a pod-scoped key may only act on its own pod")
+    if not _terminate(world, own, "pod:rest"):
+        return _problem(404, f"pod {own} not found")
+    return 204, None, "application/json"
+
+
+def _terminate(world: World, pod_id: str, by: str) -> bool:
+    from tests.world._runpod_records import RunpodError
+
+    try:
+        account, _pod = world.find(pod_id)
+        world.terminate(account, pod_id, by=by)
+    except (KeyError, RunpodError):
+        return False
+    return True
+
+
+def _graphql_terminate_target(body: Any) -> str | None:
+    """The podId of a document whose only root field is ``podTerminate``; else None."""
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+        return None
+    try:
+        document = parse(body["query"])
+    except GraphQLError:
+        return None
+    variables = body.get("variables") or {}
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1:
+        return None
+    fields = [s for s in operations[0].selection_set.selections if isinstance(s, FieldNode)]
+    if len(fields) != 1 or fields[0].name.value != "podTerminate":
+        return None
+    for argument in fields[0].arguments:
+        if argument.name.value == "input":
+            value = value_from_ast_untyped(argument.value, variables)
+            if isinstance(value, dict) and isinstance(value.get("podId"), str):
+                return str(value["podId"])
+    return None
