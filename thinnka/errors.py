@@ -146,3 +146,12 @@ class Cancelled(ThinnkaError):
     """The run was cancelled (``thinnka cancel``, Ctrl-C or SIGTERM) while a step worked."""
 
     reason = Reason.cancelled
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (at most 300 characters), for a message."""
+    try:
+        text = str(exc).strip()
+    except Exception:  # some library errors cannot render without their full context
+        text = ""
+    return text.splitlines()[0][:300] if text else type(exc).__name__

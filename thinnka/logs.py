@@ -31,7 +31,7 @@ def redact(text: str, secrets: Iterable[str] | None = None) -> str:
     return text
 
 
-def _scrub(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
+def _scrub_event(_logger: Any, _name: str, event_dict: MutableMapping[str, Any]) -> Any:
     if not _SECRETS:
         return event_dict
     for key, value in list(event_dict.items()):
@@ -57,7 +57,7 @@ def configure_logging(
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        _scrub,
+        _scrub_event,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -99,7 +99,7 @@ def configure_logging(
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
-class _StderrHandler(logging.StreamHandler):
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time (as ``logging.lastResort`` does), so
     the terminal's live view can route log lines above its status block while it shows."""
 

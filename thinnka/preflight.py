@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from thinnka.clients.hub import HubModel
 from thinnka.errors import AuthError, PreflightError, RefusedChoice, ThinnkaError
 from thinnka.options import RunOptions
+from thinnka.options.limits import limits_json
 
 # GateFacts moved to thinnka.planning.facts (planner and remote both need it); re-exported here.
 from thinnka.planning.facts import GateFacts, PlanCandidate
@@ -215,12 +216,6 @@ class Plan:
 
 
 _SERVER_LAUNCHER = "serve_and_train.py"
-
-
-def limits_json(options: RunOptions) -> dict[str, Any]:
-    from thinnka.options.limits import limits_json as bounds
-
-    return bounds(options)
 
 
 def offer_json(offer: GpuOffer) -> dict[str, Any]:

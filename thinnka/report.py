@@ -93,7 +93,7 @@ def _rows(pairs: Sequence[tuple[str, Any]]) -> str:
                    (None, ""))  # fmt: skip
 
 
-def _duration(run: dict[str, Any]) -> str | None:
+def _run_duration(run: dict[str, Any]) -> str | None:
     start = dt.datetime.fromisoformat(run["created_at"])
     end = dt.datetime.fromisoformat(run["ended_at"]) if run.get("ended_at") else None
     if end is None:
@@ -109,7 +109,7 @@ def _summary(run: dict[str, Any]) -> str:
     pairs = [
         ("state", run["state"]), ("model", run["repo_id"]), ("pushed to", run.get("hub_model_id")),
         ("trainer", run.get("trainer")), ("mode", run.get("mode")),
-        ("created", run["created_at"][:19].replace("T", " ")), ("duration", _duration(run)),
+        ("created", run["created_at"][:19].replace("T", " ")), ("duration", _run_duration(run)),
     ]  # fmt: skip
     error = run.get("error") or {}
     text = f'<p class="{css}"><strong>{_e(outcome)}</strong></p><table>{_rows(pairs)}</table>'

@@ -51,6 +51,31 @@ def test_run_and_plan_share_the_original_options() -> None:
     assert {"--no-vllm", "--disable-vllm", "--discord-webhook", "--set"} <= aliases
 
 
+def test_every_run_option_has_one_flag_whose_default_is_the_options_own() -> None:
+    """RunOptions is the one definition: the flags given nothing build exactly its defaults."""
+    from dataclasses import fields
+
+    from thinnka.cli.flags import options_from_kwargs
+    from thinnka.options import RunOptions
+
+    command = _click().commands["run"]
+    parsed = command.make_context("run", [], resilient_parsing=True).params
+    flagged = {spec.name for spec in RUN_OPTIONS}
+    # flag_sinks is not a flag: thinnka records which sink URLs came by flag.
+    assert flagged == {f.name for f in fields(RunOptions)} - {"flag_sinks"}
+    assert options_from_kwargs({name: parsed[name] for name in flagged}) == RunOptions()
+
+
+def test_an_option_typed_as_a_literal_refuses_other_values() -> None:
+    from thinnka.cli.flags import options_from_kwargs
+    from thinnka.errors import ConfigError
+
+    values = {spec.name: spec.default for spec in RUN_OPTIONS}
+    for name, bad in (("cloud_type", "CHEAP"), ("trainer", "axolotl"), ("gpu_strategy", "x")):
+        with pytest.raises(ConfigError, match=f"--{name.replace('_', '-')} must be one of"):
+            options_from_kwargs({**values, name: bad})
+
+
 def test_help_runs_as_a_real_program(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "thinnka", "--help"], capture_output=True, text=True, timeout=60

@@ -161,7 +161,7 @@ def _quiet_download_bars() -> None:
     """huggingface_hub's download bars (the few metadata files the checks read) redraw
     with carriage returns and cursor-up codes that would break the block."""
     try:
-        from huggingface_hub.utils import disable_progress_bars
+        from huggingface_hub.utils.tqdm import disable_progress_bars
     except ImportError:  # a huggingface_hub without the switch: its bars stay
         return
     disable_progress_bars()

@@ -1,20 +1,21 @@
-"""The options of ``thinnka run`` and ``thinnka plan``, declared once as data.
+"""The flags of ``thinnka run`` and ``thinnka plan``, declared once as data.
 
 Typer reads a command's options from its function signature; both commands
 get the signature built here, so the two never drift apart. The table keeps
-the original tool's names, aliases and defaults.
+the original tool's flag names and aliases; each default and each set of choices
+comes from ``RunOptions`` (the one definition), never written here again.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
 
 import typer
 
-from thinnka.options import DEFAULT_IMAGE, RunOptions, parse_custom_dependencies, parse_overrides
+from thinnka.options import RunOptions, parse_custom_dependencies, parse_overrides
 
 __all__ = ["COMMON_OPTIONS", "RUN_OPTIONS", "OptionSpec", "options_from_kwargs", "with_options"]
 
@@ -32,104 +33,139 @@ def _o(name: str, flags: str | tuple[str, ...], type_: Any, default: Any, help: 
     return OptionSpec(name, (flags,) if isinstance(flags, str) else flags, type_, default, help)
 
 
+def _option_defaults() -> dict[str, Any]:
+    """``RunOptions``' defaults, as the CLI spells them (a list option not given is None)."""
+    blank = RunOptions()
+    values = {f.name: getattr(blank, f.name) for f in fields(RunOptions)}
+    return {name: None if value == () else value for name, value in values.items()}
+
+
+_DEFAULTS = _option_defaults()
+
+
+def _run(name: str, flags: str | tuple[str, ...], type_: Any, help: str) -> OptionSpec:
+    """A flag of a ``RunOptions`` field, with that field's default."""
+    return _o(name, flags, type_, _DEFAULTS[name], help)
+
+
 RUN_OPTIONS: tuple[OptionSpec, ...] = (
-    _o("repo_id", "--repo-id", str, "unsloth/gemma-2b", "Hugging Face model repo to fine-tune."),
-    _o("gpu_count", "--gpu-count", int, 1, "GPUs in the pod: 1, 2, 4, 6 or 8."),
-    _o("gpu_type", "--gpu-type", str | None, None,
-       "Only GPUs whose name contains this text (case-insensitive), e.g. 'L40S'."),
-    _o("image", "--image", str, DEFAULT_IMAGE, "Container image of the pod."),
-    _o("use_thinnka_image", "--use-thinnka-image", bool, False,
-       "Use thinnka's image for the trainer (reeeon/thinnka:<trainer>, see docker/): "
-       "the stack is installed already, so setup is skipped."),
-    _o("pod_name", "--pod-name", str | None, None,
-       "Pod name prefix (default thinnka-<model>-<N>x); the run id is always appended."),
-    _o("cloud_type", "--cloud-type", str, "ALL", "Runpod cloud: ALL, SECURE or COMMUNITY."),
-    _o("volume_gb", "--volume-gb", int, 300,
-       "Persistent volume size in GB (0: sized from the model)."),
-    _o("container_disk_gb", "--container-disk-gb", int | None, None,
-       "Container disk in GB (default: sized from the model, at least 40)."),
-    _o("min_vcpu", "--min-vcpu", int, 4, "Minimum vCPUs of the pod."),
-    _o("min_memory", "--min-memory", int, 16, "Minimum system memory of the pod in GB."),
-    _o("dataset_name", "--dataset-name", str, "open-r1/OpenR1-Math-220k",
-       "Training data set repo."),
-    _o("dataset_prompt_column", "--dataset-prompt-column", str, "problem",
-       "Column holding the prompt (GRPO)."),
-    _o("reasoning_tag", "--reasoning-tag", str, "<think>", "Tag that opens the reasoning (GRPO)."),
-    _o("reasoning_end_tag", "--reasoning-end-tag", str, "</think>",
-       "Tag that closes the reasoning (GRPO)."),
-    _o("answer_tag", "--answer-tag", str, "", "Tag that opens the final answer (GRPO)."),
-    _o("answer_end_tag", "--answer-end-tag", str, "", "Tag that closes the final answer (GRPO)."),
-    _o("chat_template", "--chat-template", str | None, None,
-       "Chat template: a file path, or the template text itself."),
-    _o("hub_model_id", "--hub-model-id", str | None, None,
-       "Where to push the result (default <you>/<model>-<grpo|sft>-thinnka)."),
-    _o("num_train_epochs", "--num-train-epochs", int, 1, "Training epochs."),
-    _o("max_steps", "--max-steps", int, -1, "Stop after this many steps (-1: run the epochs)."),
-    _o("per_device_train_batch", "--per-device-train-batch", int, 1,
-       "Per-device training batch size."),
-    _o("gradient_accumulation_steps", "--gradient-accumulation-steps", int, 4,
-       "Gradient accumulation steps."),
-    _o("num_generations", "--num-generations", int, 16,
-       "Completions per prompt (GRPO); adjusted to divide the batch."),
-    _o("max_prompt_length", "--max-prompt-length", int, 512, "Maximum prompt length in tokens."),
-    _o("max_completion_length", "--max-completion-length", int, 2048,
-       "Maximum completion length in tokens."),
-    _o("dataset_fraction", "--dataset-fraction", float, 1.0,
-       "Train on this fraction of the data set (0 < f <= 1)."),
-    _o("dataset_seed", "--dataset-seed", int, 42, "Seed of the data set subsample."),
-    _o("sft", "--sft", bool, False, "Supervised fine-tuning instead of GRPO."),
-    _o("shard_model", "--shard-model", bool, False,
-       "Shard the model with ZeRO-3 (disables QLoRA for SFT)."),
-    _o("merge_model", "--merge-model", bool, False,
-       "SFT + QLoRA: merge the adapter into the base model and push the merged model."),
-    _o("attn_implementation", "--attn-implementation", str, "sdpa",
-       "Attention: sdpa, flash_attention_2 or eager."),
-    _o("deepspeed_stage", "--deepspeed-stage", int, 3, "DeepSpeed ZeRO stage: 2 or 3."),
-    _o("use_vllm", ("--use-vllm/--no-vllm", " /--disable-vllm"), bool | None, None,
-       "Generate with vLLM during GRPO (default on)."),
-    _o("vllm_mode", "--vllm-mode", str | None, None,
-       "vLLM placement: colocate (default) or server (one GPU serves vLLM)."),
-    _o("report_to", "--report-to", str, "none", "Experiment tracker: none, wandb or tensorboard."),
-    _o("output_dir", "--output-dir", str | None, None, "Training output folder on the pod."),
-    _o("skip_setup", "--skip-setup", bool, False,
-       "Install nothing; check that the image has the trainer."),
-    _o("dry_run", "--dry-run", bool, False, "Plan only, like `thinnka plan`: no pod is created."),
-    _o("ssh_private_key", "--ssh-private-key", str | None, None,
-       "Private key file for the pod (default SSH_PRIVATE_KEY_PATH, ~/.ssh/id_ed25519)."),
-    _o("ssh_public_key", "--ssh-public-key", str | None, None,
-       "Public key text for the pod (default SSH_PUBLIC_KEY, ~/.ssh/id_ed25519.pub)."),
-    _o("progress_url", "--progress-url", str | None, None,
-       "Webhook for progress events (default PROGRESS_WEBHOOK_URL). Never stored: "
-       "give it again to `resume`; .env keeps it out of the process list."),
-    _o("discord_webhook_url", ("--discord-webhook-url", "--discord-webhook"), str | None, None,
-       "Discord webhook for progress events (default DISCORD_WEBHOOK_URL). Never "
-       "stored: give it again to `resume`; .env keeps it out of the process list."),
-    _o("ssh_timeout_min", "--ssh-timeout-min", int, 20,
-       "Minutes to wait for the pod's SSH port."),
-    _o("debug_remote", "--debug-remote", bool, False,
-       "Trace the remote scripts (set -x; secrets are never traced)."),
-    _o("transformers_from_git", "--transformers-from-git", bool, False,
-       "Install transformers from git HEAD on the pod."),
-    _o("transformers_version", "--transformers-version", str | None, None,
-       "Install this transformers version on the pod ('git' for HEAD)."),
-    _o("trust_remote_code", "--trust-remote-code", bool, False, "Trust the model's custom code."),
-    _o("custom_dependencies", "--custom-dependencies", str | None, None,
-       "Extra pip requirements for the pod, comma-separated."),
-    _o("trainer", "--trainer", str, "openr1", "Trainer: openr1 (Open R1) or trl (plain TRL)."),
-    _o("gpu_strategy", "--gpu-strategy", str, "priority",
-       "GPU choice: priority (L40S, A100 SXM, H100 SXM, then by price) or cheapest."),
-    _o("max_price", "--max-price", float | None, None,
-       "Most the pod may cost, in USD per hour."),
-    _o("max_hours", "--max-hours", float | None, None,
-       "Terminate the pod after this many hours, whatever happens (default: from the plan)."),
-    _o("max_cost", "--max-cost", float | None, None,
-       "Stop and clean up before the pod's cost (price x uptime) passes this many USD."),
-    _o("watchdog_grace", "--watchdog-grace", float, 120.0,
-       "Seconds the pod's watchdog waits, after the job ends unfollowed, before terminating it."),
-    _o("detach", "--detach", bool, False,
-       "Return once training has started; `thinnka resume` or `recover` finish the run."),
-    _o("overrides", "--set", list[str] | None, None,
-       "Override a key of the rendered training recipe: KEY=VALUE (repeatable)."),
+    _run("repo_id", "--repo-id", str,
+         "Hugging Face model repo to fine-tune."),
+    _run("gpu_count", "--gpu-count", int,
+         "GPUs in the pod: 1, 2, 4, 6 or 8."),
+    _run("gpu_type", "--gpu-type", str | None,
+         "Only GPUs whose name contains this text (case-insensitive), e.g. 'L40S'."),
+    _run("image", "--image", str,
+         "Container image of the pod."),
+    _run("use_thinnka_image", "--use-thinnka-image", bool,
+         "Use thinnka's image for the trainer (reeeon/thinnka:<trainer>, see docker/): "
+         "the stack is installed already, so setup is skipped."),
+    _run("pod_name", "--pod-name", str | None,
+         "Pod name prefix (default thinnka-<model>-<N>x); the run id is always appended."),
+    _run("cloud_type", "--cloud-type", str,
+         "Runpod cloud: ALL, SECURE or COMMUNITY."),
+    _run("volume_gb", "--volume-gb", int,
+         "Persistent volume size in GB (0: sized from the model)."),
+    _run("container_disk_gb", "--container-disk-gb", int | None,
+         "Container disk in GB (default: sized from the model, at least 40)."),
+    _run("min_vcpu", "--min-vcpu", int,
+         "Minimum vCPUs of the pod."),
+    _run("min_memory", "--min-memory", int,
+         "Minimum system memory of the pod in GB."),
+    _run("dataset_name", "--dataset-name", str,
+         "Training data set repo."),
+    _run("dataset_prompt_column", "--dataset-prompt-column", str,
+         "Column holding the prompt (GRPO)."),
+    _run("reasoning_tag", "--reasoning-tag", str,
+         "Tag that opens the reasoning (GRPO)."),
+    _run("reasoning_end_tag", "--reasoning-end-tag", str,
+         "Tag that closes the reasoning (GRPO)."),
+    _run("answer_tag", "--answer-tag", str,
+         "Tag that opens the final answer (GRPO)."),
+    _run("answer_end_tag", "--answer-end-tag", str,
+         "Tag that closes the final answer (GRPO)."),
+    _run("chat_template", "--chat-template", str | None,
+         "Chat template: a file path, or the template text itself."),
+    _run("hub_model_id", "--hub-model-id", str | None,
+         "Where to push the result (default <you>/<model>-<grpo|sft>-thinnka)."),
+    _run("num_train_epochs", "--num-train-epochs", int,
+         "Training epochs."),
+    _run("max_steps", "--max-steps", int,
+         "Stop after this many steps (-1: run the epochs)."),
+    _run("per_device_train_batch", "--per-device-train-batch", int,
+         "Per-device training batch size."),
+    _run("gradient_accumulation_steps", "--gradient-accumulation-steps", int,
+         "Gradient accumulation steps."),
+    _run("num_generations", "--num-generations", int,
+         "Completions per prompt (GRPO); adjusted to divide the batch."),
+    _run("max_prompt_length", "--max-prompt-length", int,
+         "Maximum prompt length in tokens."),
+    _run("max_completion_length", "--max-completion-length", int,
+         "Maximum completion length in tokens."),
+    _run("dataset_fraction", "--dataset-fraction", float,
+         "Train on this fraction of the data set (0 < f <= 1)."),
+    _run("dataset_seed", "--dataset-seed", int,
+         "Seed of the data set subsample."),
+    _run("sft", "--sft", bool,
+         "Supervised fine-tuning instead of GRPO."),
+    _run("shard_model", "--shard-model", bool,
+         "Shard the model with ZeRO-3 (disables QLoRA for SFT)."),
+    _run("merge_model", "--merge-model", bool,
+         "SFT + QLoRA: merge the adapter into the base model and push the merged model."),
+    _run("attn_implementation", "--attn-implementation", str,
+         "Attention: sdpa, flash_attention_2 or eager."),
+    _run("deepspeed_stage", "--deepspeed-stage", int,
+         "DeepSpeed ZeRO stage: 2 or 3."),
+    _run("use_vllm", ("--use-vllm/--no-vllm", " /--disable-vllm"), bool | None,
+         "Generate with vLLM during GRPO (default on)."),
+    _run("vllm_mode", "--vllm-mode", str | None,
+         "vLLM placement: colocate (default) or server (one GPU serves vLLM)."),
+    _run("report_to", "--report-to", str,
+         "Experiment tracker: none, wandb or tensorboard."),
+    _run("output_dir", "--output-dir", str | None,
+         "Training output folder on the pod."),
+    _run("skip_setup", "--skip-setup", bool,
+         "Install nothing; check that the image has the trainer."),
+    _run("dry_run", "--dry-run", bool,
+         "Plan only, like `thinnka plan`: no pod is created."),
+    _run("ssh_private_key", "--ssh-private-key", str | None,
+         "Private key file for the pod (default SSH_PRIVATE_KEY_PATH, ~/.ssh/id_ed25519)."),
+    _run("ssh_public_key", "--ssh-public-key", str | None,
+         "Public key text for the pod (default SSH_PUBLIC_KEY, ~/.ssh/id_ed25519.pub)."),
+    _run("progress_url", "--progress-url", str | None,
+         "Webhook for progress events (default PROGRESS_WEBHOOK_URL). Never stored: "
+         "give it again to `resume`; .env keeps it out of the process list."),
+    _run("discord_webhook_url", ("--discord-webhook-url", "--discord-webhook"), str | None,
+         "Discord webhook for progress events (default DISCORD_WEBHOOK_URL). Never "
+         "stored: give it again to `resume`; .env keeps it out of the process list."),
+    _run("ssh_timeout_min", "--ssh-timeout-min", int,
+         "Minutes to wait for the pod's SSH port."),
+    _run("debug_remote", "--debug-remote", bool,
+         "Trace the remote scripts (set -x; secrets are never traced)."),
+    _run("transformers_from_git", "--transformers-from-git", bool,
+         "Install transformers from git HEAD on the pod."),
+    _run("transformers_version", "--transformers-version", str | None,
+         "Install this transformers version on the pod ('git' for HEAD)."),
+    _run("trust_remote_code", "--trust-remote-code", bool,
+         "Trust the model's custom code."),
+    _run("custom_dependencies", "--custom-dependencies", str | None,
+         "Extra pip requirements for the pod, comma-separated."),
+    _run("trainer", "--trainer", str,
+         "Trainer: openr1 (Open R1) or trl (plain TRL)."),
+    _run("gpu_strategy", "--gpu-strategy", str,
+         "GPU choice: priority (L40S, A100 SXM, H100 SXM, then by price) or cheapest."),
+    _run("max_price", "--max-price", float | None,
+         "Most the pod may cost, in USD per hour."),
+    _run("max_hours", "--max-hours", float | None,
+         "Terminate the pod after this many hours, whatever happens (default: from the plan)."),
+    _run("max_cost", "--max-cost", float | None,
+         "Stop and clean up before the pod's cost (price x uptime) passes this many USD."),
+    _run("watchdog_grace", "--watchdog-grace", float,
+         "Seconds the pod's watchdog waits, after the job ends unfollowed, before terminating it."),
+    _run("detach", "--detach", bool,
+         "Return once training has started; `thinnka resume` or `recover` finish the run."),
+    _run("overrides", "--set", list[str] | None,
+         "Override a key of the rendered training recipe: KEY=VALUE (repeatable)."),
 )  # fmt: skip
 
 COMMON_OPTIONS: tuple[OptionSpec, ...] = (
@@ -138,11 +174,11 @@ COMMON_OPTIONS: tuple[OptionSpec, ...] = (
     _o("log_json", "--log-json", bool, False, "Log JSON lines to stderr even on a terminal."),
 )  # fmt: skip
 
-_CHOICES = {
-    "cloud_type": ("ALL", "SECURE", "COMMUNITY"),
-    "attn_implementation": ("sdpa", "flash_attention_2", "eager"),
-    "trainer": ("openr1", "trl"),
-    "gpu_strategy": ("priority", "cheapest"),
+# The options whose type is a Literal accept only its values.
+_CHOICES: dict[str, tuple[str, ...]] = {
+    name: get_args(hint)
+    for name, hint in get_type_hints(RunOptions).items()
+    if get_origin(hint) is Literal
 }
 
 

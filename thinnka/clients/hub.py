@@ -236,7 +236,7 @@ def _bound_session_timeout(seconds: float) -> None:
     Calls such as ``whoami`` take no timeout argument and would otherwise wait
     forever on a Hub that accepts the connection but never answers.
     """
-    from huggingface_hub.utils import get_session
+    from huggingface_hub import get_session
 
     session = get_session()
     if session.timeout.read is None:

@@ -29,6 +29,7 @@ from thinnka.errors import (
     RemoteError,
     ThinnkaError,
     TransientError,
+    first_line,
 )
 
 __all__ = ["http_modules", "translate_hub_error", "unreachable_message"]
@@ -62,7 +63,7 @@ def translate_hub_error(
         return exc
     from huggingface_hub import errors as hub
 
-    what = f"{type(exc).__name__}: {_first_line(exc)}"
+    what = f"{type(exc).__name__}: {first_line(exc)}"
     if isinstance(exc, hub.GatedRepoError):
         if preflight:
             return PreflightError(
@@ -99,7 +100,7 @@ def translate_hub_error(
     if isinstance(exc, hub.OfflineModeIsEnabled):
         return ConfigError(f"HF_HUB_OFFLINE is set, but thinnka needs the Hub at {endpoint}.")
     if isinstance(exc, hub.HFValidationError):
-        return ConfigError(f"Not a valid Hugging Face repo id: {_first_line(exc)}")
+        return ConfigError(f"Not a valid Hugging Face repo id: {first_line(exc)}")
     if isinstance(exc, hub.LocalEntryNotFoundError):
         # Raised by a download when the Hub could not be asked and nothing is cached, or
         # when the answer lacked the Hub's headers (the endpoint is some other server).
@@ -115,7 +116,7 @@ def translate_hub_error(
     if _is_network(exc):
         return TransientError(unreachable_message(endpoint, _short_name(exc)))
     if isinstance(exc, PermissionError):
-        return ConfigError(f"The Hugging Face cache (HF_HOME) is not writable: {_first_line(exc)}")
+        return ConfigError(f"The Hugging Face cache (HF_HOME) is not writable: {first_line(exc)}")
     if isinstance(exc, FileNotFoundError):  # a cached download vanished (cleaned meanwhile)
         return TransientError(f"A download from {endpoint} vanished from the cache ({what}).")
     return RemoteError(f"The Hugging Face Hub client failed talking to {endpoint} ({what}).")
@@ -174,11 +175,3 @@ def _network_cause(exc: BaseException) -> BaseException | None:
 
 def _short_name(exc: BaseException) -> str:
     return type(exc).__name__
-
-
-def _first_line(exc: BaseException) -> str:
-    try:
-        text = str(exc).strip()
-    except Exception:  # some library errors cannot render without their full context
-        text = ""
-    return text.splitlines()[0][:300] if text else type(exc).__name__

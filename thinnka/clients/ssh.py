@@ -31,6 +31,7 @@ from thinnka.errors import (
     StepTimeout,
     ThinnkaError,
     TransientError,
+    first_line,
 )
 
 __all__ = ["CommandResult", "SshTarget", "connect", "load_ssh_client", "translate_ssh_error"]
@@ -57,11 +58,11 @@ def translate_ssh_error(exc: BaseException, what: str) -> ThinnkaError:
     """The thinnka error for ``exc``, raised by paramiko, invoke or a socket during ``what``."""
     if isinstance(exc, ThinnkaError):
         return exc
-    import invoke
     import paramiko
+    from invoke.exceptions import AuthFailure, CommandTimedOut, ThreadException
 
-    detail = f"{type(exc).__name__}: {_first_line(exc)}"
-    if isinstance(exc, invoke.CommandTimedOut):
+    detail = f"{type(exc).__name__}: {first_line(exc)}"
+    if isinstance(exc, CommandTimedOut):
         return StepTimeout(f"{what}: the remote command ran past {getattr(exc, 'timeout', '?')} s.")
     if isinstance(exc, paramiko.BadHostKeyException):
         return RemoteError(
@@ -69,13 +70,13 @@ def translate_ssh_error(exc: BaseException, what: str) -> ThinnkaError:
         )
     if isinstance(exc, paramiko.PasswordRequiredException):
         return ConfigError(f"{what}: the SSH private key needs a passphrase; use one without.")
-    if isinstance(exc, paramiko.AuthenticationException | invoke.AuthFailure):
+    if isinstance(exc, paramiko.AuthenticationException | AuthFailure):
         return AuthError(f"{what}: the pod refused the SSH key ({detail}).")
     if isinstance(exc, paramiko.IncompatiblePeer):
         return RemoteError(f"{what}: the pod's sshd speaks no common algorithm ({detail}).")
     if isinstance(exc, paramiko.SFTPError):
         return RemoteError(f"{what}: the pod's SFTP server refused ({detail}).")
-    if isinstance(exc, paramiko.SSHException | invoke.ThreadException | EOFError | OSError):
+    if isinstance(exc, paramiko.SSHException | ThreadException | EOFError | OSError):
         return TransientError(f"{what}: the SSH connection to the pod broke ({detail}).")
     return RemoteError(f"{what} failed ({detail}).")
 
@@ -98,14 +99,6 @@ class _ssh_errors:
         if exc is None or not isinstance(exc, Exception) or isinstance(exc, ThinnkaError):
             return  # KeyboardInterrupt and thinnka's own errors pass untouched
         raise translate_ssh_error(exc, self.what) from exc
-
-
-def _first_line(exc: BaseException) -> str:
-    try:
-        text = str(exc).strip()
-    except Exception:  # some library errors cannot render without their full context
-        text = ""
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 @dataclass(frozen=True)

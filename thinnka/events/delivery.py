@@ -61,7 +61,7 @@ class _OutOfTime(Exception):
     pass
 
 
-def _seconds(value: Any) -> float | None:
+def _non_negative_seconds(value: Any) -> float | None:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
@@ -75,10 +75,10 @@ def retry_after(response: httpx.Response) -> float | None:
         body = response.json()
     except ValueError:
         body = None
-    if isinstance(body, dict) and _seconds(body.get("retry_after")) is not None:
-        return _seconds(body["retry_after"])
+    if isinstance(body, dict) and _non_negative_seconds(body.get("retry_after")) is not None:
+        return _non_negative_seconds(body["retry_after"])
     for header in ("Retry-After", "X-RateLimit-Reset-After"):
-        found = _seconds(response.headers.get(header))
+        found = _non_negative_seconds(response.headers.get(header))
         if found is not None:
             return found
     return None
@@ -238,7 +238,7 @@ class Deliverer:
         status = response.status_code
         if response.headers.get("X-RateLimit-Remaining") == "0":
             # Discord says the bucket is empty: the next post waits for its reset.
-            reset = _seconds(response.headers.get("X-RateLimit-Reset-After")) or 1.0
+            reset = _non_negative_seconds(response.headers.get("X-RateLimit-Reset-After")) or 1.0
             self._not_before[sink.name] = time.monotonic() + min(reset, self.policy.max_wait_s)
         if status < 300:
             return

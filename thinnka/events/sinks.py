@@ -94,7 +94,7 @@ def _neutralise(text: str) -> str:
     return text.replace("`", "\u02cb")
 
 
-def _duration(seconds: float) -> str:
+def _duration_text(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m {secs:02d}s"
@@ -127,7 +127,7 @@ def _progress_text(payload: Mapping[str, Any]) -> str:
     if payload.get("epoch") is not None:
         parts.append(f"epoch {float(payload['epoch']):.2f}")
     if payload.get("eta_s") is not None:
-        parts.append(f"ETA {_duration(float(payload['eta_s']))}")
+        parts.append(f"ETA {_duration_text(float(payload['eta_s']))}")
     parts.append(f"${float(payload.get('cost_usd') or 0):.2f} so far")
     return " · ".join(parts)
 
@@ -137,7 +137,7 @@ def _final_text(payload: Mapping[str, Any]) -> str:
     if payload.get("hub_url"):
         lines.append(f"model: {payload['hub_url']}")
     if payload.get("duration_s") is not None:
-        lines.append(f"duration: {_duration(float(payload['duration_s']))}")
+        lines.append(f"duration: {_duration_text(float(payload['duration_s']))}")
     lines.append(f"cost: ${float(payload.get('cost_usd') or 0):.4f}")
     return "\n".join(lines)
 

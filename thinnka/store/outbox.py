@@ -38,16 +38,16 @@ class OutboxItem:
     attempts: int
 
 
-def _scrub(value: Any, secrets: Sequence[str]) -> Any:
+def _scrub_payload(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, str):
         for secret in secrets:
             if secret:
                 value = value.replace(secret, "***")
         return value
     if isinstance(value, Mapping):
-        return {key: _scrub(item, secrets) for key, item in value.items()}
+        return {key: _scrub_payload(item, secrets) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_scrub(item, secrets) for item in value]
+        return [_scrub_payload(item, secrets) for item in value]
     return value
 
 
@@ -113,7 +113,7 @@ def enqueue(
             event_id=event_id,
             event=event,
             created_at=now,
-            payload=_scrub(payload, secrets),
+            payload=_scrub_payload(payload, secrets),
         )
     )
     return event_id

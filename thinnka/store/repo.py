@@ -246,7 +246,8 @@ class Store:
                     session, run_id, "lease_taken", None, None,
                     f"{owner} took the lease of {dead_owner}, whose process is gone.",
                 )  # fmt: skip
-            return result.rowcount == 1  # type: ignore[attr-defined]
+            rowcount: int = result.rowcount  # type: ignore[attr-defined]
+            return rowcount == 1
 
     def renew_lease(self, run_id: str, owner: str, *, seconds: float) -> bool:
         expires = utcnow() + dt.timedelta(seconds=seconds)
@@ -256,7 +257,8 @@ class Store:
                 .where(RunRow.id == run_id, RunRow.lease_owner == owner)
                 .values(lease_expires_at=expires)
             )
-            return result.rowcount == 1  # type: ignore[attr-defined]
+            rowcount: int = result.rowcount  # type: ignore[attr-defined]
+            return rowcount == 1
 
     def release_lease(self, run_id: str, owner: str) -> None:
         with self._sessions.begin() as session:

@@ -30,7 +30,11 @@ from tenacity import (
 
 from thinnka import __version__
 from thinnka.clients.runpod.problems import RateLimited
-from thinnka.clients.runpod.transport import TRANSPORT_ERRORS, classify_transport_error
+from thinnka.clients.runpod.transport import (
+    TRANSPORT_ERRORS,
+    classify_transport_error,
+    header_seconds,
+)
 from thinnka.clients.runpod.types import GpuOffer, Pod, PodPort, PodSpec
 from thinnka.errors import (
     AuthError,
@@ -137,7 +141,7 @@ class GraphQLRunpod:
         if status in (401, 403):
             raise AuthError(f"Runpod refused the API key (HTTP {status}).")
         if status == 429:
-            retry_after = _seconds(response.headers.get("Retry-After"))
+            retry_after = header_seconds(response.headers.get("Retry-After"))
             raise RateLimited("Runpod API answered HTTP 429.", retry_after=retry_after)
         if status >= 500:
             raise TransientError(f"Runpod API answered HTTP {status}.")
@@ -161,7 +165,8 @@ class GraphQLRunpod:
 
     def _post(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         call: Callable[[], dict[str, Any]] = lambda: self._post_once(query, variables or {})  # noqa: E731
-        return self._retrying(call)()
+        answer: dict[str, Any] = self._retrying(call)()
+        return answer
 
     # ------------------------------------------------------------ RunpodApi
     def gpu_offers(self, gpu_count: int, cloud_type: str = "ALL") -> list[GpuOffer]:
@@ -228,7 +233,7 @@ class GraphQLRunpod:
         if not isinstance(pod, dict) or not pod.get("id"):
             raise RemoteError("Runpod did not return a pod id.")
         with _answer_shape("the created pod"):
-            return _pod(pod)
+            return _pod_from_graphql(pod)
 
     def get_pod(self, pod_id: str) -> Pod | None:
         data = self._post(
@@ -237,12 +242,14 @@ class GraphQLRunpod:
         )
         pod = data.get("pod")
         with _answer_shape("a pod"):
-            return _pod(pod) if pod else None
+            return _pod_from_graphql(pod) if pod else None
 
     def list_pods(self) -> list[Pod]:
         data = self._post(f"query Pods {{ myself {{ pods {{ {_POD_FIELDS} }} }} }}")
         with _answer_shape("the pod list"):
-            return [_pod(item) for item in ((data.get("myself") or {}).get("pods") or [])]
+            return [
+                _pod_from_graphql(item) for item in ((data.get("myself") or {}).get("pods") or [])
+            ]
 
     def terminate_pod(self, pod_id: str) -> None:
         self._post(
@@ -254,7 +261,7 @@ class GraphQLRunpod:
         return None  # GraphQL has no per-pod billing records; callers use the estimate
 
 
-def _pod(data: dict[str, Any]) -> Pod:
+def _pod_from_graphql(data: dict[str, Any]) -> Pod:
     runtime = data.get("runtime") or None
     ports: tuple[PodPort, ...] | None = None
     if runtime and runtime.get("ports") is not None:
@@ -284,13 +291,6 @@ def _pod(data: dict[str, Any]) -> Pod:
         gpu_display_name=(data.get("machine") or {}).get("gpuDisplayName"),
         gpu_type_id=(data.get("machine") or {}).get("gpuTypeId"),
     )
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _short(text: str, limit: int = 300) -> str:

@@ -32,7 +32,11 @@ from tenacity.wait import wait_random_exponential
 from thinnka import __version__
 from thinnka.clients.runpod.problems import Operation, RateLimited, error_for
 from thinnka.clients.runpod.ratelimit import RatePacer
-from thinnka.clients.runpod.transport import TRANSPORT_ERRORS, classify_transport_error
+from thinnka.clients.runpod.transport import (
+    TRANSPORT_ERRORS,
+    classify_transport_error,
+    header_seconds,
+)
 from thinnka.clients.runpod.types import GpuOffer, Pod, PodPort, PodSpec
 from thinnka.errors import ConfigError, NotFoundError, RemoteError, TransientError
 
@@ -106,7 +110,7 @@ class RestRunpod:
         self.pacer.observe(response.headers)
         if response.is_success:
             return response
-        retry_after = _seconds(response.headers.get("Retry-After"))
+        retry_after = header_seconds(response.headers.get("Retry-After"))
         if response.status_code == 429:
             self.pacer.defer(retry_after if retry_after is not None else 1.0)
         raise error_for(response.status_code, response.text, op, retry_after=retry_after)
@@ -163,7 +167,7 @@ class RestRunpod:
 
     def create_pod(self, spec: PodSpec) -> Pod:
         body = create_body(spec)
-        call: Callable[[], Pod] = lambda: _pod(  # noqa: E731
+        call: Callable[[], Pod] = lambda: _pod_from_v2(  # noqa: E731
             self._json(self._send("POST", "/pods", "create", body=body))
         )
         pod: Pod = self._retrying_create(call)()
@@ -174,12 +178,12 @@ class RestRunpod:
             data = self._get(f"/pods/{quote(pod_id, safe='')}", "read")
         except NotFoundError:
             return None
-        pod = _pod(data)
+        pod = _pod_from_v2(data)
         return None if pod.desired_status in _GONE else pod
 
     def list_pods(self) -> list[Pod]:
         pods = (self._get("/pods", "read") or {}).get("pods") or []
-        return [p for p in map(_pod, pods) if p.desired_status not in _GONE]
+        return [p for p in map(_pod_from_v2, pods) if p.desired_status not in _GONE]
 
     def terminate_pod(self, pod_id: str) -> None:
         # DELETE is safe to repeat: one that landed before its answer was lost makes the
@@ -263,7 +267,7 @@ def _price(item: dict[str, Any], cloud: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def _pod(data: dict[str, Any]) -> Pod:
+def _pod_from_v2(data: dict[str, Any]) -> Pod:
     """A v2 pod as thinnka's record: the public SSH port is ``ssh.direct``, nothing else."""
     status = str(data.get("status") or "")
     runtime = data.get("runtime") or None  # {} before RUNNING means the same as null
@@ -298,10 +302,3 @@ def _pod(data: dict[str, Any]) -> Pod:
         gpu_display_name=gpu.get("id"),
         gpu_type_id=gpu.get("id"),
     )
-
-
-def _seconds(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

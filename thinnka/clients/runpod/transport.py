@@ -30,3 +30,11 @@ def classify_transport_error(exc: Exception) -> ThinnkaError:
     if isinstance(exc, httpx.DecodingError):
         return TransientError(f"Runpod API answered with a body that cannot be decoded ({name}).")
     return RemoteError(f"Runpod API request failed ({name}).")
+
+
+def header_seconds(value: str | None) -> float | None:
+    """A ``Retry-After``-style header as seconds (never negative); None when absent or odd."""
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
