@@ -2,8 +2,8 @@
 
 ``python tools/capture_trainer_logs.py --venv DIR`` (from the repository root) makes DIR, a
 venv with the Open R1 stack's pins (``thinnka.planning.versions.OPENR1_STACK``: TRL,
-transformers, accelerate; datasets and huggingface-hub as shared/docs/open-r1.md §1.1
-resolves them) over the CPU build of torch, unless DIR has them already. It then runs
+transformers, accelerate; datasets and huggingface-hub at what Open R1's floating bounds
+resolved to) over the CPU build of torch, unless DIR has them already. It then runs
 ``tools/openr1_stack_train.py`` for SFT and GRPO there under ``accelerate launch --cpu`` and
 writes what they printed (stdout and stderr, as the pod's job log has them) to
 ``tests/data/openr1_stack_{sft,grpo}_remote.log`` the way thinnka keeps a run's local copy:
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from thinnka.planning.versions import OPENR1_STACK  # noqa: E402
 from thinnka.pod.jobs import _LineSplitter  # noqa: E402 - the follower's own rule
 
-# Not in OPENR1_STACK (Open R1 leaves them floating): what open-r1.md §1.1 resolved them to.
+# Not in OPENR1_STACK (Open R1 leaves them floating): what its bounds resolved to when pinned.
 # rich: TRL prints its completions table with it when installed (Open R1's full install has it).
 _FLOATING = ("datasets==5.0.1", "huggingface-hub==0.36.2", "rich")
 _TORCH_CPU = "torch==2.13.0+cpu"

@@ -11,7 +11,7 @@ registry names them (``accuracy`` → ``accuracy_reward``, ``format`` → ``form
 ``tag_count`` → ``tag_count_reward``: TRL logs ``rewards/<__name__>/mean``). The reward
 functions are this file's own, simpler ones (no math-verify); what they score does not
 matter to the log's shape. Training settings: thinnka's ``recipes/templates/openr1_*.yaml``
-with the CPU overrides of shared/docs/open-r1.md §8 (SFT: logging every 2 steps).
+with the CPU overrides of docs/trainers.md, "CPU smoke runs" (SFT: logging every 2 steps).
 
 The tiny model and data sets are the test suite's (tests/world/tiny.py), built here with the
 stack's own transformers (a model saved by transformers 5 names a tokenizer class 4.52 lacks).

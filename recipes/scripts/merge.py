@@ -4,11 +4,12 @@ Usage: ``python merge.py merge.json [--no-push]``. merge.json (written by thinnk
 adapter_dir (the training output_dir), base_model, base_revision, merged_dir, hub_model_id,
 adapter_hub_id, trust_remote_code, dtype, chat_template (or null), model_card (a file), private.
 
-Fixes the original's merge (original-tool.md §8.6): the adapter is read from the training
-output, no removed huggingface_hub API is used, remote code and the chat template used in
-training are honoured, and the merged weights go to their own repo (the adapter was pushed to
-``adapter_hub_id``), with the model card's front matter first. The HF token comes from the
-environment or $HF_HOME/token, as huggingface_hub reads it; it is never printed.
+Fixes the original's merge, which could not succeed: the adapter is read from the training
+output (the original looked in the merge folder), no removed huggingface_hub API is used,
+remote code and the chat template used in training are honoured, and the merged weights go to
+their own repo (the adapter was pushed to ``adapter_hub_id``), with the model card's front
+matter first. The HF token comes from the environment or $HF_HOME/token, as huggingface_hub
+reads it; it is never printed.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Open R1 stack (shared/docs/open-r1.md §1.3, with its pins) into $VENV and
+# Installs the Open R1 stack (docs/trainers.md, "The pinned stack") into $VENV and
 # Open R1 itself at $OPENR1_DIR, checked out at $OPENR1_REF. Idempotent: a marker keyed by a
 # hash of the setup values skips the work when the same values were installed before.
 # Values come from the environment (run.env, sourced by job.sh) or from an env file given as

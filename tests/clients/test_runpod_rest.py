@@ -1,4 +1,4 @@
-"""Contract tests of thinnka's REST v2 Runpod client against the emulator (runpod-v2.md).
+"""Contract tests of thinnka's REST v2 Runpod client against the emulator (docs/runpod.md).
 
 One test per documented answer: 201/204/404 for the lifecycle, 400 capacity, 401, 402, 403,
 404, 409, 422, 429 with Retry-After, 5xx and dropped connections, plus the catalog (price x

@@ -1,4 +1,4 @@
-"""GPU choice over a catalog built from Runpod's real GPU type ids (runpod-api.md §2.4)."""
+"""GPU choice over a catalog built from Runpod's real GPU type ids (docs/runpod.md)."""
 
 from __future__ import annotations
 
@@ -251,7 +251,7 @@ def test_explain_lists_kept_offers_first_in_order() -> None:
 
 
 # ------------------------------------------------------------------ golden plans
-# vram.md §6: (model, mode, GPU count, price table) → chosen GPU and $/h, offline.
+# Golden plans: (model, mode, GPU count, price table) → chosen GPU and $/h, offline.
 QWEN_7B = ModelFacts.from_hub(7_615_616_512, None, [], QWEN_7B_CONFIG)
 
 

@@ -3,8 +3,8 @@
 * trl: the whitelist files must equal a fresh introspection of the installed TRL (stale file →
   rerun ``python tools/schema_gen.py --regenerate``), and every recipe the golden
   cases render must parse with TRL's own ``TrlParser`` with nothing left over.
-* openr1: TRL 0.18 cannot be installed here, so the files are checked against what
-  shared/docs/open-r1.md §3 states about that stack.
+* openr1: TRL 0.18 cannot be installed here, so the files are checked against known facts
+  about that stack (docs/trainers.md, "Recipe keys").
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_there_are_trl_goldens_to_parse() -> None:
 # ------------------------------------------------------------------ Open R1 files
 def test_openr1_whitelists_match_the_documented_stack() -> None:
     grpo, sft = load_schema("openr1", "grpo"), load_schema("openr1", "sft")
-    # open-r1.md §3.1 counts dataclasses.fields(), which includes the parser-internal _n_gpu.
+    # dataclasses.fields() counts 223 and 178, the parser-internal _n_gpu included.
     assert len(grpo.keys) == 223 - 1
     assert len(sft.keys) == 178 - 1
     for key in ("dtype", "vllm_device", "target_modules", "bnb_4bit_compute_dtype"):
@@ -103,7 +103,7 @@ def test_openr1_whitelists_match_the_documented_stack() -> None:
 
 
 def test_openr1_doc_examples_use_only_known_keys() -> None:
-    # The composed examples of open-r1.md §3.5 and §5, keys only.
+    # Keys of typical Open R1 recipes: GRPO LoRA with colocated vLLM; SFT, with QLoRA's keys.
     grpo_example = """model_name_or_path attn_implementation torch_dtype use_peft lora_r lora_alpha
         lora_target_modules dataset_name dataset_prompt_column system_prompt reward_funcs
         reward_weights use_vllm vllm_mode vllm_gpu_memory_utilization num_generations

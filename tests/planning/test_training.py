@@ -75,7 +75,7 @@ def test_typed_overrides_is_the_one_place_set_meets_the_schema() -> None:
         typed_overrides(RunOptions(overrides=sets("learnig_rate=1")))
 
 
-# ------------------------------------------------------------------ GRPO as the seed promises
+# ------------------------------------------------------------------ GRPO defaults
 def test_grpo_defaults() -> None:
     s = shape()
     assert (s.mode, s.method, s.zero_stage, s.num_processes) == ("grpo", "lora", 3, 1)

@@ -1,4 +1,4 @@
-"""The VRAM estimate: vram.md's worked example, monotonicity, weight-file counting,
+"""The VRAM estimate: the worked example of docs/memory.md, monotonicity, weight-file counting,
 and a cross-check against transformers' own model."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from thinnka.errors import PreflightError
 from thinnka.planning.vram import GB, ModelFacts, TrainingShape, estimate
 
-# Qwen2.5-7B's config.json and Hub safetensors total (vram.md §5's model).
+# Qwen2.5-7B's config.json and Hub safetensors total (the worked example's model).
 QWEN_7B_CONFIG = {
     "architectures": ["Qwen2ForCausalLM"],
     "hidden_size": 3584,
@@ -28,8 +28,8 @@ QWEN_7B_CONFIG = {
 }
 QWEN_7B_PARAMS = 7_615_616_512
 
-# vram.md §5: GRPO + QLoRA r16, prompt 512 + completion 2048, batch 1, accumulation 4,
-# one L40S, vLLM colocate.
+# docs/memory.md, "Worked example": GRPO + QLoRA r16, prompt 512 + completion 2048, batch 1,
+# accumulation 4, one L40S, vLLM colocate.
 WORKED = TrainingShape(
     mode="grpo",
     method="qlora",
@@ -53,7 +53,7 @@ def qwen7b() -> ModelFacts:
 
 
 def naive_required_gb(weight_bytes: int, gpu_count: int = 1, shard: bool = False) -> int:
-    """The original's estimate (original-tool.md §4): weight-file GiB, rounded up."""
+    """The original's estimate: weight-file GiB, rounded up (sharded: GiB / GPUs × 1.2)."""
     size = weight_bytes / 1024**3
     return math.ceil(size / max(1, gpu_count) * 1.2) if shard else math.ceil(size)
 
@@ -63,7 +63,7 @@ def close(value: float, expected: float, rel: float = 0.10) -> bool:
 
 
 # ------------------------------------------------------------------ worked example
-def test_worked_example_terms_match_vram_md(qwen7b: ModelFacts) -> None:
+def test_worked_example_terms_match_docs_memory(qwen7b: ModelFacts) -> None:
     assert qwen7b.num_parameters == qwen7b.config_parameters()  # the architecture is right
     assert close(qwen7b.linear_params / 1e9, 6.5, rel=0.02)
     assert close(qwen7b.embedding_params / 1e9, 1.09, rel=0.02)
@@ -80,7 +80,7 @@ def test_worked_example_terms_match_vram_md(qwen7b: ModelFacts) -> None:
     assert close(e.vllm / GB, 17.3, rel=0.02)
     assert e.cuda_overhead == 2 * GB
     assert e.gradients == e.optimizer == e.reference_model == e.generation == 0
-    # vram.md §6 tolerance: max(10%, 2 GB) around the ≈ 29 GB total.
+    # The accuracy target's tolerance: max(10%, 2 GB) around the ≈ 29 GB total.
     assert abs(e.total_gb - 29) <= max(0.1 * 29, 2)
 
 

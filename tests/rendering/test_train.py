@@ -1,4 +1,4 @@
-"""Rendered TRL recipes train for real on CPU (open-r1.md §8), and merge.py merges for real.
+"""Rendered TRL recipes train for real on CPU, and merge.py merges for real.
 
 Each test renders a run with CPU overrides (``--set use_cpu=true --set bf16=false ...``),
 writes ``Rendered.files`` into a run folder and runs ``Rendered.command`` there as the pod

@@ -199,7 +199,7 @@ def test_grpo_qlora_turns_vllm_off(trainer: str) -> None:
 
 @pytest.mark.parametrize("trainer", ["openr1", "trl"])
 def test_grpo_defaults_to_lora_adapters_with_vllm(trainer: str) -> None:
-    # The seed's promise (PEFT) within TRL's limit: a 4-bit base cannot sync into vLLM.
+    # Adapters (PEFT) by default, within TRL's limit: a 4-bit base cannot sync into vLLM.
     r = go(trainer=trainer)
     assert r.recipe["use_peft"] is True and "load_in_4bit" not in r.recipe
     assert r.recipe["use_vllm"] is True and r.recipe["vllm_mode"] == "colocate"

@@ -1,6 +1,6 @@
 """HTTP front of the fake Hub: a stdlib threaded server, body handling and routing.
 
-Follows the global rules of hf-hub.md §11.1: HTTP/1.1 keep-alive with an exact
+Follows the Hub's transport rules (docs/hub.md): HTTP/1.1 keep-alive with an exact
 `Content-Length` on every answer (HEAD included), the request body always read first (also on
 errors, or the next request on the connection is corrupted), chunked request bodies accepted,
 no redirects, no compression. A bug inside the fake answers 501, which huggingface_hub does not

@@ -1,6 +1,6 @@
 """Read-side routes of the fake Hub: whoami, repo info, tree, paths-info, refs, resolve.
 
-Shapes follow shared/docs/hf-hub.md §3, §4, §5, §8 and what `huggingface_hub` 1.33 parses
+Shapes follow the Hub's (docs/hub.md, "Reads") and what `huggingface_hub` 1.33 parses
 (`ModelInfo`, `DatasetInfo`, `RepoFile`, `get_hf_file_metadata`). Xet is never advertised: no
 `xetHash` in trees, no `X-Xet-*` headers, no redirects.
 """

@@ -1,6 +1,6 @@
 """Write-side routes of the fake Hub: create/delete repo, validate-yaml, preupload, commit, LFS.
 
-Preupload answers `regular` for every file (hf-hub.md §7.3) so content travels base64 inside
+Preupload answers `regular` for every file (the client accepts it) so content travels base64 inside
 the NDJSON commit and neither LFS nor xet is involved. The LFS batch path still exists for a
 client that insists (or when a test sets `HubState.lfs_uploads`); xet token routes refuse
 with a non-retryable 404 so a misconfigured client fails fast instead of backing off.
@@ -115,7 +115,7 @@ def preupload(state: HubState, req: Request, repo: Repo, revision: str) -> Respo
         current = snap.files.get(path)
         if current is not None:
             # The client compares this with its own id for the mode we chose: sha256 of the
-            # content for lfs, git blob sha1 for regular (hf-hub.md §7.3).
+            # content for lfs, git blob sha1 for regular (docs/hub.md, "Uploads").
             answer["oid"] = hashlib.sha256(current).hexdigest() if lfs else git_blob_sha1(current)
         files.append(answer)
     return json_response({"files": files, "commitOid": snap.oid})

@@ -1,8 +1,8 @@
 """Thread-safe state of the fake Hub: accounts, tokens, repos with history, and the ledger.
 
 Every access rule lives here (who may see, download from, or write to which repo) so that the
-HTTP routes stay a thin translation layer, and so that the rules match the table in
-`shared/docs/hf-hub.md` §2.1/§11.3 in one place: private and missing repos look identical
+HTTP routes stay a thin translation layer, and so that the rules match the Hub's (docs/hub.md,
+"Errors") in one place: private and missing repos look identical
 (`RepoNotFound`, 401 anonymous / 404 authenticated), gated repos refuse files only, and writes
 need a write-capable token on the repo's namespace.
 """

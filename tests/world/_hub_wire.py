@@ -1,7 +1,7 @@
 """Transport-neutral request/response objects and path parsing for the fake Hub routes.
 
 Routes take a `Request` and return a `Response`; only `_hub_http` knows about sockets. The
-path is split on `/` **before** percent-decoding (hf-hub.md §1.3): `revision` arrives encoded
+path is split on `/` **before** percent-decoding (docs/hub.md, "Paths"): `revision` arrives encoded
 with no safe characters (`refs%2Fpr%2F1`) and tree paths as one encoded segment, while
 `repo_id` and resolve filenames keep their slashes.
 """

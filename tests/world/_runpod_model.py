@@ -27,7 +27,7 @@ __all__ = [
     "unique_id",
 ]
 
-_STOPPED_VOLUME_USD_PER_GB_SECOND = 0.20 / (30 * 86400)  # $0.20/GB-month while EXITED (doc §8)
+_STOPPED_VOLUME_USD_PER_GB_SECOND = 0.20 / (30 * 86400)  # Runpod: $0.20/GB-month while EXITED
 _ALNUM = string.ascii_lowercase + string.digits
 
 

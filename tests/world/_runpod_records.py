@@ -2,8 +2,8 @@
 
 Why a module of plain data: the state machine, the GraphQL layer, the REST layer and the tests
 all speak about the same GPU types, error texts and ledger entries; keeping them here (with no
-behaviour) lets each of those import them without import cycles. Texts and ids follow
-`shared/docs/runpod-api.md` §1.1 and §2.4; prices are illustrative.
+behaviour) lets each of those import them without import cycles. Texts and ids are the real
+API's (docs/runpod.md, "GraphQL" and "GPU ids"); prices are illustrative.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ __all__ = [
     "stock_status",
 ]
 
-# Exact texts (clients classify on substrings of these; doc §1.1).
+# Exact texts (clients classify on substrings of these).
 NO_CAPACITY = (
     "There are no longer any instances available with the requested specifications. "
     "Please refresh and try again."
@@ -44,7 +44,7 @@ NO_CAPACITY_SPOT = (
 NOT_ENOUGH_GPUS = "There are not enough free GPUs on the host machine to start this pod."
 NOT_FOUND_TERMINATE = "pod not found to terminate"
 UNAUTHORIZED = "Unauthorized"
-GPU_NOT_FOUND = "GPU type not found"  # real text unverified; doc §10.3 suggests this one
+GPU_NOT_FOUND = "GPU type not found"  # the real text is unknown; a plausible stand-in
 POD_NOT_FOUND = "pod not found"  # stop/resume of an unknown pod; real text unverified
 
 # A named stock level sets this many free GPUs of a type.
@@ -94,7 +94,7 @@ CATALOG: tuple[GpuSpec, ...] = (
 
 
 def gpu_by_id(gpu_type_id: str) -> GpuSpec | None:
-    """Exact, whitespace-sensitive lookup (GPU ids are opaque strings, doc §2.4)."""
+    """Exact, whitespace-sensitive lookup (GPU ids are opaque strings; some hold double spaces)."""
     return next((g for g in CATALOG if g.id == gpu_type_id), None)
 
 

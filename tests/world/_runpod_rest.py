@@ -1,8 +1,8 @@
 """REST v2 surface of the fake Runpod, over the same account state as GraphQL.
 
 Why it exists: Runpod retired REST v1 and retires GraphQL in early 2027; REST v2 is the
-successor (runpod-v2.md), so a client may speak either and both must see the same pods. This
-module routes and enforces the documented rules (§13): every route needs a key (401 without
+successor (docs/runpod.md), so a client may speak either and both must see the same pods. This
+module routes and enforces the documented rules: every route needs a key (401 without
 rate-limit headers), closed bodies (422 naming the field, `_runpod_v2schema.py`), cross-field
 400s, scripted capacity per (GPU, cloud, data centers, CUDA) with the exact no-capacity text,
 402 and 403 switches, 409 for actions the pod's status does not allow, 204 deletes after which

@@ -3,8 +3,8 @@
 Why graphql-core and SDL instead of matching strings: clients send both inline literals (the
 official SDK formats values straight into the query text) and `variables`, and the real server
 rejects unknown input fields with HTTP 400 before any resolver runs. Parsing and validating
-against a real schema gives all three for free. Type and field names follow
-`shared/docs/runpod-api.md` §2-§5 and §10.2; the SDK 1.12.0 queries validate against it.
+against a real schema gives all three for free. Type and field names are the real API's (those
+real clients use); the SDK 1.12.0 queries validate against it.
 """
 
 from __future__ import annotations
@@ -286,7 +286,7 @@ def render_gpu(world: World, gpu: GpuSpec) -> dict[str, Any]:
 
 
 def render_pod(world: World, pod: Pod, *, starting: bool = False) -> dict[str, Any]:
-    """The GraphQL `Pod` shape of doc §4.1: env as K=V strings, runtime null until booted.
+    """The GraphQL `Pod` shape: env as K=V strings, runtime null until booted.
 
     `starting` is for the answer of a create/resume mutation, which always precedes the boot
     (the real API answers `runtime: null` there even when the pod comes up quickly).

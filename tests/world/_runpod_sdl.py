@@ -1,4 +1,4 @@
-"""The SDL subset of Runpod's GraphQL schema that the fake serves (doc §2-§5, §10.2).
+"""The SDL subset of Runpod's GraphQL schema that the fake serves (docs/runpod.md, "GraphQL").
 
 Why SDL text: it reads like the real schema, is validated by graphql-core exactly as a server
 would, and makes "which input fields exist" reviewable in one place. Every field the official

@@ -275,7 +275,7 @@ class World:
         )
         account.pods[pod.id] = pod
         self.bills[pod.id] = Bill(pod, self.now(), running_since=self.now())
-        # A v2 create without startSsh: true gets no SSH service (runpod-v2.md §7);
+        # A v2 create without startSsh: true gets no SSH service (v2 defaults it to false);
         # GraphQL inputs may omit it. The pod's own key and env either way.
         on_pod_created(self, pod, authorize=bool(spec.get("startSsh", True)))
         return pod

@@ -1,10 +1,10 @@
 """What the fake's REST v2 surface answers: pod objects, the GPU catalog, billing records.
 
-Shapes follow runpod-v2.md §2 (pod: every field present, `runtime`/`ssh.direct` null until the
-pod runs with a public 22/tcp, `ssh.proxy` null until a machine is assigned, `template` null),
-§8 (catalog: list prices per GPU, availability only with `include`, upper-case levels,
-`dataCenters` omitted when there is no stock) and §9 (one billing record per pod per bucket,
-bucket edges snapped).
+Shapes follow Runpod's (docs/runpod.md): the pod has every field present, `runtime`/`ssh.direct`
+null until it runs with a public 22/tcp, `ssh.proxy` null until a machine is assigned and
+`template` null; the catalog has list prices per GPU, availability only with `include`, upper-case
+levels and `dataCenters` omitted when there is no stock; billing has one record per pod per
+bucket, bucket edges snapped.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """The closed request bodies of Runpod REST v2, checked the way the real API checks them.
 
 Why a table and not jsonschema: the real answers name the field in a JSON-path-like form
-(`$.gpu: additional properties 'bogus' not allowed`, `$.action: value must be one of ...`;
-runpod-v2.md §1, §13.4), and clients (thinnka among them) are tested on those texts. Every
-object is closed (unknown keys are a 422 at any depth), every field has its documented type
-and bounds (`CreatePodRequest`, `CreateGpuConfig`, `CreateCpuConfig`, `Mounts`, §3), and
-cross-field rules that the spec enforces "at the handler" are 400s, checked separately.
+(`$.gpu: additional properties 'bogus' not allowed`, `$.action: value must be one of ...`),
+and clients (thinnka among them) are tested on those texts. Every object is closed (unknown
+keys are a 422 at any depth), every field has its documented type and bounds
+(`CreatePodRequest`, `CreateGpuConfig`, `CreateCpuConfig`, `Mounts`), and cross-field rules
+that the spec enforces "at the handler" are 400s, checked separately.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ def create_errors(body: Any) -> list[str]:
 
 
 def create_rule_error(body: dict[str, Any]) -> str | None:
-    """The 400 `detail` for a cross-field rule a valid body breaks (runpod-v2.md §3, §13.5)."""
+    """The 400 `detail` for a cross-field rule a valid body breaks (docs/runpod.md)."""
     if ("gpu" in body) == ("cpu" in body):
         return "exactly one of 'gpu' or 'cpu' must be given"
     mounts = body.get("mounts") or {}

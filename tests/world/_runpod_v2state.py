@@ -2,9 +2,9 @@
 
 Why apart from `World`: these exist only on the v2 surface (GraphQL has no rate-limit headers,
 no 402, no per-cloud create), and keeping them in one record lets `World.reset` restore them
-with one assignment. The rate limiter follows runpod-v2.md §1: fixed windows per API key,
-`RateLimit`/`RateLimit-Policy` headers on authenticated answers, a 429 with an integer
-`Retry-After` once a window is spent.
+with one assignment. The rate limiter plays Runpod's (docs/runpod.md, "REST v2: rate limits"):
+fixed windows per API key, `RateLimit`/`RateLimit-Policy` headers on authenticated answers, a
+429 with an integer `Retry-After` once a window is spent.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Why a real HTTP server and not mocks: the clients under test (huggingface_hub, transformers,
 datasets, TRL's push) are other people's code; only a loopback server lets them run unmodified,
-and it sees every request they make (hf-hub.md §9). The protocol follows the contract of
-shared/docs/hf-hub.md §11; the private modules `_hub_*` hold the pieces:
+and it sees every request they make, the Rust `hf_xet` client's included. The protocol facts it
+plays are in docs/hub.md; the private modules `_hub_*` hold the pieces:
 
     _hub_model   records (User, Token, Commit, ...) and hash/metadata helpers
     _hub_state   thread-safe state and every access rule

@@ -3,7 +3,7 @@
 Why a real server instead of mocking the client: thinnka's Runpod client, the official `runpod`
 SDK and a separate CLI process must all be able to talk to the same pods over a real socket, so
 retry, timeout and connection-drop handling are exercised as they are in production. The
-behaviour follows the fake-server contract in `shared/docs/runpod-api.md` §10.
+behaviour follows the real API as `docs/runpod.md` describes it.
 
 Use it from tests::
 
@@ -284,7 +284,7 @@ class FakeRunpod:
                 self.world.account(account_id), spec, foreign=True, status=status
             ).id
 
-    # ---- REST v2 scripting (runpod-v2.md §13) ------------------------------------------------
+    # ---- REST v2 scripting ------------------------------------------------------------------
     def set_cloud_capacity(self, gpu_type_id: str, cloud: str, available: bool) -> None:
         """Open or close one (GPU type, SECURE|COMMUNITY): a closed one shows availability NONE
         in the v2 catalog and its v2 create answers the documented no-capacity 400."""

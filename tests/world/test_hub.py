@@ -1,7 +1,7 @@
 """Faithfulness of the Hub emulator, judged by real clients nobody here wrote.
 
 huggingface_hub, transformers and datasets run unmodified against `FakeHub`; if the emulator
-drifted from the Hub contract (shared/docs/hf-hub.md §11) these clients would raise the wrong
+drifted from the Hub's protocol (docs/hub.md) these clients would raise the wrong
 exception class, re-download, or refuse to parse its answers.
 """
 

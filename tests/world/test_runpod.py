@@ -2,7 +2,7 @@
 
 Why these tests exist: thinnka's own Runpod tests are only as good as the emulator they run
 against. The official `runpod` SDK 1.12.0 and raw httpx requests pin the emulator to the real
-API's wire behaviour (shared/docs/runpod-api.md §1-§6, §10) independently of thinnka's client.
+API's wire behaviour (docs/runpod.md) independently of thinnka's client.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Faithfulness of the emulator's REST v2 surface to runpod-v2.md (§13's checklist), over raw
+"""Faithfulness of the emulator's REST v2 surface to the real API (docs/runpod.md), over raw
 HTTP so that thinnka's own client cannot hide a mistake in either."""
 
 from __future__ import annotations

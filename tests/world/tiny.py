@@ -3,7 +3,7 @@
 Why build instead of download: the suite must run with no network, and a random 2-layer
 Qwen2 with a ~400-token byte-level BPE vocabulary (a few hundred KB of safetensors) exercises
 the same code paths as a real checkpoint: `AutoModelForCausalLM`, ChatML chat templates, TRL
-SFT/GRPO on CPU (shared/docs/open-r1.md §8).
+SFT/GRPO on CPU (docs/trainers.md, "CPU smoke runs").
 
 Building needs torch/transformers (~5 s); the result is cached under
 `$THINNKA_TEST_CACHE` (default `~/.cache/thinnka-tests`) in a folder named after a hash of
@@ -39,7 +39,7 @@ __all__ = [
     "write_sft_dataset",
 ]
 
-# The three-line ChatML template of open-r1.md §8 (what Qwen-style chat models ship).
+# A three-line ChatML template (what Qwen-style chat models ship).
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"

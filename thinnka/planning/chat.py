@@ -2,8 +2,8 @@
 
 * Template: ``--chat-template`` (a file when one exists at that path, else the literal string)
   > none when the model ships one > thinnka's ChatML default. GRPO crashes without a template
-  (open-r1.md §6), and the original's "User:/Assistant:" default taught models a format no
-  serving stack expects, so the default is ChatML.
+  (unlike SFT it has no ChatML fallback), and the original's "User:/Assistant:" default taught
+  models a format no serving stack expects, so the default is ChatML.
 * System prompt: the original tool's text, built from the reasoning/answer tags.
 * Folding: a template that raises "System role not supported" (Gemma 1/2) cannot render a
   system message, so the system text moves into the first user turn instead.
@@ -49,7 +49,7 @@ class ChatDecision:
 
 
 def system_prompt(options: RunOptions) -> str:
-    """The original tool's system prompt (original-tool.md §8.2), word for word."""
+    """The original tool's GRPO system prompt, word for word."""
     text = "You are a helpful AI Assistant that provides well-reasoned and detailed responses. "
     if options.reasoning_tag and options.reasoning_end_tag:
         text += f"First reason inside {options.reasoning_tag} and {options.reasoning_end_tag}."

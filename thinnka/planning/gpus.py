@@ -79,9 +79,10 @@ class GpuSupport:
     why: str
 
 
-# The original's families, in its order, matched like it on "displayName id" lowered
-# (original-tool.md §4). The real H100 SXM id is "NVIDIA H100 80GB HBM3": only its
-# displayName "H100 SXM" carries "sxm", which is why both are searched.
+# The original's families, in its order, matched like it: substrings of the lowered
+# "<displayName> <id>" (no other GPU type was ever a candidate). The real H100 SXM id is
+# "NVIDIA H100 80GB HBM3": only its displayName "H100 SXM" carries "sxm", which is why both
+# are searched.
 PRIORITY_FAMILIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("L40S", ("l40s",)),
     ("A100 SXM", ("a100", "sxm")),

@@ -101,7 +101,11 @@ def zero_stage(
     vllm_mode: VllmMode | None,
     use_cpu: bool,
 ) -> Literal[2, 3] | None:
-    """DeepSpeed's stage (original-tool.md §8.4), or None to run without DeepSpeed.
+    """DeepSpeed's stage, or None to run without DeepSpeed.
+
+    The original's rules: ``--shard-model`` forces ZeRO-3, and a quantized base drops
+    ZeRO-3 to ZeRO-2 (Open R1 loads 4-bit with a ``device_map``, which transformers refuses
+    under ZeRO-3).
 
     One training process runs without DeepSpeed (ZeRO shards nothing across one rank),
     except GRPO with colocated vLLM, whose engine needs the torch.distributed environment

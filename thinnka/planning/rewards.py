@@ -1,6 +1,6 @@
 """Which reward functions a GRPO run uses, and the config of thinnka's own rewards.
 
-Open R1's ``format``/``tag_count`` hard-code ``<think>``/``<answer>`` (open-r1.md §4) and TRL
+Open R1's ``format``/``tag_count`` rewards hard-code ``<think>``/``<answer>``, and TRL
 1.13 only has a ``<think>`` checker, so any other tag choice is scored by thinnka's own
 ``recipes/scripts/thinnka_rewards.py`` (written to run_dir, configured by
 ``thinnka_rewards.json`` next to it, named by dotted path ``thinnka_rewards.<func>``):

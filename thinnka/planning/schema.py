@@ -1,6 +1,6 @@
 """The recipe-key whitelists: which keys a trainer's parser takes, and each key's type.
 
-TRL's ``TrlParser`` drops unknown YAML keys without a word (shared/docs/open-r1.md §3.1), so a
+TRL's ``TrlParser`` drops unknown YAML keys without a word (an unknown CLI flag errors), so a
 typo in a recipe silently trains with a default. Every key thinnka writes, and every ``--set``
 key, is checked here against the whitelist generated from the trainer's own dataclasses
 (``recipes/schema/{trainer}_{mode}.json``), and ``--set`` values get the key's type.

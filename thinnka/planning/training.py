@@ -7,7 +7,7 @@ transformers, entry point, notes). The renderer writes files from it, the memory
 them can disagree. Pure: the only things read are thinnka's own packaged data (the
 trainer's key whitelist, the list of transformers releases).
 
-Why GRPO trains as it does (the seed README's promise, shared/docs/open-r1.md §5):
+Why GRPO trains as it does (docs/trainers.md, "LoRA and QLoRA"):
 
 * Default: LoRA adapters, QLoRA (4-bit base) where it can work. TRL's weight sync into vLLM
   fails on a 4-bit base (trl #3654, #4973), so with vLLM (the default) the frozen base stays
@@ -259,7 +259,7 @@ def _generations(
     explicit: bool,
     notes: list[str],
 ) -> int:
-    """GRPO's batch rule (open-r1.md §3.4): the effective batch divisible by num_generations."""
+    """GRPO's batch rule: TRL wants the effective batch divisible by num_generations."""
     effective = per_device * processes * accumulation
     formula = f"{per_device} per device × {processes} process(es) × {accumulation} accumulation"
     if requested < 2:

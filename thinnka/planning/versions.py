@@ -1,7 +1,8 @@
 """Version pins of the two training stacks and the transformers choice.
 
-Every pin lives here once. The Open R1 stack is the one upstream pins (shared/docs/open-r1.md
-§1.1, plus the flash-attn and peft pins that doc adds); the TRL stack is the one thinnka's own
+Every pin lives here once. The Open R1 stack is the one upstream pins, plus pins for the two
+packages upstream leaves open, flash-attn and peft (docs/trainers.md, "The pinned stack"); the
+TRL stack is the one thinnka's own
 test suite trains with on CPU, so what the pod installs is what the tests exercised.
 """
 
@@ -51,7 +52,7 @@ OPENR1_STACK = {
     "deepspeed": "0.16.8",
     # Upstream leaves flash-attn unpinned; 2.8.x breaks on torch 2.6 (open-r1 #684).
     "flash-attn": "2.7.4.post1",
-    # Upstream lists peft in _deps but installs it nowhere (open-r1.md §1.1).
+    # Upstream lists peft in setup.py's _deps but in no install_requires or extra.
     "peft": "0.15.2",
 }
 TRL_STACK = {

@@ -1,4 +1,4 @@
-"""Per-GPU memory estimate for one training plan (the formula set of docs vram.md §4).
+"""Per-GPU memory estimate for one training plan (the formulas are in docs/memory.md).
 
 Pure arithmetic over numbers the Hub already publishes (safetensors metadata, file
 sizes, ``config.json``): nothing is downloaded and no torch is imported, so a plan can
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 __all__ = ["GB", "MemoryEstimate", "ModelFacts", "TrainingShape", "estimate", "shape_for"]
 
 GB = 10**9
-MARGIN = 0.10  # vram.md §4 E: start at 10% and tune against max_memory_reserved()
+MARGIN = 0.10  # a starting value, to tune against measured max_memory_reserved()
 CUDA_OVERHEAD = 2 * GB  # CUDA context + NCCL buffers, the worked example's 2 GB
 VLLM_RUNTIME = 1.5 * GB  # vLLM's own buffers and profiling peak beyond weights and KV
 VLLM_SERVER_UTILIZATION = 0.9  # `trl vllm-serve --gpu_memory_utilization` default
@@ -114,7 +114,7 @@ def shape_for(plan: TrainingPlan) -> TrainingShape:
 
 @dataclass(frozen=True)
 class MemoryEstimate:
-    """Per-GPU bytes by component, and the fit rule of vram.md §4 E.
+    """Per-GPU bytes by component, and the fit rule (docs/memory.md, "The fit rule").
 
     ``vllm`` is what vLLM must hold (bf16 weights + KV for the tokens in flight +
     runtime): in colocate mode on every training GPU, inside its share ``u·G``; in
@@ -221,7 +221,7 @@ class MemoryEstimate:
 
 
 def estimate(facts: ModelFacts, shape: TrainingShape) -> MemoryEstimate:
-    """Per-GPU memory for training ``facts`` as ``shape`` says (vram.md §4 A–E)."""
+    """Per-GPU memory for training ``facts`` as ``shape`` says (docs/memory.md)."""
     a = facts._arch()
     p = facts.num_parameters
     n = shape.num_processes

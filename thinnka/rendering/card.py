@@ -4,7 +4,7 @@
 ``merge.py`` then merges the adapter from the training ``output_dir`` into the base model in
 bf16 and pushes the merged model, with this card, to ``<hub_model_id>``. The card is rendered
 here from the *final* recipe, so it reports the ZeRO stage and learning rate that were really
-used (the original printed the raw flag and a hard-coded 1e-6, original-tool.md §8.6), and
+used (the original printed the raw ZeRO flag and a hard-coded 1e-6 learning rate), and
 its YAML front matter comes first, where the Hub reads it.
 """
 

@@ -1,6 +1,6 @@
 """The accelerate config and the launch commands.
 
-vLLM server mode (decided here, open-r1.md §2.2): the rendered ``command`` runs
+vLLM server mode (decided here; docs/trainers.md, "vLLM modes"): the rendered ``command`` runs
 ``serve_and_train.py``, a small launcher shipped to run_dir. It starts ``trl vllm-serve`` on
 GPU 0 (``Rendered.server_command``), waits for its health endpoint, trains with
 ``CUDA_VISIBLE_DEVICES=1..N-1`` and ``num_processes = N - 1``, and stops the server when

@@ -68,7 +68,7 @@ def base_recipe(
     template = load_template(stack.template, options.mode)
     recipe = template.recipe
     # Merged runs push the adapter next to the merged model, never into the same repo (the
-    # original mixed adapter and full weights in one repo, original-tool.md §8.6).
+    # original merged into the repo that already held the adapter, mixing the two).
     hub_id = f"{model.hub_model_id}-adapter" if merge else model.hub_model_id
     recipe.update(
         model_name_or_path=options.repo_id,

@@ -110,7 +110,7 @@ def _openr1(f: SetupFacts) -> tuple[list[str], dict[str, str]]:
     packages = [
         f"peft=={OPENR1_STACK['peft']}",
         "bitsandbytes>=0.43.2",
-        # grpo.py imports dotenv at module level (open-r1.md §1.1).
+        # grpo.py imports dotenv at module level; only vLLM or open-r1's [code] extra brings it.
         "python-dotenv",
         *_reporting(f.report_to),
     ]

@@ -1,10 +1,10 @@
 """REST v2 error answers (RFC 9457 problem+json) mapped to thinnka's error tree.
 
-v2 has no machine-readable error code (runpod-v2.md §1), so the HTTP status decides, with
-the operation as context: a 400 on create is "no capacity for this GPU/cloud" (or a broken
-cross-field rule, which the next candidate would show too), while a 400 elsewhere is a
-request thinnka should not have sent. ``detail`` and ``errors[]`` are quoted so the user
-sees what Runpod said; the key is never part of any of it.
+v2 has no machine-readable error code (only ``title``, ``status`` and ``detail`` texts), so
+the HTTP status decides, with the operation as context: a 400 on create is "no capacity for
+this GPU/cloud" (or a broken cross-field rule, which the next candidate would show too), while
+a 400 elsewhere is a request thinnka should not have sent. ``detail`` and ``errors[]`` are
+quoted so the user sees what Runpod said; the key is never part of any of it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Runpod REST v2's ``RateLimit`` headers, parsed, and a pacer that honours them.
 
-The headers follow the IETF draft (runpod-v2.md §1): ``RateLimit: "minute";r=12;t=40, ...``
+The headers follow the IETF draft (docs/runpod.md): ``RateLimit: "minute";r=12;t=40, ...``
 gives, per window, the requests left (``r``) and the seconds until the window resets (``t``);
 ``RateLimit-Policy: "minute";q=60;w=60`` the quota. The numbers differ between accounts and
 over time (a live account saw 176 per minute), so they are read from every answer, never

@@ -1,7 +1,7 @@
 """``RunpodApi`` over Runpod's REST v2 (``{base}/v2``), with httpx and tenacity.
 
-The facts this follows are in shared/docs/runpod-v2.md. What differs from GraphQL, and how
-it is served here:
+The API facts this follows are in docs/runpod.md. What differs from GraphQL, and how it is
+served here:
 
 - Create takes one ``gpu.id`` and one ``cloud`` and never falls back; the provision step walks
   the candidates (and, for ``--cloud-type ALL``, SECURE then COMMUNITY per candidate).
@@ -204,10 +204,10 @@ class RestRunpod:
 
 
 def create_body(spec: PodSpec) -> dict[str, Any]:
-    """The closed ``POST /v2/pods`` body for ``spec`` (runpod-v2.md §3).
+    """The closed ``POST /v2/pods`` body for ``spec`` (unknown keys are a 422).
 
-    ``min_vcpu``/``min_memory_gb`` are pod totals in thinnka (as in the seed); v2's fields are
-    per-GPU placement filters, so they are divided by the GPU count, rounded up.
+    ``min_vcpu``/``min_memory_gb`` are pod totals in thinnka (as the original tool's were); v2's
+    fields are per-GPU placement filters, so they are divided by the GPU count, rounded up.
     ``support_public_ip`` has no v2 field: SECURE hosts have public IPs, and a COMMUNITY pod
     that never gets ``ssh.direct`` ends the SSH wait at its deadline (the pod is terminated).
     """
