@@ -1,11 +1,11 @@
 """The accelerate config and the launch commands.
 
 vLLM server mode (the plan decides it; docs/trainers.md, "vLLM modes"): the rendered
-``command`` runs ``serve_and_train.py``, a small launcher shipped to run_dir. It starts ``trl vllm-serve`` on
-GPU 0 (``Rendered.server_command``), waits for its health endpoint, trains with
-``CUDA_VISIBLE_DEVICES=1..N-1`` and ``num_processes = N - 1``, and stops the server when
-training ends, whatever the outcome. One command keeps the pipeline's single "train" job and
-its exit status meaningful.
+``command`` runs ``serve_and_train.py``, a small launcher shipped to run_dir. It starts
+``trl vllm-serve`` on GPU 0 (``Rendered.server_command``), waits for its health endpoint,
+trains with ``CUDA_VISIBLE_DEVICES=1..N-1`` and ``num_processes = N - 1``, and stops the
+server when training ends, whatever the outcome. One command keeps the pipeline's single
+"train" job and its exit status meaningful.
 """
 
 from __future__ import annotations
