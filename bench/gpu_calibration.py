@@ -98,13 +98,13 @@ def render_run(options: RunOptions, run_dir: Path) -> Rendering:
     """thinnka's renderer, as `thinnka plan` and a run call it once the Hub has answered.
 
     `thinnka plan` itself cannot run here: it asks the Hub about the model and Runpod for
-    its catalog, and neither is reachable from a machine without network. This is the one
-    function of the bench that imports from thinnka beyond thinnka.planning and
-    thinnka.options (thinnka.rendering: where plan's recipe and TrainingPlan come from).
+    its catalog, and neither is reachable from a machine without network. The model facts and
+    pod paths are planning records; ``render`` writes the recipe from the run's plan.
     """
     import transformers
 
-    from thinnka.rendering import ModelContext, RemotePaths, render
+    from thinnka.planning.facts import ModelContext, RemotePaths
+    from thinnka.rendering import render
 
     model = ModelContext(
         hub_model_id=HUB_ID,
