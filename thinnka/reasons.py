@@ -46,6 +46,7 @@ class Reason(StrEnum):
     gated = "gated"
     model_not_found = "model_not_found"
     no_write_access = "no_write_access"
+    repo_busy = "repo_busy"  # another live run pushes to the same repo
     no_gpu_fits = "no_gpu_fits"
     unknown_model_size = "unknown_model_size"
     host_key_changed = "host_key_changed"
@@ -82,6 +83,7 @@ _FAILURE: dict[Reason, Reason] = {
     Reason.gated: Reason.precheck,
     Reason.model_not_found: Reason.precheck,
     Reason.no_write_access: Reason.precheck,
+    Reason.repo_busy: Reason.precheck,
     Reason.no_gpu_fits: Reason.precheck,
     Reason.unknown_model_size: Reason.precheck,
     Reason.host_key_changed: Reason.ssh_timeout,
