@@ -105,6 +105,8 @@ def test_only_this_runs_final_push_marker_is_a_push(fake_hub: FakeHub) -> None:
     assert not push.hub_push(ctx).final  # type: ignore[arg-type]
 
     fake_hub.upload(repo_id, {"model.safetensors": b"final"}, summary="End of training")
+    unrecorded = push.hub_push(ctx)  # type: ignore[arg-type]  # the marker's upload failed
+    assert not unrecorded.final and "never recorded it" in unrecorded.describe()
     fake_hub.upload(repo_id, {push.RUN_MARKER: b"not json"}, summary="broken")
     assert not push.hub_push(ctx).final  # type: ignore[arg-type]
     fake_hub.upload(repo_id, {push.RUN_MARKER: _marker(RUN_ID)}, summary="thinnka: final")

@@ -34,7 +34,7 @@ class Reason(StrEnum):
     ssh_timeout = "ssh_timeout"  # the pod never answered on SSH
     setup_failed = "setup_failed"  # installing the trainer on the pod failed
     training_failed = "training_failed"  # the trainer exited non-zero
-    push_failed = "push_failed"  # training ended but the Hub shows no new commit
+    push_failed = "push_failed"  # training ended but the Hub shows no final push of this run
     max_duration = "max_duration"  # --max-hours reached
     max_cost = "max_cost"  # the cost limit reached
     cancelled = "cancelled"  # thinnka cancel, Ctrl-C or SIGTERM

@@ -70,8 +70,15 @@ class HubPush:
                 f"{self.repo_id} holds an intermediate checkpoint at {checkpoint[1]} "
                 f"{checkpoint[2]} (commit {latest.commit_id[:12]}, {when}), not the final model."
             )
-        if latest.title.strip().lower() == "initial commit":
+        title = latest.title.strip().lower()
+        if title == "initial commit":
             return f"{self.repo_id} was created ({when}), but nothing was pushed to it."
+        if title == "end of training":  # transformers' final push, not recorded as this run's
+            return (
+                f"{self.repo_id} holds a trainer's end-of-training push (commit "
+                f"{latest.commit_id[:12]}, {when}), but this run never recorded it as its final "
+                f"push ({RUN_MARKER}): check it before using it."
+            )
         return (
             f"{self.repo_id}'s newest commit ({latest.title!r}, {latest.commit_id[:12]}, {when}) "
             "is not this run's final push."
