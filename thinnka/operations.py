@@ -135,7 +135,14 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
     gate = refuse_impossible_choices(session.get_services(), options)  # exit 2, no row
     notifier = notifier_for(session.settings, options, output, session.store)
     runner = session.runner(notifier)
-    run = runner.create(options, plan={"gate": gate.to_json()} if gate else None)
+    # One live run per target repo (exit 2, nothing created): a second one's pushes would
+    # overwrite the first's files. A default target is known only from the Hub (the token's
+    # user); when it could not be asked, the gate step names the target unchecked, and the
+    # push check's marker (this run's id) still keeps another run's push from counting.
+    hub_model_id = gate.hub_model_id if gate else options.hub_model_id
+    run = runner.create(
+        options, plan={"gate": gate.to_json()} if gate else None, hub_model_id=hub_model_id
+    )
     notifier.run_id = run.id
     notifier.event("start", f"Run {run.id} created.")
     return run.id, runner

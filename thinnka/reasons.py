@@ -34,7 +34,7 @@ class Reason(StrEnum):
     ssh_timeout = "ssh_timeout"  # the pod never answered on SSH
     setup_failed = "setup_failed"  # installing the trainer on the pod failed
     training_failed = "training_failed"  # the trainer exited non-zero
-    push_failed = "push_failed"  # training ended but the Hub shows no new commit
+    push_failed = "push_failed"  # training ended but the Hub shows no final push of this run
     max_duration = "max_duration"  # --max-hours reached
     max_cost = "max_cost"  # the cost limit reached
     cancelled = "cancelled"  # thinnka cancel, Ctrl-C or SIGTERM
@@ -46,6 +46,7 @@ class Reason(StrEnum):
     gated = "gated"
     model_not_found = "model_not_found"
     no_write_access = "no_write_access"
+    repo_busy = "repo_busy"  # another live run pushes to the same repo
     no_gpu_fits = "no_gpu_fits"
     unknown_model_size = "unknown_model_size"
     host_key_changed = "host_key_changed"
@@ -82,6 +83,7 @@ _FAILURE: dict[Reason, Reason] = {
     Reason.gated: Reason.precheck,
     Reason.model_not_found: Reason.precheck,
     Reason.no_write_access: Reason.precheck,
+    Reason.repo_busy: Reason.precheck,
     Reason.no_gpu_fits: Reason.precheck,
     Reason.unknown_model_size: Reason.precheck,
     Reason.host_key_changed: Reason.ssh_timeout,

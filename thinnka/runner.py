@@ -97,10 +97,21 @@ class Runner:
         self.lease_seconds = lease_seconds
 
     # ------------------------------------------------------------------ API
-    def create(self, options: RunOptions, *, plan: dict[str, object] | None = None) -> RunRecord:
-        """A new run in ``created``, leased to this runner from the first instant."""
+    def create(
+        self,
+        options: RunOptions,
+        *,
+        plan: dict[str, object] | None = None,
+        hub_model_id: str | None = None,
+    ) -> RunRecord:
+        """A new run in ``created``, leased to this runner from the first instant; with
+        ``hub_model_id``, refused while another live run pushes there (``Store.create_run``)."""
         return self.store.create_run(
-            options, owner=self.owner, lease_seconds=self.lease_seconds, plan=plan
+            options,
+            owner=self.owner,
+            lease_seconds=self.lease_seconds,
+            plan=plan,
+            hub_model_id=hub_model_id,
         )
 
     def drive(

@@ -26,6 +26,8 @@ if [ -f watchdog.json ] && [ -f thinnka_watchdog.py ]; then
     echo "thinnka: no python3 on this image; the pod's watchdog cannot run" >&2
   fi
 fi
+# train.sh records the final push after the chain's last job (THINNKA_FINAL_JOB).
+export THINNKA_JOB="${name}"
 if [ "${THINNKA_TRACE:-0}" = "1" ]; then export PS4='+ '; fi
 bash "./${name}.cmd"
 status=$?

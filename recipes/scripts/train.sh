@@ -20,4 +20,12 @@ if [ -f wandb_key ]; then
   export WANDB_API_KEY
 fi
 if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
+# The last job of the chain (THINNKA_FINAL_JOB, from run.env; THINNKA_JOB from job.sh) made
+# the final push once it exits 0: only then is thinnka-run.json written to the Hub, which is
+# what thinnka's push check looks for (every earlier commit may be a checkpoint). A job the
+# watchdog stops at the deadline is killed with its session, so it never gets here.
+if [ -n "${THINNKA_FINAL_JOB:-}" ] && [ "${THINNKA_JOB:-}" = "${THINNKA_FINAL_JOB}" ]; then
+  "$@"
+  exec python thinnka_mark.py
+fi
 exec "$@"

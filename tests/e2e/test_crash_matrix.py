@@ -55,7 +55,7 @@ STORIES: dict[str, tuple[str, str]] = {
         "tests/e2e/test_watchdog.py::test_kill_9_during_training_the_pod_ends_itself_and_resume_records_success",
     ),
     "`--max-hours` passes, nobody attached": (
-        "failed (`max_duration`)",
+        "failed (`max_duration`, after `resume` or `recover`)",
         "tests/e2e/test_watchdog.py::test_tiny_max_hours_nobody_attached_the_pod_goes_at_the_deadline",
     ),
     "`--max-cost` would be passed": (
@@ -65,6 +65,14 @@ STORIES: dict[str, tuple[str, str]] = {
     "pod lost during training (host failure, console terminate)": (
         "failed (`pod_lost`)",
         "tests/e2e/test_watchdog.py::test_a_pod_lost_during_training_fails_the_run_with_pod_lost_within_a_minute",
+    ),
+    "the trainer created the target repo, the pod stopped before any push": (
+        "failed (`pod_lost`)",
+        "tests/test_watchdog_e2e.py::test_a_repo_the_trainer_created_with_nothing_pushed_is_no_success",
+    ),
+    "a second `run` to a repo a live run pushes to (a sweep with the default `--hub-model-id`)": (
+        "refused (exit 2)",
+        "tests/e2e/test_races.py::test_a_second_live_run_to_the_same_repo_is_refused_before_any_pod",
     ),
     "`recover` during a long training": (
         "still training",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.thinnka_world import BOTH_TRANSPORTS, World
+from thinnka.handlers.push import RUN_MARKER
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -48,6 +49,13 @@ def test_sft_run_trains_pushes_and_terminates(world: World, runpod_api: str) -> 
     assert len(ledger) == 1 and ledger[0].terminated_at is not None
     commits = world.hub.commits(shown["hub_model_id"])
     assert commits, "nothing was pushed"
+    # After TRL's own final push ("End of training"), the pod recorded it: the push check's proof.
+    assert [c.summary for c in commits][-2:] == [
+        "End of training",
+        f"thinnka: final push of run {run_id}",
+    ]
+    marker = json.loads(world.hub.files(shown["hub_model_id"])[RUN_MARKER])
+    assert (marker["run_id"], marker["job"], marker["step"]) == (run_id, "train", 2), marker
     assert "[train]" in result.stdout
     assert world.thinnka("reap").returncode == 0
     assert shown["cost_basis"] == ("billed" if runpod_api == "rest" else "estimate")
@@ -226,3 +234,6 @@ def test_sft_merge_pushes_the_merged_model_and_keeps_the_adapter_apart(world: Wo
     assert card.startswith("---") and "base_model" in card
     adapter = world.hub.files(shown["hub_model_id"] + "-adapter")
     assert "adapter_config.json" in adapter
+    # The merge makes the final push: it, not the adapter's push, is recorded, where it went.
+    assert json.loads(merged[RUN_MARKER])["job"] == "merge"
+    assert RUN_MARKER not in adapter

@@ -8,6 +8,7 @@ many pods it gets, not about TRL.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -122,3 +123,28 @@ def test_a_whole_run_under_random_429s_500s_and_drops_succeeds_with_one_pod(
     assert runpod_hits["total"] >= 3 and hub_hits["total"] >= 3, (runpod_hits, hub_hits)
     for kind in ("429", "500", "drop", "after"):
         assert runpod_hits[kind] + hub_hits[kind] > 0, (kind, runpod_hits, hub_hits)
+
+
+def test_a_second_live_run_to_the_same_repo_is_refused_before_any_pod(
+    standin_world: World,
+) -> None:
+    """The default target (`<user>/<model>-sft-thinnka`) is the same for every run of a
+    sweep: a second run while the first trains would overwrite its files. It exits 2 with
+    no run row and no pod; another --hub-model-id is free."""
+    world = standin_world
+    tell_standin(world, steps=100000, step_s=0.1)
+    run_id, proc = start_and_wait_for_training(world)
+    hub_id = world.show(run_id)["hub_model_id"]
+    second = world.thinnka(*standin_run(world))
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert not second.stdout.startswith("run "), second.stdout
+    said = " ".join(second.stderr.split())
+    assert f"Run {run_id} (training) already pushes to {hub_id}" in said, said
+    assert "--hub-model-id" in said
+    listed = world.thinnka("ls", "--all", "--json")
+    assert [run["id"] for run in json.loads(listed.stdout)] == [run_id]
+    assert len(world.runpod.ledger()) == 1
+    cancelled = world.thinnka("cancel", run_id)
+    assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+    assert proc.wait(timeout=60) in (0, 1)  # type: ignore[attr-defined]
+    assert world.runpod.pods() == []

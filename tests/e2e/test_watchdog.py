@@ -22,6 +22,7 @@ from tests.world.standin_trainer import (  # noqa: F401 - fixtures
     standin_world_fixture,
     tell_standin,
 )
+from thinnka.handlers.push import RUN_MARKER
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -45,11 +46,28 @@ def start_and_wait_for_training(world: World, *extra: str) -> tuple[str, object]
     return run_id, proc
 
 
+def wait_for_a_checkpoint(world: World, hub_id: str) -> None:
+    """Until the trainer pushed a checkpoint ("Training in progress, step N") to ``hub_id``."""
+
+    def pushed() -> bool:
+        return any(c.summary.startswith("Training in progress") for c in world.hub.commits(hub_id))
+
+    wait_for("a checkpoint on the Hub", pushed, 60)
+
+
+def marker_of(world: World, hub_id: str) -> dict[str, object] | None:
+    """The final-push marker at the head of ``hub_id`` (None without one)."""
+    files = world.hub.files(hub_id)
+    return json.loads(files[RUN_MARKER]) if RUN_MARKER in files else None
+
+
 def test_kill_9_during_training_the_pod_ends_itself_and_resume_records_success(
     standin_world: World,
 ) -> None:
+    """Checkpoints are pushed on the way; the final push after the completed training is
+    recorded (the marker), and that, not any newer commit, makes the run a success."""
     world = standin_world
-    tell_standin(world, steps=40, step_s=0.1)
+    tell_standin(world, steps=40, step_s=0.1, push_every=10)
     run_id, proc = start_and_wait_for_training(world)
     proc.kill()  # type: ignore[attr-defined]
     proc.wait(timeout=30)  # type: ignore[attr-defined]
@@ -64,7 +82,11 @@ def test_kill_9_during_training_the_pod_ends_itself_and_resume_records_success(
     entry = next(e for e in world.runpod.ledger() if e.pod_id == pod_id)
     assert entry.terminated_by == "pod:rest"
     hub_id = world.show(run_id)["hub_model_id"]
-    assert "model.safetensors" in world.hub.files(hub_id)
+    assert world.hub.files(hub_id)["model.safetensors"] == b"stand-in weights"
+    summaries = [commit.summary for commit in world.hub.commits(hub_id)]
+    assert "Training in progress, step 30" in summaries, summaries
+    assert summaries[-2:] == ["End of training", f"thinnka: final push of run {run_id}"]
+    assert (marker_of(world, hub_id) or {})["run_id"] == run_id
     started = time.monotonic()
     resumed = world.thinnka("resume", run_id)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -74,16 +96,22 @@ def test_kill_9_during_training_the_pod_ends_itself_and_resume_records_success(
     assert len(world.runpod.ledger()) == 1 and world.runpod.pods() == []
 
 
+@pytest.mark.parametrize("finisher", ["resume", "recover"])
 def test_tiny_max_hours_nobody_attached_the_pod_goes_at_the_deadline(
-    standin_world: World,
+    standin_world: World, finisher: str
 ) -> None:
+    """The orchestrator is killed in training; checkpoints were pushed before the deadline.
+    The watchdog stops the job and ends the pod at the deadline; the run then failed with
+    max_duration, whatever was pushed before, and says which checkpoint the Hub holds."""
     world = standin_world
-    tell_standin(world, steps=100000, step_s=0.1)
-    hours = 30 / 3600  # 30 s after the pod started (setup included)
-    run_id, proc = start_and_wait_for_training(world, "--max-hours", f"{hours:.6f}", "--detach")
-    assert proc.wait(timeout=60) == 0  # type: ignore[attr-defined]
+    tell_standin(world, steps=100000, step_s=0.1, push_every=20)
+    hours = 40 / 3600  # 40 s after the pod started (setup included)
+    run_id, proc = start_and_wait_for_training(world, "--max-hours", f"{hours:.6f}")
     shown = world.show(run_id)
-    pod_id = shown["pod_id"]
+    pod_id, hub_id = shown["pod_id"], shown["hub_model_id"]
+    wait_for_a_checkpoint(world, hub_id)
+    proc.kill()  # type: ignore[attr-defined]
+    proc.wait(timeout=30)  # type: ignore[attr-defined]
     run_dir = Path(shown["remote"]["run_dir"])
     config = json.loads((run_dir / "watchdog.json").read_text())
     deadline = config["pod_started_epoch"] + hours * 3600
@@ -91,11 +119,17 @@ def test_tiny_max_hours_nobody_attached_the_pod_goes_at_the_deadline(
     assert -1 < time.time() - deadline < 10
     verdict = json.loads((run_dir / "watchdog.verdict").read_text())
     assert verdict["reason"] == "max_duration"
-    resumed = world.thinnka("resume", run_id)
-    assert resumed.returncode == 1
+    assert marker_of(world, hub_id) is None  # the training never ended: no final push
+
+    finished = world.thinnka(finisher, *([run_id] if finisher == "resume" else ["--json"]))
+    assert finished.returncode == (1 if finisher == "resume" else 0), finished.stderr[-2000:]
+    if finisher == "recover":
+        mine = next(i for i in json.loads(finished.stdout)["runs"] if i["run_id"] == run_id)
+        assert (mine["action"], mine["reason"]) == ("driven", "max_duration"), mine
     shown = world.show(run_id)
     assert (shown["state"], shown["outcome"]) == ("terminated", "failed")
-    assert shown["error"]["reason"] == "max_duration"
+    assert shown["error"]["reason"] == "max_duration", shown["error"]
+    assert f"{hub_id} holds an intermediate checkpoint at step " in shown["error"]["message"]
     ls = world.thinnka("ls", "--all")
     assert "max_duration" in ls.stdout, ls.stdout
 
@@ -137,9 +171,12 @@ def test_ctrl_c_in_training_detaches_and_recover_leaves_the_training_running(
 def test_a_pod_lost_during_training_fails_the_run_with_pod_lost_within_a_minute(
     standin_world: World,
 ) -> None:
+    """A checkpoint was pushed before the pod went: it is named, not taken for the model."""
     world = standin_world
-    tell_standin(world, steps=100000, step_s=0.1)
+    tell_standin(world, steps=100000, step_s=0.1, push_every=5)
     run_id, proc = start_and_wait_for_training(world)
+    hub_id = world.show(run_id)["hub_model_id"]
+    wait_for_a_checkpoint(world, hub_id)
     world.runpod.kill_pod(world.show(run_id)["pod_id"], vanish=True)  # console terminate
     started = time.monotonic()
     assert proc.wait(timeout=60) == 1  # type: ignore[attr-defined]
@@ -147,7 +184,37 @@ def test_a_pod_lost_during_training_fails_the_run_with_pod_lost_within_a_minute(
     shown = world.show(run_id)
     assert (shown["state"], shown["outcome"]) == ("terminated", "failed")
     assert shown["error"]["reason"] == "pod_lost", shown["error"]
+    assert f"{hub_id} holds an intermediate checkpoint at step " in shown["error"]["message"]
     assert world.runpod.pods() == [] and len(world.runpod.ledger()) == 1
+
+
+def test_a_repo_the_trainer_created_with_nothing_pushed_is_no_success(
+    standin_world: World,
+) -> None:
+    """The trainer creates the missing target repo (the Hub's .gitattributes commit), then
+    the pod stops (EXITED) before any push: that commit is not the model."""
+    world = standin_world
+    tell_standin(world, steps=100000, step_s=0.1)
+    run_id, proc = start_and_wait_for_training(world)
+    shown = world.show(run_id)
+    hub_id = shown["hub_model_id"]
+    assert shown["remote"]["hub_baseline"] is None  # the repo did not exist before training
+
+    def created() -> bool:
+        try:
+            return bool(world.hub.files(hub_id))
+        except KeyError:
+            return False
+
+    wait_for("the trainer to create the repo", created, 60)
+    world.runpod.kill_pod(shown["pod_id"])  # EXITED: the host stopped it
+    assert proc.wait(timeout=60) == 1  # type: ignore[attr-defined]
+    shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "failed")
+    assert shown["error"]["reason"] == "pod_lost", shown["error"]
+    assert f"{hub_id} was created" in shown["error"]["message"]
+    assert set(world.hub.files(hub_id)) == {".gitattributes"}
+    assert world.runpod.pods() == []
 
 
 @pytest.mark.parametrize("finisher", ["resume", "recover"])

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from thinnka.errors import LeaseHeld, RunNotFound, StateConflict
+from thinnka.errors import LeaseHeld, RefusedChoice, RunNotFound, StateConflict
 from thinnka.machine import Outcome, RunState
 from thinnka.options import RunOptions
 from thinnka.settings import load_settings
@@ -206,3 +206,53 @@ def test_two_processes_racing_for_one_lease_exactly_one_wins(tmp_path: Path) -> 
     for proc in procs:
         proc.join(timeout=30)
         assert proc.exitcode == 0
+
+
+@pytest.mark.usefixtures("db_backend")
+def test_a_run_claiming_a_repo_another_live_run_pushes_to_is_refused(tmp_path: Path) -> None:
+    """Two runs pushing to one repo overwrite each other's files (and each one's push check
+    could take the other's commit): the second is refused, with nothing created."""
+    store = _store(tmp_path)
+    first = store.create_run(RunOptions(), owner="me", hub_model_id="u/x")
+    assert first.hub_model_id == "u/x"
+    with pytest.raises(RefusedChoice, match=f"Run {first.id} \\(created\\) already pushes to u/x"):
+        store.create_run(RunOptions(), hub_model_id="u/x")
+    assert store.count_runs() == 1
+    assert store.create_run(RunOptions(), hub_model_id="u/y").hub_model_id == "u/y"
+    store.transition(first.id, owner="me", source=RunState.created, dest=RunState.failed,
+                     trigger="fail")  # fmt: skip
+    with pytest.raises(RefusedChoice):  # failed, not cleaned up: its pod may still push
+        store.create_run(RunOptions(), hub_model_id="u/x")
+    store.transition(first.id, owner="me", source=RunState.failed, dest=RunState.terminated,
+                     trigger="cleanup", outcome=Outcome.failed)  # fmt: skip
+    assert store.create_run(RunOptions(), hub_model_id="u/x").hub_model_id == "u/x"
+
+
+def _claim(folder: str, start: object, results: object) -> None:
+    store = _store(Path(folder))
+    start.wait()  # type: ignore[attr-defined]
+    try:
+        run = store.create_run(RunOptions(), hub_model_id="u/raced")
+        results.put(("created", run.id))  # type: ignore[attr-defined]
+    except RefusedChoice as refused:
+        results.put(("refused", refused.message))  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("db_backend")
+def test_processes_claiming_one_repo_at_once_create_exactly_one_run(tmp_path: Path) -> None:
+    """The check and the insert are one transaction that creators pass one at a time (an
+    advisory lock on PostgreSQL, SQLite's single writer), not a look before leaping."""
+    store = _store(tmp_path)
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Barrier(4), context.Queue()
+    procs = [context.Process(target=_claim, args=(str(tmp_path), start, results)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    outcomes = [results.get(timeout=60) for _ in procs]
+    for proc in procs:
+        proc.join(timeout=30)
+        assert proc.exitcode == 0
+    created = [run_id for kind, run_id in outcomes if kind == "created"]
+    assert len(created) == 1, outcomes
+    assert all(f"Run {created[0]} " in text for kind, text in outcomes if kind == "refused")
+    assert [run.id for run in store.list_runs()] == created

@@ -31,7 +31,12 @@ from tests.world._runpod_model import (
     rand_id,
     unique_id,
 )
-from tests.world._runpod_podkeys import on_pod_created, on_pod_terminated, on_reset
+from tests.world._runpod_podkeys import (
+    kill_pod_processes,
+    on_pod_created,
+    on_pod_terminated,
+    on_reset,
+)
 from tests.world._runpod_records import (
     CATALOG,
     GPU_NOT_FOUND,
@@ -318,6 +323,9 @@ class World:
         bill = self.bills[pod.id]
         self._close_intervals(bill)
         bill.exited_since = self.now()
+        # A stopped pod's container is gone: so are its processes (the job, its SSH
+        # sessions), as on Runpod; only its volume stays.
+        kill_pod_processes(pod.id)
 
     def get_pod(self, account: Account, pod_id: str) -> Pod | None:
         with self.lock:

@@ -9,7 +9,11 @@ the real run folder, token file and ``HF_ENDPOINT``; everything else
 (setup, job.sh, train.sh, the watchdog) is the real thing.
 
 How it behaves comes from ``standin.json`` in the pod volume's root (the test
-writes it): ``{"steps": N, "step_s": S, "fail": false, "push": true}``.
+writes it): ``{"steps": N, "step_s": S, "fail": false, "push": true, "push_every": K}``.
+As transformers does with ``push_to_hub``, it creates the target repo before the first step,
+pushes a checkpoint ("Training in progress, step N") every ``push_every`` steps (0: never)
+and the final model ("End of training") at the end. thinnka's ``train.sh`` then records the
+final push (``thinnka_mark.py``), as it does after a real trainer.
 
 Fixtures (import ``standin_venv_fixture`` and ``standin_world_fixture`` into a test
 module): ``standin_venv`` (session) and ``standin_world`` (a ``World`` whose pods
@@ -53,6 +57,14 @@ told = Path(config).parent.parent.parent / "standin.json"
 behaviour = json.loads(told.read_text()) if told.exists() else {{}}
 steps = int(behaviour.get("steps", 3))
 step_s = float(behaviour.get("step_s", 0.05))
+push = behaviour.get("push", True)
+push_every = int(behaviour.get("push_every", 0))
+if push or push_every:
+    # As transformers' Trainer does with push_to_hub: the repo is made before the first step
+    # (a new repo's first commit is the Hub's own .gitattributes).
+    from huggingface_hub import HfApi
+    api = HfApi()
+    api.create_repo(recipe["hub_model_id"], exist_ok=True)
 print("stand-in trainer: training", recipe.get("hub_model_id"), flush=True)
 for step in range(1, steps + 1):
     time.sleep(step_s)
@@ -65,22 +77,25 @@ for step in range(1, steps + 1):
     logged = f"{{{{'loss': '{{round(2.0 / step, 4)}}', 'epoch': '{{step / steps:.4g}}'}}}}"
     sys.stdout.write(f"\\r{{bar}}\\r{{' ' * len(bar)}}\\r{{logged}}\\n\\r{{bar}}")
     sys.stdout.flush()
+    if push_every and step % push_every == 0 and step < steps:
+        # hub_strategy every_save: each checkpoint is pushed while the training goes on.
+        api.upload_file(path_or_fileobj=f"weights at step {{step}}".encode(),
+                        path_in_repo="model.safetensors", repo_id=recipe["hub_model_id"],
+                        commit_message=f"Training in progress, step {{step}}")
+        print(f"stand-in trainer: pushed checkpoint {{step}}", flush=True)
 print("", flush=True)
 if behaviour.get("fail"):
     print("stand-in trainer: failing as told", file=sys.stderr, flush=True)
     sys.exit(1)
-if behaviour.get("push", True):
-    from huggingface_hub import HfApi
-    api = HfApi()
-    api.create_repo(recipe["hub_model_id"], exist_ok=True)
+if push:
     api.upload_file(path_or_fileobj=b"stand-in weights", path_in_repo="model.safetensors",
-                    repo_id=recipe["hub_model_id"], commit_message="stand-in push")
+                    repo_id=recipe["hub_model_id"], commit_message="End of training")
     print("stand-in trainer: pushed", flush=True)
 '''
 
 
 def tell_standin(world: World, **behaviour: object) -> None:
-    """How the next trainings of this world behave (steps, step_s, fail, push)."""
+    """How the next trainings of this world behave (steps, step_s, fail, push, push_every)."""
     (world.remote_root / "standin.json").write_text(json.dumps(behaviour))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from thinnka.errors import AuthError, NotFoundError, TransientError
 
 T = TypeVar("T")
 
-__all__ = ["HubClient", "HubModel", "TokenInfo"]
+__all__ = ["HubClient", "HubCommit", "HubModel", "TokenInfo"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,15 @@ class HubModel:
     model_type: str | None
     sha: str | None = None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class HubCommit:
+    """One commit of a repo: enough to say what it is (a checkpoint, the repo's creation)."""
+
+    commit_id: str
+    created_at: dt.datetime
+    title: str
 
 
 @dataclass(frozen=True)
@@ -155,6 +165,11 @@ class HubClient:
 
     def last_commit_at(self, repo_id: str) -> dt.datetime | None:
         """When the newest commit of ``repo_id`` was made; None if the repo is absent."""
+        latest = self.latest_commit(repo_id)
+        return latest.created_at if latest is not None else None
+
+    def latest_commit(self, repo_id: str) -> HubCommit | None:
+        """The newest commit of ``repo_id`` (its time and title); None if the repo is absent."""
 
         def once() -> list[Any]:
             with _translate(repo_id, self.endpoint, preflight=False):
@@ -165,7 +180,46 @@ class HubClient:
             commits = self._retried(once)
         except NotFoundError:
             return None
-        return max((c.created_at for c in commits), default=None)
+        newest = max(commits, key=lambda c: c.created_at, default=None)
+        if newest is None:
+            return None
+        return HubCommit(newest.commit_id, newest.created_at, newest.title or "")
+
+    def json_at_head(self, repo_id: str, filename: str) -> dict[str, Any] | None:
+        """A small JSON file of ``repo_id``'s main branch, read afresh (not from the cache);
+        None when the repo or the file is absent or it is no JSON object."""
+
+        def once() -> str | None:
+            from huggingface_hub import hf_hub_download
+
+            # A private folder, not the shared cache: the file changes under one name, and
+            # the cache is the user's.
+            with tempfile.TemporaryDirectory(prefix="thinnka-hub-") as folder:
+                try:
+                    with _translate(repo_id, self.endpoint, preflight=False):
+                        path = hf_hub_download(
+                            repo_id,
+                            filename,
+                            token=self._token,
+                            endpoint=self.endpoint,
+                            local_dir=folder,
+                            etag_timeout=self.timeout,
+                            library_name="thinnka",
+                            library_version=__version__,
+                        )
+                except NotFoundError:
+                    return None
+                with open(path, encoding="utf-8", errors="replace") as handle:
+                    return handle.read()
+
+        text = self._retried(once)
+        if text is None:
+            return None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        return data if isinstance(data, dict) else None
 
     # ------------------------------------------------------------ helpers
     def _retried(self, call: Callable[[], T]) -> T:

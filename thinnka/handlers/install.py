@@ -23,9 +23,18 @@ if TYPE_CHECKING:
     from thinnka.planning.facts import RemotePaths
     from thinnka.rendering import Rendered
 
-__all__ = ["InstallHandler", "run_env"]
+__all__ = ["InstallHandler", "final_push_job", "run_env"]
 
-_OWN_SCRIPTS = ("job.sh", "train.sh", "check_stack.py", "setup_common.sh", "prefetch.py")
+_OWN_SCRIPTS = (
+    "job.sh", "train.sh", "check_stack.py", "setup_common.sh", "prefetch.py", "thinnka_mark.py",
+)  # fmt: skip
+
+
+def final_push_job(rendered: Rendered) -> str:
+    """The job whose success means the final model is on the Hub ("" when none pushes)."""
+    if rendered.merge:
+        return "merge"  # the adapter went to its own repo; merge.py pushes the model
+    return "train" if rendered.recipe.get("push_to_hub") else ""
 
 
 def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[str, str]:
@@ -46,6 +55,12 @@ def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[st
         # Downloaded while the stack installs (prefetch.py), into HF_HOME.
         "THINNKA_PREFETCH_MODEL": ctx.run.options.repo_id,
         "THINNKA_PREFETCH_DATASET": ctx.run.options.dataset_name,
+        # After the job that makes the final push exits 0, train.sh runs thinnka_mark.py,
+        # which writes thinnka-run.json (this run's id) to that repo: the push check's proof
+        # that the final model is there, not a checkpoint pushed on the way.
+        "THINNKA_FINAL_JOB": final_push_job(rendered),
+        "THINNKA_PUSH_REPO": ctx.run.hub_model_id or "",
+        "THINNKA_OUTPUT_DIR": paths.output_dir,
     }
     # THINNKA_POD_INSTALLER=pip|uv and THINNKA_POD_PYTHON (the image's python) exist for pods
     # whose image needs them and for the emulated world (README, Development).

@@ -9,15 +9,16 @@ naming what it found instead; nothing is silently overwritten.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, or_, select, update
+from sqlalchemy import Engine, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from thinnka.errors import LeaseHeld, RunNotFound, StateConflict, ThinnkaError
+from thinnka.errors import LeaseHeld, RefusedChoice, RunNotFound, StateConflict, ThinnkaError
 from thinnka.machine import Outcome, RunState
 from thinnka.options import RunOptions
 from thinnka.store.metric_table import MetricsTable
@@ -74,14 +75,23 @@ class Store:
         owner: str | None = None,
         lease_seconds: float = 60.0,
         plan: dict[str, object] | None = None,
+        hub_model_id: str | None = None,
     ) -> RunRecord:
         """Insert a run in ``created`` (optionally leased to ``owner`` at once), with
-        the facts already checked before it existed (``plan``)."""
+        the facts already checked before it existed (``plan``).
+
+        With ``hub_model_id`` the run claims that repo: when another run that is not
+        terminated pushes there, nothing is created and ``RefusedChoice`` names it (two
+        runs pushing to one repo overwrite each other's files). The check and the insert
+        are one transaction that concurrent creators pass one at a time.
+        """
         now = utcnow()
         for _ in range(20):
             run_id = "r-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(6))
             try:
                 with self._sessions.begin() as session:
+                    if hub_model_id is not None:
+                        _serialize_claims(session, hub_model_id)
                     session.add(
                         RunRow(
                             id=run_id,
@@ -89,7 +99,7 @@ class Store:
                             options=options.to_json(),
                             plan=plan,
                             repo_id=options.repo_id,
-                            hub_model_id=options.hub_model_id,
+                            hub_model_id=hub_model_id or options.hub_model_id,
                             remote={},
                             cost_usd=0.0,
                             cancel_requested=False,
@@ -102,6 +112,8 @@ class Store:
                         )
                     )
                     session.flush()
+                    if hub_model_id is not None:
+                        _refuse_a_second_pusher(session, run_id, hub_model_id)
                     self._event(session, run_id, "created", None, RunState.created, "Run created.")
                     self._announce(session, run_id, "Run created.", None, "create")
                 return self.get(run_id)
@@ -330,3 +342,39 @@ class Store:
             f"Could not {what} for run {run_id}: it is {row.state} "
             f"and its lease is held by {row.lease_owner or 'nobody'}."
         )
+
+
+def _serialize_claims(session: Session, hub_model_id: str) -> None:
+    """Make concurrent creators claiming ``hub_model_id`` pass one at a time.
+
+    PostgreSQL: a transaction-scoped advisory lock on the repo's name (read committed would
+    let two inserts miss each other). SQLite needs nothing: the insert comes before the
+    check, and SQLite lets one writer at a time in, so the second sees the first's row.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(f"thinnka-repo:{hub_model_id}".encode(), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)  # advisory keys are signed 64-bit
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+def _refuse_a_second_pusher(session: Session, run_id: str, hub_model_id: str) -> None:
+    """``RefusedChoice`` (rolling the insert back) when another live run pushes there."""
+    other = session.execute(
+        select(RunRow.id, RunRow.state)
+        .where(
+            RunRow.hub_model_id == hub_model_id,
+            RunRow.state != RunState.terminated.value,
+            RunRow.id != run_id,
+        )
+        .order_by(RunRow.created_at)
+        .limit(1)
+    ).first()
+    if other is None:
+        return
+    raise RefusedChoice(
+        f"Run {other.id} ({other.state}) already pushes to {hub_model_id}; two runs pushing "
+        "to one repo overwrite each other's files. Give this run its own --hub-model-id, or "
+        f"wait for {other.id} to end (`thinnka cancel {other.id}` stops it).",
+        reason="repo_busy",
+    )
