@@ -13,6 +13,7 @@ import pytest
 from tests.cli.test_console import _store, _training_run
 from thinnka.cli import app
 from thinnka.cli.exit_codes import run_app
+from thinnka.events.metrics import ingest_metrics
 
 DATA = Path(__file__).parent / "data"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -41,7 +42,7 @@ def _report(workdir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, Pat
     local = workdir / "state" / "runs" / run_id / "remote.log"
     local.parent.mkdir(parents=True)
     shutil.copy(DATA / "trl_grpo_remote.log", local)
-    store.metrics.ingest(run_id, local)
+    ingest_metrics(store.metrics, run_id, local)
     target = workdir / "out.html"
     assert run_app(app, ["report", run_id, "--output", str(target)]) == 0
     assert capsys.readouterr().out.strip() == str(target)

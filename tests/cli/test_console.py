@@ -14,6 +14,7 @@ from thinnka.cli import app
 from thinnka.cli.console import ConsoleOutput
 from thinnka.cli.curves import sparkline
 from thinnka.cli.exit_codes import run_app
+from thinnka.events.metrics import ingest_metrics
 from thinnka.machine import RunState
 from thinnka.options import RunOptions
 from thinnka.settings import load_settings
@@ -110,7 +111,7 @@ def test_show_prints_curves_and_pending_events(
     local = workdir / "state" / "runs" / run_id / "remote.log"
     local.parent.mkdir(parents=True)
     shutil.copy(DATA / "trl_grpo_remote.log", local)
-    store.metrics.ingest(run_id, local)
+    ingest_metrics(store.metrics, run_id, local)
     (workdir / ".env").write_text("PROGRESS_WEBHOOK_URL=http://127.0.0.1:9/hook\n")
     assert run_app(app, ["show", run_id]) == 0
     out = capsys.readouterr().out

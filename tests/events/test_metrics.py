@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from thinnka.events.metrics import MAIN_METRICS, logged_step, parse_metrics, read_metric_lines
+from thinnka.events.metrics import (
+    MAIN_METRICS,
+    ingest_metrics,
+    logged_step,
+    parse_metrics,
+    read_metric_lines,
+)
 from thinnka.options import RunOptions
 from thinnka.settings import load_settings
 from thinnka.store import Store, open_store
@@ -65,9 +71,9 @@ def test_resume_stores_each_step_once_from_the_bytes_kept(tmp_path: Path) -> Non
     full = (DATA / "trl_grpo_remote.log").read_bytes()
     local = tmp_path / "remote.log"
     local.write_bytes(full[: len(full) // 2])  # the process died halfway
-    first = store.metrics.ingest(run.id, local)
+    first = ingest_metrics(store.metrics, run.id, local)
     shutil.copy(DATA / "trl_grpo_remote.log", local)  # resume appends the rest
-    second = store.metrics.ingest(run.id, local)
+    second = ingest_metrics(store.metrics, run.id, local)
     assert (first, second) == (2, 2)
     series = store.metrics.series(run.id)
     assert [step for step, _ in series["reward"]] == [1, 2, 3, 4]
@@ -152,7 +158,7 @@ def _store_for(capture: Path, *, every: int) -> Iterator[tuple[Store, str]]:
         run = store.create_run(RunOptions())
         local = folder / "remote.log"
         shutil.copy(capture, local)
-        store.metrics.ingest(run.id, local, every=every)
+        ingest_metrics(store.metrics, run.id, local, every=every)
         yield store, run.id
 
 

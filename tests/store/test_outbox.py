@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, inspect, text
 
-from thinnka.events.metrics import MetricLine
+from thinnka.events.metrics import MetricLine, ingest_metrics
 from thinnka.options import RunOptions
 from thinnka.store import Store
 from thinnka.store.db import HEAD_REVISION, _alembic_config, create_db_engine, migrate
@@ -51,11 +51,11 @@ def test_metrics_are_stored_once_per_logged_line(tmp_path: Path) -> None:
     run = store.create_run(RunOptions())
     log = tmp_path / "remote.log"
     log.write_text("[train] {'loss': 2.0, 'epoch': 0.5}\n[train] hello\n[train] {'loss': 1.5, ")
-    assert store.metrics.ingest(run.id, log, every=5) == 1
+    assert ingest_metrics(store.metrics, run.id, log, every=5) == 1
     with open(log, "a") as handle:  # the half line completes, another follows
         handle.write("'epoch': 1.0}\n[train] {'loss': '1.25', 'epoch': '1.5'}\n")
-    assert store.metrics.ingest(run.id, log, every=5) == 2
-    assert store.metrics.ingest(run.id, log, every=5) == 0  # the same bytes add nothing
+    assert ingest_metrics(store.metrics, run.id, log, every=5) == 2
+    assert ingest_metrics(store.metrics, run.id, log, every=5) == 0  # the same bytes add nothing
     first_end = len("[train] {'loss': 2.0, 'epoch': 0.5}\n")
     lines = [MetricLine("train", {"loss": 9.0}, first_end)]  # a line stored before is refused
     assert store.metrics.add(run.id, lines, steps=[1]) == 0

@@ -21,11 +21,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from thinnka.store.metric_table import MetricsTable
 
 __all__ = [
     "MAIN_METRICS",
     "LoggingSteps",
     "MetricLine",
+    "ingest_metrics",
     "is_step_bar",
     "logged_step",
     "parse_metrics",
@@ -134,3 +139,20 @@ def read_metric_lines(path: Path, start: int) -> list[MetricLine]:
         if values:
             found.append(MetricLine(match.group("stage"), values, position))
     return found
+
+
+def ingest_metrics(
+    table: MetricsTable, run_id: str, path: Path, *, every: int = 1, first_step_logged: bool = True
+) -> int:
+    """Store the metric lines of the local log copy not stored yet; count added.
+
+    ``every`` and ``first_step_logged`` are the trainer's ``logging_steps`` and
+    ``logging_first_step``: which step the n-th logged dict is (``logged_step``).
+    """
+    start, stored = table.position(run_id)
+    lines = read_metric_lines(path, start)
+    steps = [
+        logged_step(stored + n, every, first_step_logged=first_step_logged)
+        for n in range(1, len(lines) + 1)
+    ]
+    return table.add(run_id, lines, steps=steps)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from thinnka.events.delivery import Deliverer, DeliveryPolicy
-from thinnka.events.metrics import LoggingSteps, is_step_bar, parse_metrics
+from thinnka.events.metrics import LoggingSteps, ingest_metrics, is_step_bar, parse_metrics
 from thinnka.events.sinks import Sink, discord_text, sink_secrets
 
 if TYPE_CHECKING:
@@ -257,8 +257,8 @@ class Notifier:
         if every is None:
             return  # which step a dict is waits for the trainer's bar to show the total
         try:
-            self.store.metrics.ingest(
-                self._run_id, self._log_path(self._run_id), every=every,
+            ingest_metrics(
+                self.store.metrics, self._run_id, self._log_path(self._run_id), every=every,
                 first_step_logged=self._first_logged,
             )  # fmt: skip
         except Exception:

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from thinnka.events.metrics import MetricLine, logged_step, read_metric_lines
 from thinnka.store.models import MetricRow
 
-__all__ = ["MetricsTable", "Series"]
+__all__ = ["LoggedLine", "MetricsTable", "Series"]
 
 Series = dict[str, list[tuple[int, float]]]
+
+
+class LoggedLine(Protocol):
+    """One dict the trainer logged, as ``thinnka.events.metrics`` reads it from the log."""
+
+    @property
+    def stage(self) -> str: ...
+
+    @property
+    def values(self) -> Mapping[str, float]: ...
+
+    @property
+    def end(self) -> int:
+        """The byte offset just after the line in the local copy of the log."""
+        ...
 
 
 class MetricsTable:
@@ -30,7 +44,7 @@ class MetricsTable:
             ).one()  # fmt: skip
         return int(end or 0), int(lines or 0)
 
-    def add(self, run_id: str, lines: Sequence[MetricLine], *, steps: Sequence[int]) -> int:
+    def add(self, run_id: str, lines: Sequence[LoggedLine], *, steps: Sequence[int]) -> int:
         """Store ``lines`` as the training ``steps`` (one each); count added."""
         if not lines:
             return 0
@@ -48,22 +62,6 @@ class MetricsTable:
         except IntegrityError:
             return 0  # another process stored these very lines first
         return len(lines)
-
-    def ingest(
-        self, run_id: str, path: Path, *, every: int = 1, first_step_logged: bool = True
-    ) -> int:
-        """Store the metric lines of the local log copy not stored yet; count added.
-
-        ``every`` and ``first_step_logged`` are the trainer's ``logging_steps`` and
-        ``logging_first_step``: which step the n-th logged dict is (``logged_step``).
-        """
-        start, stored = self.position(run_id)
-        lines = read_metric_lines(path, start)
-        steps = [
-            logged_step(stored + n, every, first_step_logged=first_step_logged)
-            for n in range(1, len(lines) + 1)
-        ]
-        return self.add(run_id, lines, steps=steps)
 
     def series(self, run_id: str) -> Series:
         """Every metric of the run as (step, value) pairs in step order."""
