@@ -89,9 +89,15 @@ def check_run_credentials(settings: Settings, options: RunOptions) -> None:
 
 
 def notifier_for(
-    settings: Settings, options: RunOptions, output: Output, store: Store | None = None
+    settings: Settings,
+    options: RunOptions,
+    output: Output,
+    store: Store | None = None,
+    *,
+    deliver: bool = True,
 ) -> Notifier:
-    """The terminal output, plus the events outbox and its webhook/Discord delivery."""
+    """The terminal output, plus the events outbox and its webhook/Discord delivery
+    (``deliver=False``: the outbox only; someone else delivers it)."""
     from thinnka.events.notify import (
         DEFAULT_PROGRESS_INTERVAL_S,
         Notifier,
@@ -120,6 +126,7 @@ def notifier_for(
         first_step_logged=logging_first_step(options.overrides),
         hub_endpoint=settings.hf_endpoint,
         progress_interval_s=float(interval) if interval else DEFAULT_PROGRESS_INTERVAL_S,
+        deliver=deliver,
     )
 
 

@@ -86,6 +86,14 @@ STORIES: dict[str, tuple[str, str]] = {
         "succeeded",
         "tests/e2e/test_races.py::test_a_whole_run_under_random_429s_500s_and_drops_succeeds_with_one_pod",
     ),
+    "`recover` with a webhook that never finishes answering (a header line every 3 s)": (
+        "cancelled",
+        "tests/e2e/test_outbox.py::test_recover_with_a_trickling_webhook_still_cleans_up_and_returns",
+    ),
+    "a run refused at the gate, its webhook dead": (
+        "failed (`precheck`)",
+        "tests/e2e/test_outbox.py::test_a_run_refused_at_the_gate_exits_without_waiting_for_a_dead_sink",
+    ),
 }  # fmt: skip
 
 
