@@ -90,6 +90,10 @@ STORIES: dict[str, tuple[str, str]] = {
         "cancelled",
         "tests/e2e/test_outbox.py::test_recover_with_a_trickling_webhook_still_cleans_up_and_returns",
     ),
+    "a `.env` that is not UTF-8 (a Latin-1 byte in a comment, UTF-16 without a byte-order mark)": (
+        "exit 2",
+        "tests/e2e/test_errors.py::test_an_env_file_that_is_not_utf8_is_named_with_its_line_and_exit_2",
+    ),
     "a run refused at the gate, its webhook dead": (
         "failed (`precheck`)",
         "tests/e2e/test_outbox.py::test_a_run_refused_at_the_gate_exits_without_waiting_for_a_dead_sink",
