@@ -71,8 +71,9 @@ class Session:
         )
 
 
-def open_session(settings: Settings) -> Session:
-    return Session(settings=settings, store=open_store(settings))
+def open_session(settings: Settings, *, read_only: bool = False) -> Session:
+    """``read_only``: for commands that only read (see ``thinnka.store.db.open_engine``)."""
+    return Session(settings=settings, store=open_store(settings, read_only=read_only))
 
 
 def check_run_credentials(settings: Settings, options: RunOptions) -> None:

@@ -94,6 +94,14 @@ STORIES: dict[str, tuple[str, str]] = {
         "exit 2",
         "tests/e2e/test_errors.py::test_an_env_file_that_is_not_utf8_is_named_with_its_line_and_exit_2",
     ),
+    "the state folder is read-only (a read-only mount)": (
+        "exit 2 for the commands that write",
+        "tests/e2e/test_errors.py::test_a_read_only_state_folder_serves_reading_commands_and_refuses_writing_ones",
+    ),
+    "the state folder cannot be created (a path under a file)": (
+        "exit 2",
+        "tests/e2e/test_errors.py::test_a_state_folder_under_a_file_is_one_clear_error_for_every_command",
+    ),
     "a run refused at the gate, its webhook dead": (
         "failed (`precheck`)",
         "tests/e2e/test_outbox.py::test_a_run_refused_at_the_gate_exits_without_waiting_for_a_dead_sink",

@@ -9,8 +9,13 @@ documented exit code, and nothing created.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -63,4 +68,92 @@ def test_an_env_file_that_is_not_utf8_is_named_with_its_line_and_exit_2(
             assert secret not in result.stderr + result.stdout
     assert time.monotonic() - started < 60
     assert not (world.workdir / "state").exists(), "something was created"
+    assert world.runpod.ledger() == []
+
+
+# ------------------------------------------------------------------ item 9: the state folder
+READ_ONLY_COMMANDS = ("ls", "show", "logs", "report", "plan", "gpus", "doctor")
+
+
+def _unprivileged() -> list[str]:
+    """root writes through any file mode: without CAP_DAC_OVERRIDE it is held to the modes,
+    so a folder made 0555 is as read-only to it as a read-only mount is to everyone."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root without setpriv cannot be kept out of a read-only folder")
+    return ["setpriv", "--bounding-set=-dac_override"]
+
+
+def _thinnka_as(world: World, prefix: list[str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*prefix, *world.command(*args)], cwd=world.workdir, env=world.env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+@contextmanager
+def _read_only(folder: Path) -> Iterator[None]:
+    paths = [folder, *folder.rglob("*")]
+    modes = {path: path.stat().st_mode for path in paths}
+    for path in reversed(paths):  # the files first, then their folders
+        path.chmod(modes[path] & ~0o222)
+    try:
+        yield
+    finally:
+        for path in paths:
+            path.chmod(modes[path])
+
+
+def test_a_read_only_state_folder_serves_reading_commands_and_refuses_writing_ones(
+    world: World, tmp_path: Path
+) -> None:
+    prefix = _unprivileged()
+    refused = world.thinnka("run", "--repo-id", world.hub.models.gated_denied, "--sft")
+    assert refused.returncode == 1, refused.stderr[-2000:]  # one run row, no pod
+    run_id = refused.stdout.split()[1]
+    state = world.workdir / "state"
+    log = state / "runs" / run_id / "remote.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("[setup] recorded before the mount went read-only\n")
+    chat = world.hub.models.chat
+    with _read_only(state):
+        reading = {
+            "ls": ["ls", "--all", "--json"],
+            "show": ["show", run_id, "--json"],
+            "logs": ["logs", run_id],
+            "report": ["report", run_id, "--output", str(tmp_path / "report.html")],
+            "plan": ["plan", "--json", "--repo-id", chat, "--sft"],
+            "gpus": ["gpus", "--json"],
+            "doctor": ["doctor", "--json"],
+        }
+        assert set(reading) == set(READ_ONLY_COMMANDS)
+        results = {name: _thinnka_as(world, prefix, *args) for name, args in reading.items()}
+        for name, result in results.items():
+            assert result.returncode == 0, (name, result.stderr[-2000:])
+            assert "Traceback" not in result.stderr, (name, result.stderr[-3000:])
+        assert [row["id"] for row in json.loads(results["ls"].stdout)] == [run_id]
+        assert json.loads(results["show"].stdout)["error"]["reason"] == "precheck"
+        assert "recorded before the mount went read-only" in results["logs"].stdout
+        assert (tmp_path / "report.html").read_text().count(run_id) >= 1
+        database = {c["name"]: c for c in json.loads(results["doctor"].stdout)}["database"]
+        assert database["status"] == "warn" and "read-only" in database["detail"], database
+        for args in (["run", "--repo-id", chat, "--sft"], ["resume", run_id], ["cancel", run_id],
+                     ["recover"], ["reap"]):  # fmt: skip
+            result = _thinnka_as(world, prefix, *args)
+            _one_clear_line(result, 2, str(state), "not writable")
+    assert world.runpod.ledger() == []
+    listed = world.thinnka("ls", "--all", "--json")
+    assert [row["id"] for row in json.loads(listed.stdout)] == [run_id]  # nothing was added
+
+
+def test_a_state_folder_under_a_file_is_one_clear_error_for_every_command(world: World) -> None:
+    blocker = world.workdir / "not-a-folder"
+    blocker.write_text("a file where the state folder's parent should be\n")
+    world.write_dotenv(THINNKA_STATE_DIR=str(blocker / "state"))
+    chat = world.hub.models.chat
+    for args in (["ls"], ["show", "r-nothing"], ["logs", "r-nothing"], ["report", "r-nothing"],
+                 ["doctor"], ["gpus", "--json"], ["plan", "--repo-id", chat, "--sft"],
+                 ["run", "--repo-id", chat, "--sft"], ["resume", "r-nothing"],
+                 ["cancel", "r-nothing"], ["recover"], ["reap"]):  # fmt: skip
+        result = world.thinnka(*args)
+        _one_clear_line(result, 2, str(blocker / "state"))
     assert world.runpod.ledger() == []

@@ -23,7 +23,7 @@ def ls_command(
     """List runs (those not yet terminated, unless --all)."""
     from thinnka.operations import run_summary
 
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     runs = session.store.list_runs(include_terminated=show_all)
     rows = [run_summary(session.store, run, events=False) for run in runs]
     if as_json:
@@ -46,7 +46,7 @@ def show_command(
     from thinnka.events.sinks import sink_names
     from thinnka.operations import cost_report, run_summary
 
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     run = session.store.get(run_id)
     data = run_summary(session.store, run, events=True)
     data.update(cost_report(session, run))  # billed by Runpod where known, else the estimate
@@ -82,7 +82,7 @@ def logs_command(
     **values: Any,
 ) -> int:
     """Print the local copy of a run's remote output (setup and training)."""
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     run = session.store.get(run_id)
     path = session.settings.remote_log(run.id)
     offset = 0
@@ -141,7 +141,7 @@ def report_command(
     from thinnka.operations import run_summary
     from thinnka.report import ReportData, render_report
 
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     run = session.store.get(run_id)
     target = (
         Path(output).expanduser()
