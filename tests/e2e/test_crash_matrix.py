@@ -102,6 +102,10 @@ STORIES: dict[str, tuple[str, str]] = {
         "exit 2",
         "tests/e2e/test_errors.py::test_a_state_folder_under_a_file_is_one_clear_error_for_every_command",
     ),
+    "`report --output` a folder, a full disk or a read-only place": (
+        "exit 2 (a folder: written there)",
+        "tests/e2e/test_errors.py::test_report_into_a_folder_a_full_device_or_a_read_only_place",
+    ),
     "a run refused at the gate, its webhook dead": (
         "failed (`precheck`)",
         "tests/e2e/test_outbox.py::test_a_run_refused_at_the_gate_exits_without_waiting_for_a_dead_sink",

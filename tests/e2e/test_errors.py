@@ -157,3 +157,25 @@ def test_a_state_folder_under_a_file_is_one_clear_error_for_every_command(world:
         result = world.thinnka(*args)
         _one_clear_line(result, 2, str(blocker / "state"))
     assert world.runpod.ledger() == []
+
+
+# ------------------------------------------------------------------ item 10: report's target
+def test_report_into_a_folder_a_full_device_or_a_read_only_place(
+    world: World, tmp_path: Path
+) -> None:
+    refused = world.thinnka("run", "--repo-id", world.hub.models.gated_denied, "--sft")
+    run_id = refused.stdout.split()[1]
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    into = world.thinnka("report", run_id, "--output", str(folder))
+    assert into.returncode == 0, into.stderr[-2000:]
+    written = Path(into.stdout.strip())
+    assert written.parent == folder and run_id in written.read_text()
+    full = world.thinnka("report", run_id, "--output", "/dev/full")  # every write: ENOSPC
+    _one_clear_line(full, 2, "/dev/full", "No space left on device")
+    prefix = _unprivileged()
+    with _read_only(world.workdir / "state"):  # the default place, state/runs/RUN/
+        where = world.workdir / "state" / "runs" / run_id
+        result = _thinnka_as(world, prefix, "report", run_id)
+        _one_clear_line(result, 2, str(where), "--output")
+    assert not list(where.glob("*.html*")), "a partial report was left behind"
