@@ -106,6 +106,10 @@ STORIES: dict[str, tuple[str, str]] = {
         "exit 2 (a folder: written there)",
         "tests/e2e/test_errors.py::test_report_into_a_folder_a_full_device_or_a_read_only_place",
     ),
+    "a `--json` command fails (bad input, unknown run, a refused key)": (
+        "its exit code, unchanged",
+        "tests/e2e/test_errors.py::test_every_json_command_prints_a_json_error_object_when_it_fails",
+    ),
     "a run refused at the gate, its webhook dead": (
         "failed (`precheck`)",
         "tests/e2e/test_outbox.py::test_a_run_refused_at_the_gate_exits_without_waiting_for_a_dead_sink",

@@ -179,3 +179,59 @@ def test_report_into_a_folder_a_full_device_or_a_read_only_place(
         result = _thinnka_as(world, prefix, "report", run_id)
         _one_clear_line(result, 2, str(where), "--output")
     assert not list(where.glob("*.html*")), "a partial report was left behind"
+
+
+# ------------------------------------------------------------------ item 11: --json errors
+def _json_commands() -> set[str]:
+    import typer
+
+    from thinnka.cli import app
+
+    group = typer.main.get_command(app)
+    return {name for name, command in group.commands.items()  # type: ignore[attr-defined]
+            if any("--json" in param.opts for param in command.params)}  # fmt: skip
+
+
+def test_every_json_command_prints_a_json_error_object_when_it_fails(world: World) -> None:
+    token = world.hub.tokens.write
+    chat = world.hub.models.chat
+    env = world.workdir / ".env"
+    # command -> (how it is made to fail, its exit code, the reason code, a fault to set up)
+    failures = {
+        "plan": (["plan", "--json", "--repo-id", chat, "--sft", "--max-hours", "nan"], 2,
+                 "invalid_config"),
+        "show": (["show", token, "--json"], 2, "run_not_found"),  # a secret in the message
+        "ls": (["ls", "--json"], 2, "invalid_config"),
+        "gpus": (["gpus", "--json"], 1, "auth"),
+        "recover": (["recover", "--json"], 1, "auth"),
+        "doctor": (["doctor", "--json"], 2, "invalid_config"),
+    }  # fmt: skip
+    assert set(failures) == _json_commands(), "a --json command without its failure case"
+    for name, (args, code, reason) in failures.items():
+        saved = env.read_bytes()
+        if name == "ls":  # the state folder cannot be made
+            (world.workdir / "a-file").write_text("")
+            world.write_dotenv(THINNKA_STATE_DIR=str(world.workdir / "a-file" / "state"))
+        if name in ("gpus", "recover"):  # Runpod refuses the key from now on
+            world.runpod.inject_faults(status=401, count=1000)
+        if name == "doctor":  # a Latin-1 byte in the .env
+            env.write_bytes(saved + b"# caf\xe9\n")
+        try:
+            result = world.thinnka(*args)
+        finally:
+            env.write_bytes(saved)
+            world.runpod.clear_faults()
+        assert result.returncode == code, (name, result.stderr[-2000:])
+        assert "Traceback" not in result.stderr, (name, result.stderr[-3000:])
+        answer = json.loads(result.stdout)
+        assert set(answer) == {"error"}, (name, answer)
+        error = answer["error"]
+        assert (error["code"], error["reason"]) == (code, reason), (name, error)
+        assert error["message"] and "\n" not in error["message"], (name, error)
+        stderr_line = next(line for line in result.stderr.splitlines() if "Error:" in line)
+        assert error["message"] in stderr_line, (name, stderr_line)
+        for secret in world.secrets:
+            assert secret not in result.stdout + result.stderr, name
+    usage = world.thinnka("show", "--json")  # typer's own usage error: no run id
+    assert usage.returncode == 2
+    assert json.loads(usage.stdout)["error"]["reason"] == "invalid_config"
