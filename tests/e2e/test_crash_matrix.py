@@ -110,6 +110,10 @@ STORIES: dict[str, tuple[str, str]] = {
         "its exit code, unchanged",
         "tests/e2e/test_errors.py::test_every_json_command_prints_a_json_error_object_when_it_fails",
     ),
+    "a credential in a `--custom-dependencies` URL, or a `file://` one": (
+        "exit 2",
+        "tests/e2e/test_errors.py::test_a_credential_in_a_custom_dependency_url_goes_nowhere_and_rents_nothing",
+    ),
     "a run refused at the gate, its webhook dead": (
         "failed (`precheck`)",
         "tests/e2e/test_outbox.py::test_a_run_refused_at_the_gate_exits_without_waiting_for_a_dead_sink",

@@ -235,3 +235,26 @@ def test_every_json_command_prints_a_json_error_object_when_it_fails(world: Worl
     usage = world.thinnka("show", "--json")  # typer's own usage error: no run id
     assert usage.returncode == 2
     assert json.loads(usage.stdout)["error"]["reason"] == "invalid_config"
+
+
+# ------------------------------------------------------------------ item 12: dependency URLs
+def test_a_credential_in_a_custom_dependency_url_goes_nowhere_and_rents_nothing(
+    world: World,
+) -> None:
+    canary = "ghp_e2eCanaryDependencyToken0042"
+    chat = world.hub.models.chat
+    for item, said in ((f"pkg @ git+https://user:{canary}@git.example.org/org/pkg",
+                        "must not carry a user name or password"),
+                       ("pkg @ file:///home/me/pkg", "names a path on this machine")):  # fmt: skip
+        for command in (["plan", "--json"], ["run", "--merge-model"]):
+            result = world.thinnka(*command, "--repo-id", chat, "--sft",
+                                   "--custom-dependencies", item)  # fmt: skip
+            _one_clear_line(result, 2, said)
+            if command[0] == "plan":
+                assert said in json.loads(result.stdout)["error"]["message"]
+            assert canary not in result.stdout + result.stderr
+    state = world.workdir / "state"
+    stored = [p.read_bytes() for p in state.rglob("*") if p.is_file()] if state.exists() else []
+    assert not any(canary.encode() in data for data in stored)
+    assert world.runpod.ledger() == []
+    assert json.loads(world.thinnka("ls", "--all", "--json").stdout) == []
