@@ -59,10 +59,21 @@ def _checks(session: Session) -> list[Check]:
 
 def _database(session: Session) -> Check:
     """Kind, server version and migration state: on a shared server, worth seeing."""
-    from thinnka.store.db import HEAD_REVISION, database_info
+    from thinnka.errors import ConfigError
+    from thinnka.store import Store
+    from thinnka.store.db import HEAD_REVISION, database_info, open_engine
 
-    info = database_info(session.store.engine)
-    store = session.store
+    store, settings = session.store, session.settings
+    if store.read_only:  # doctor only reads; whether the other commands can write is news
+        try:
+            store = Store(open_engine(settings.database_url, settings.state_dir))
+        except ConfigError as exc:
+            info = database_info(store.engine)
+            installation = store.known_installation_id() or "none yet"
+            return Check("database", "warn", f"{info.kind} {info.server_version}; "
+                         f"{info.migration_state}; {store.count_runs()} runs; installation "
+                         f"{installation}; read-only: {exc.message}")  # fmt: skip
+    info = database_info(store.engine)
     return Check(
         "database",
         "ok" if info.revision == HEAD_REVISION else "warn",

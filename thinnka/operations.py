@@ -71,8 +71,9 @@ class Session:
         )
 
 
-def open_session(settings: Settings) -> Session:
-    return Session(settings=settings, store=open_store(settings))
+def open_session(settings: Settings, *, read_only: bool = False) -> Session:
+    """``read_only``: for commands that only read (see ``thinnka.store.db.open_engine``)."""
+    return Session(settings=settings, store=open_store(settings, read_only=read_only))
 
 
 def check_run_credentials(settings: Settings, options: RunOptions) -> None:
@@ -89,9 +90,15 @@ def check_run_credentials(settings: Settings, options: RunOptions) -> None:
 
 
 def notifier_for(
-    settings: Settings, options: RunOptions, output: Output, store: Store | None = None
+    settings: Settings,
+    options: RunOptions,
+    output: Output,
+    store: Store | None = None,
+    *,
+    deliver: bool = True,
 ) -> Notifier:
-    """The terminal output, plus the events outbox and its webhook/Discord delivery."""
+    """The terminal output, plus the events outbox and its webhook/Discord delivery
+    (``deliver=False``: the outbox only; someone else delivers it)."""
     from thinnka.events.notify import (
         DEFAULT_PROGRESS_INTERVAL_S,
         Notifier,
@@ -120,6 +127,7 @@ def notifier_for(
         first_step_logged=logging_first_step(options.overrides),
         hub_endpoint=settings.hf_endpoint,
         progress_interval_s=float(interval) if interval else DEFAULT_PROGRESS_INTERVAL_S,
+        deliver=deliver,
     )
 
 

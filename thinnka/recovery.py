@@ -136,12 +136,14 @@ def recover(session: Session, output: Output) -> RecoverReport:
         report.runs.append(action)
         if action.action in ("driven", "cancelled"):
             report.driven.append((run.id, action.state))
-    from thinnka.events.notify import deliver_backlog
-
-    deliver_backlog(session.store, session.settings)  # what dead processes left undelivered
     reaped = reap(session)
     report.reaped = reaped.reaped
     report.errors += [(pod.id, error) for pod, error in reaped.errors]
+    from thinnka.events.notify import deliver_backlog
+
+    # Last, and bounded overall: pods cost money, events only wait. What dead processes
+    # (and the runs above) left undelivered goes out now or stays for the next pass.
+    deliver_backlog(session.store, session.settings)
     return report
 
 
@@ -172,7 +174,9 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
             current = session.store.get(run.id)
             message = f"Training runs on (${current.cost_usd:.4f} so far); its watchdog guards it."
             return RunAction(run.id, before, "left_running", current.state.value, message=message)
-    notifier = notifier_for(session.settings, run.options, output, session.store)
+    # Its events go to the outbox only; the backlog is delivered once at the end, so a
+    # slow sink costs the pass one bounded wait, not one per run.
+    notifier = notifier_for(session.settings, run.options, output, session.store, deliver=False)
     notifier.run_id = run.id
     finished = drive(session.runner(notifier), run.id)
     return RunAction(

@@ -8,13 +8,15 @@ the file can be mailed or opened offline. Every value is HTML-escaped.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["ReportData", "render_report", "svg_plot"]
+__all__ = ["ReportData", "render_report", "report_path", "svg_plot", "write_report"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;
@@ -181,3 +183,54 @@ def render_report(data: ReportData) -> str:
         f"<h2>Metrics</h2>{_plots(data.series)}"
         "</body></html>\n"
     )
+
+
+def report_path(output: str | None, default: Path, run_id: str) -> Path:
+    """Where ``--output`` asks the page to go: a file, or ``report-RUN.html`` in a folder."""
+    from thinnka.errors import ConfigError
+
+    if not output:
+        return default
+    target = Path(output).expanduser()
+    if target.is_dir():
+        return target / f"report-{run_id}.html"
+    if not target.parent.is_dir():
+        raise ConfigError(f"--output {output!r}: folder {str(target.parent)!r} does not exist.")
+    return target
+
+
+def write_report(target: Path, page: str) -> None:
+    """Write the page whole or not at all: a full disk or a read-only place is one line
+    naming it (exit 2), and leaves no half-written page behind.
+
+    A new or regular file is written beside itself and renamed over; anything else that
+    exists (``/dev/stdout``, a FIFO) is written to directly.
+    """
+    import os
+    import tempfile
+
+    from thinnka.errors import ConfigError
+
+    data = page.encode("utf-8")
+    temporary: str | None = None
+    try:
+        if target.exists() and not target.is_file():
+            with open(target, "wb") as handle:
+                handle.write(data)
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(temporary, 0o644)  # mkstemp makes it 0600; a report is meant to be shared
+        os.replace(temporary, target)
+        temporary = None
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(
+            f"Cannot write the report to {target} ({why}); choose another place with --output."
+        ) from None
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)

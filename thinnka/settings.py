@@ -7,6 +7,8 @@ wrapped in ``Secret`` so that no repr, log line or traceback shows them.
 
 from __future__ import annotations
 
+import codecs
+import io
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -166,13 +168,50 @@ def _setting_problems(get: Callable[[str], str | None]) -> tuple[str, ...]:
     return tuple(problems)
 
 
-def _env_file_warnings(path: Path) -> tuple[str, ...]:
+def _env_file_warnings(path: Path, text: str) -> tuple[str, ...]:
     """Lines python-dotenv cannot parse (it skips them); their text may hold a secret."""
+    import io
+
     from dotenv.parser import parse_stream
 
-    with open(path, encoding="utf-8", errors="replace") as stream:
-        bad = [binding.original.line for binding in parse_stream(stream) if binding.error]
+    bad = [binding.original.line for binding in parse_stream(io.StringIO(text)) if binding.error]
     return tuple(f"{path}: line {line} is not KEY=VALUE and was ignored." for line in bad)
+
+
+# Byte-order marks of the encodings an editor saves a .env in (Notepad's "Unicode" is
+# UTF-16 LE with a BOM); UTF-32's marks come first, as UTF-16's are their prefixes.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)  # fmt: skip
+
+
+def _read_env_file(path: Path) -> str:
+    """The .env's text: UTF-8, or what its byte-order mark says. Anything else is refused
+    naming the file and line, never its text (a line may hold a secret)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{path}: cannot be read ({why}).") from None
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].decode(encoding, errors="replace").count("\n") + 1
+        label = encoding.upper().removesuffix("-SIG")
+        raise ConfigError(
+            f"{path}: line {line} is not {label} text (byte 0x{data[exc.start]:02X}); "
+            "save the file as UTF-8."
+        ) from None
+    if "\0" in text:  # UTF-16 without a byte-order mark decodes as UTF-8 with NULs
+        line = text[: text.index("\0")].count("\n") + 1
+        raise ConfigError(
+            f"{path}: line {line} holds NUL bytes (UTF-16 without a byte-order mark?); "
+            "save the file as UTF-8."
+        )
+    return text
 
 
 def load_settings(
@@ -202,10 +241,11 @@ def load_settings(
     if found is not None:
         # python-dotenv logs each unparsable line itself; ours names the line once, properly.
         logging.getLogger("dotenv.main").setLevel(logging.ERROR)
-        for key, value in dotenv_values(found).items():
+        text = _read_env_file(found)
+        for key, value in dotenv_values(stream=io.StringIO(text)).items():
             if value is not None:
                 values[key] = value
-        warnings = _env_file_warnings(found)
+        warnings = _env_file_warnings(found, text)
 
     def get(name: str) -> str | None:
         value = values.get(name, "").strip()

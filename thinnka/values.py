@@ -30,6 +30,7 @@ __all__ = [
     "check_line",
     "check_number",
     "check_pod_path",
+    "check_requirement",
     "check_web_url",
     "is_one_printable_line",
     "url_without_userinfo",
@@ -55,6 +56,10 @@ _IMAGE = re.compile(
 _POD_PATH = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_.][A-Za-z0-9_.-]*)*")
 # Where an absolute --output-dir may point: the pod's volume (or scratch space), never /etc.
 POD_WRITABLE_ROOTS = ("/workspace/", "/tmp/")
+# A URL's ``user:password@`` anywhere in a text: its scheme, then anything up to an '@'
+# before the host ends (no '/', '?', '#' or space on the way).
+_URL_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#@\s]*@")
+MAX_REQUIREMENT_CHARS = 512
 
 
 def is_one_printable_line(value: str) -> bool:
@@ -135,6 +140,55 @@ def url_without_userinfo(url: str) -> str:
         return url
     host = parts.netloc.rpartition("@")[2]
     return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def check_requirement(flag: str, item: str) -> None:
+    """A pip requirement (PEP 508) a pod can install, shown in messages without userinfo.
+
+    A direct URL (``pkg @ URL``) is fetched by the pod over http(s) (``git+https://`` and
+    the like included). It must not carry ``user:password@`` (or a token as the user):
+    the requirement is stored with the run, shown by ``show``, put on the pod's pip
+    command line and written into the model card. A ``file://`` URL or a local path
+    names this machine's disk, which no pod has.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    shown = _URL_USERINFO.sub(r"\1***@", item)
+    if _URL_USERINFO.search(item):  # before any other rule: every message shows ``shown``
+        raise ConfigError(
+            f"{flag}: {shown!r} must not carry a user name or password in its URL (it would "
+            "be stored, shown and put on the pod's command line); use a public URL."
+        )
+    if not is_one_printable_line(item):
+        raise ConfigError(f"{flag} items must be one line of printable characters, got {shown!r}.")
+    if len(item) > MAX_REQUIREMENT_CHARS:
+        raise ConfigError(
+            f"{flag}: an item is {len(item)} characters long; at most "
+            f"{MAX_REQUIREMENT_CHARS} are allowed."
+        )
+    try:
+        url = Requirement(item).url
+    except InvalidRequirement as exc:
+        why = str(exc).splitlines()[0] if str(exc) else "unparsable"
+        raise ConfigError(
+            f"{flag}: {shown!r} is not a valid requirement specifier ({why})."
+        ) from None
+    if url is None:
+        return
+    vcs, plus, rest = url.partition("+")
+    try:
+        parts = urlsplit(rest if plus and vcs in ("git", "hg", "svn", "bzr") else url)
+    except ValueError:
+        raise ConfigError(f"{flag}: {shown!r} has an unparsable URL.") from None
+    if parts.scheme in ("", "file"):
+        raise ConfigError(
+            f"{flag}: {shown!r} names a path on this machine, which no pod has; publish the "
+            "package (PyPI, or a Git repository over https) first."
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"{flag}: {shown!r}: the pod fetches requirements over http(s) only, with a host."
+        )
 
 
 def check_number(

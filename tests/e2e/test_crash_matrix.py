@@ -94,6 +94,38 @@ STORIES: dict[str, tuple[str, str]] = {
         "succeeded",
         "tests/e2e/test_races.py::test_a_whole_run_under_random_429s_500s_and_drops_succeeds_with_one_pod",
     ),
+    "`recover` with a webhook that never finishes answering (a header line every 3 s)": (
+        "cancelled",
+        "tests/e2e/test_outbox.py::test_recover_with_a_trickling_webhook_still_cleans_up_and_returns",
+    ),
+    "a `.env` that is not UTF-8 (a Latin-1 byte in a comment, UTF-16 without a byte-order mark)": (
+        "exit 2",
+        "tests/e2e/test_errors.py::test_an_env_file_that_is_not_utf8_is_named_with_its_line_and_exit_2",
+    ),
+    "the state folder is read-only (a read-only mount)": (
+        "exit 2 for the commands that write",
+        "tests/e2e/test_errors.py::test_a_read_only_state_folder_serves_reading_commands_and_refuses_writing_ones",
+    ),
+    "the state folder cannot be created (a path under a file)": (
+        "exit 2",
+        "tests/e2e/test_errors.py::test_a_state_folder_under_a_file_is_one_clear_error_for_every_command",
+    ),
+    "`report --output` a folder, a full disk or a read-only place": (
+        "exit 2 (a folder: written there)",
+        "tests/e2e/test_errors.py::test_report_into_a_folder_a_full_device_or_a_read_only_place",
+    ),
+    "a `--json` command fails (bad input, unknown run, a refused key)": (
+        "its exit code, unchanged",
+        "tests/e2e/test_errors.py::test_every_json_command_prints_a_json_error_object_when_it_fails",
+    ),
+    "a credential in a `--custom-dependencies` URL, or a `file://` one": (
+        "exit 2",
+        "tests/e2e/test_errors.py::test_a_credential_in_a_custom_dependency_url_goes_nowhere_and_rents_nothing",
+    ),
+    "a run refused at the gate, its webhook dead": (
+        "failed (`precheck`)",
+        "tests/e2e/test_outbox.py::test_a_run_refused_at_the_gate_exits_without_waiting_for_a_dead_sink",
+    ),
 }  # fmt: skip
 
 

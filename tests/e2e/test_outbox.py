@@ -8,6 +8,8 @@ still waiting in the outbox when the process is killed mid-run.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,6 +17,12 @@ import pytest
 
 from tests.e2e.test_pipeline import CPU
 from tests.plugins.thinnka_world import World
+from tests.world.standin_trainer import (  # noqa: F401 - fixtures
+    standin_run,
+    standin_venv_fixture,
+    standin_world_fixture,
+    tell_standin,
+)
 from tests.world.webhook import WebhookReceiver
 from thinnka.settings import load_settings
 from thinnka.store import open_store
@@ -105,3 +113,48 @@ def test_events_are_delivered_completely_in_order_across_kill_9_and_resume(world
     for secret in secrets:
         for text in haystacks:
             assert secret not in text
+
+
+# ------------------------------------------------------------------ bounded under every sink
+def test_recover_with_a_trickling_webhook_still_cleans_up_and_returns(
+    standin_world: World,
+) -> None:
+    """A sink that trickles one header line every 3 s never trips a per-read timeout; the
+    cron entry point must still cancel the dead run, terminate its pod, and return."""
+    world = standin_world
+    with WebhookReceiver() as hook:
+        hook.trickle_s = 3.0
+        world.write_dotenv(PROGRESS_WEBHOOK_URL=hook.url)
+        env = dict(world.env, THINNKA_CRASH_AT="provision:after_write")  # dies owning a pod
+        crashed = subprocess.run(world.command(*standin_run(world)), cwd=world.workdir,
+                                 env=env, capture_output=True, text=True, timeout=240)  # fmt: skip
+        assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+        run_id = crashed.stdout.split()[1]
+        assert world.runpod.pods(), "the crash left no pod to clean up"
+        started = time.monotonic()
+        recovered = world.thinnka("recover", "--json", timeout=150)
+        took = time.monotonic() - started
+        assert recovered.returncode == 0, recovered.stderr[-2000:]
+        assert hook.trickled >= 1  # the sink was tried, and given up on
+    # One run's cleanup plus at most one bounded delivery pass (30 s), never the sink's pace.
+    assert took < 75, took
+    shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "cancelled")
+    assert world.runpod.pods() == []
+    assert shown["outbox"]["webhook"]["pending"] > 0  # waiting for a sink that answers
+
+
+def test_a_run_refused_at_the_gate_exits_without_waiting_for_a_dead_sink(world: World) -> None:
+    with WebhookReceiver() as hook:
+        hook.trickle_s = 3.0  # accepts the connection, never finishes answering
+        world.write_dotenv(PROGRESS_WEBHOOK_URL=hook.url)
+        started = time.monotonic()
+        result = world.thinnka("run", "--repo-id", world.hub.models.gated_denied, "--sft",
+                               "--max-steps", "1", timeout=120)  # fmt: skip
+        took = time.monotonic() - started
+    assert result.returncode == 1, result.stderr[-2000:]
+    shown = world.show(result.stdout.split()[1])
+    assert shown["error"]["reason"] == "precheck" and world.runpod.ledger() == []
+    # At most one request's total deadline (5 s) after the refusal, not 20 s and more.
+    assert took < 15, took
+    assert shown["outbox"]["webhook"]["pending"] > 0

@@ -209,6 +209,51 @@ def test_an_unreachable_endpoint_never_blocks_the_caller(tmp_path: Path) -> None
     assert store.outbox.counts(run.id, ["webhook"])["webhook"]["pending"] == 21
 
 
+@pytest.mark.timeout(60)
+def test_a_sink_that_trickles_header_lines_is_given_up_at_the_total_deadline(
+    tmp_path: Path,
+) -> None:
+    """One header line every 0.5 s never trips a per-read timeout: only a total one ends it."""
+    store = _store(tmp_path)
+    with WebhookReceiver() as hook:
+        hook.trickle_s = 0.5
+        settings = load_settings(
+            environ={"THINNKA_STATE_DIR": str(tmp_path), "PROGRESS_WEBHOOK_URL": hook.url},
+            cwd=tmp_path,
+        )
+        run = store.create_run(RunOptions(repo_id="org/m"))
+        started = time.monotonic()
+        assert deliver_backlog(store, settings, timeout=3, policy=QUICK) == 1
+        assert time.monotonic() - started < 5
+        assert hook.trickled >= 1
+        # A request of its own is bounded as well, by the policy's total, while nobody closes.
+        policy = DeliveryPolicy(timeout_s=1.0, pause_s=60, poll_s=0.05)
+        notifier = _notifier(store, run.id, [Sink("webhook", hook.url)], policy=policy)
+        notifier.event("note", "one")
+        time.sleep(2.5)
+        assert hook.trickled >= 2  # the first post was given up, the sink paused
+        started = time.monotonic()
+        notifier.close(timeout=2)
+        assert time.monotonic() - started < 1  # a paused sink is not waited for on exit
+    assert store.outbox.counts(run.id, ["webhook"])["webhook"]["pending"] == 2
+
+
+@pytest.mark.timeout(60)
+def test_closing_waits_at_most_its_budget_for_a_sink_that_does_not_answer(
+    tmp_path: Path,
+) -> None:
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions(repo_id="org/m"))
+    with WebhookReceiver() as hook:
+        hook.trickle_s = 0.5
+        notifier = _notifier(store, run.id, [Sink("webhook", hook.url)])
+        notifier.event("note", "one")
+        started = time.monotonic()
+        notifier.close(timeout=1.5)
+        assert time.monotonic() - started < 2.5
+    assert store.outbox.counts(run.id, ["webhook"])["webhook"]["pending"] == 2
+
+
 # ------------------------------------------------------------------ sink URLs given by flag
 FLAG_WEBHOOK = "http://127.0.0.1:9/hook/CANARYflagWebhookToken00042"
 FLAG_DISCORD = "http://127.0.0.1:9/api/webhooks/7/CANARYflagDiscordToken000042"

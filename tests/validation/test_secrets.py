@@ -140,3 +140,43 @@ def test_error_messages_pass_the_scrubber(tmp_path: Path) -> None:
     with contextlib.redirect_stderr(err):
         assert run_app(app, []) == 2
     assert "hf_scrubME123" not in err.getvalue() and "token *** is invalid" in err.getvalue()
+
+
+DEPENDENCY_CANARY = "ghp_canaryDependencyToken0042"
+
+
+@pytest.mark.parametrize(
+    ("item", "said"),
+    [
+        (f"pkg @ git+https://user:{DEPENDENCY_CANARY}@git.example.org/org/pkg",
+         "must not carry a user name or password"),
+        (f"pkg@https://{DEPENDENCY_CANARY}@github.com/org/pkg/archive/main.zip",
+         "must not carry a user name or password"),
+        (f"git+https://user:{DEPENDENCY_CANARY}@git.example.org/org/pkg",
+         "must not carry a user name or password"),
+        (f"pkg @ git+https://user:{DEPENDENCY_CANARY}@git.example.org/o/p\n",
+         "must not carry a user name or password"),
+        ("pkg @ file:///home/me/pkg", "names a path on this machine"),
+        ("pkg @ /home/me/pkg", "names a path on this machine"),
+        ("pkg @ git+ssh://github.com/org/pkg", "over http(s) only"),
+    ],
+    ids=["vcs-user-password", "token-as-user", "not-a-requirement", "two-lines", "file-url",
+         "local-path", "ssh"],
+)  # fmt: skip
+def test_a_custom_dependency_with_a_credential_or_a_local_path_is_refused_unshown(
+    plan_world: PlanWorld, item: str, said: str
+) -> None:
+    for command in (["plan", "--json"], ["run"]):
+        result = plan_world.cli(*command, "--repo-id", plan_world.model, "--sft",
+                                "--custom-dependencies", f"numpy, {item}")  # fmt: skip
+        assert result.code == 2, (command, result.err)
+        assert said in result.err and "Traceback" not in result.err, result.err
+        _assert_clean(plan_world, result, [DEPENDENCY_CANARY, *plan_world.secrets()])
+        plan_world.assert_nothing_created()
+
+
+def test_a_public_custom_dependency_url_is_accepted(plan_world: PlanWorld) -> None:
+    items = "pkg @ git+https://git.example.org/org/pkg@v1.2, other @ https://h.example/o.whl"
+    result = plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft",
+                            "--custom-dependencies", items)  # fmt: skip
+    assert result.code == 0, result.err

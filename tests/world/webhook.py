@@ -3,7 +3,9 @@
 It can play a rate-limited Discord: chosen requests (by number, counting
 from 1) are answered 429 with ``retry_after`` in the JSON body and the
 ``Retry-After``/``X-RateLimit-*`` headers; others with a chosen status; and
-it can be "down" (503 to everything) or slow.
+it can be "down" (503 to everything) or slow, or trickle: answer with a status line
+and then one header line every ``trickle_s`` seconds, never ending the headers (a
+client's per-read timeout never trips; only a total deadline ends the request).
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ class WebhookReceiver:
         self.retry_after = 0.05
         self.down = False  # answer 503 to everything
         self.delay_s = 0.0
+        self.trickle_s = 0.0  # > 0: trickle header lines at this pace (see the docstring)
+        self.trickled = 0  # requests that were answered by trickling
         self.paths: set[str] = set()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +42,9 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if receiver.delay_s:
                     time.sleep(receiver.delay_s)
+                if receiver.trickle_s:
+                    self._trickle()
+                    return
                 with receiver._lock:
                     receiver.requests += 1
                     receiver.paths.add(self.path)
@@ -58,6 +66,23 @@ class WebhookReceiver:
                         return
                     receiver.received.append(json.loads(body))
                 self._answer(204, b"")
+
+            def _trickle(self) -> None:
+                with receiver._lock:
+                    receiver.requests += 1
+                    receiver.trickled += 1
+                self.close_connection = True
+                deadline = time.monotonic() + 300  # a test's whole life, never more
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+                    self.wfile.flush()
+                    while time.monotonic() < deadline:
+                        if receiver._stopping.wait(receiver.trickle_s):
+                            return
+                        self.wfile.write(b"X-Trickle: still-coming\r\n")
+                        self.wfile.flush()
+                except OSError:
+                    return  # the client gave up: what a bounded client does
 
             def _answer(
                 self, status: int, body: bytes, headers: dict[str, str] | None = None
@@ -84,6 +109,7 @@ class WebhookReceiver:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 

@@ -28,11 +28,14 @@ def load(env_file: str | None, log_json: bool, *, require_usable: bool = True) -
 
 
 def open_command_session(
-    env_file: str | None, log_json: bool, *, require_usable: bool = True
+    env_file: str | None, log_json: bool, *, require_usable: bool = True, read_only: bool = False
 ) -> Session:
+    """``read_only``: the command writes nothing to the database, so it also works on one
+    that cannot be written (a read-only mount)."""
     from thinnka.operations import open_session
 
-    return open_session(load(env_file, log_json, require_usable=require_usable))
+    settings = load(env_file, log_json, require_usable=require_usable)
+    return open_session(settings, read_only=read_only)
 
 
 def print_json(data: Any) -> None:

@@ -23,7 +23,7 @@ def ls_command(
     """List runs (those not yet terminated, unless --all)."""
     from thinnka.operations import run_summary
 
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     runs = session.store.list_runs(include_terminated=show_all)
     rows = [run_summary(session.store, run, events=False) for run in runs]
     if as_json:
@@ -46,7 +46,7 @@ def show_command(
     from thinnka.events.sinks import sink_names
     from thinnka.operations import cost_report, run_summary
 
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     run = session.store.get(run_id)
     data = run_summary(session.store, run, events=True)
     data.update(cost_report(session, run))  # billed by Runpod where known, else the estimate
@@ -82,7 +82,7 @@ def logs_command(
     **values: Any,
 ) -> int:
     """Print the local copy of a run's remote output (setup and training)."""
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     run = session.store.get(run_id)
     path = session.settings.remote_log(run.id)
     offset = 0
@@ -125,7 +125,7 @@ def logs_command(
 def report_command(
     run_id: str = typer.Argument(..., help="The run to report on."),
     output: str | None = typer.Option(
-        None, "--output", "-o", help="Where to write the HTML (default state/runs/ID/report.html)."
+        None, "--output", "-o", help="An HTML file or a folder (default state/runs/ID/report.html)."
     ),
     **values: Any,
 ) -> int:
@@ -135,21 +135,14 @@ def report_command(
     offline and can be shared as one file. Prints the file's path.
     """
     import datetime as dt
-    from pathlib import Path
 
-    from thinnka.errors import ConfigError
     from thinnka.operations import run_summary
-    from thinnka.report import ReportData, render_report
+    from thinnka.report import ReportData, render_report, report_path, write_report
 
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     run = session.store.get(run_id)
-    target = (
-        Path(output).expanduser()
-        if output
-        else session.settings.state_dir / "runs" / run.id / "report.html"
-    )
-    if output and not target.parent.is_dir():
-        raise ConfigError(f"--output {output!r}: folder {str(target.parent)!r} does not exist.")
+    default = session.settings.state_dir / "runs" / run.id / "report.html"
+    target = report_path(output, default, run.id)
     page = render_report(
         ReportData(
             run=run_summary(session.store, run, events=True),
@@ -157,7 +150,6 @@ def report_command(
             generated_at=dt.datetime.now(dt.UTC),
         )
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(page, encoding="utf-8")
+    write_report(target, page)
     typer.echo(str(target))
     return 0

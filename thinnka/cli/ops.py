@@ -84,7 +84,7 @@ def gpus_command(
     from thinnka.operations import gpu_catalog
     from thinnka.preflight import offer_json
 
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     offers = gpu_catalog(session, gpu_count)
     if as_json:
         print_json([offer_json(offer) for offer in offers])
@@ -104,7 +104,9 @@ def doctor_command(
     """Check settings, keys, the database and the services thinnka needs."""
     from thinnka.doctor import run_checks
 
-    session = open_command_session(values["env_file"], values["log_json"], require_usable=False)
+    session = open_command_session(
+        values["env_file"], values["log_json"], require_usable=False, read_only=True
+    )
     checks = run_checks(session)
     if as_json:
         print_json([check.to_json() for check in checks])

@@ -55,7 +55,7 @@ def _plan(options: Any, values: dict[str, Any], *, as_json: bool) -> int:
     from thinnka.options import validate
 
     validate(options)
-    session = open_command_session(values["env_file"], values["log_json"])
+    session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     try:
         plan = plan_run(session, options)
     except RemoteError as error:

@@ -13,6 +13,12 @@ backoff, honouring ``retry_after`` (Discord's JSON), ``Retry-After`` and
 and marks the event failed. After a few tries the sink is paused and tried
 again later (by this process or the next command); an event that has used
 up all its tries is marked failed, not dropped silently.
+
+Every request has a total deadline (connect, headers and body together):
+httpx's timeouts are per phase and per read, so a sink that trickles a
+header line every few seconds would hold a request, and ``recover`` with
+it, forever. A sink that misses the deadline is paused at once, and a
+closing deliverer (a command's exit) never waits past its own budget.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ class DeliveryPolicy:
     pause_s: float = 30.0  # how long a sink that keeps failing is left alone
     max_wait_s: float = 60.0  # the longest rate-limit wait honoured in one go
     poll_s: float = 1.0  # how often the thread looks for new events without being woken
-    timeout_s: float = 10.0  # one HTTP request
+    timeout_s: float = 5.0  # one HTTP request, all of it: connect, headers and body
 
 
 class _Retryable(Exception):
@@ -59,6 +65,10 @@ class _Refused(Exception):
 
 class _OutOfTime(Exception):
     pass
+
+
+class _NoAnswer(Exception):
+    """The sink did not answer within the request's total deadline: paused, not retried."""
 
 
 def _non_negative_seconds(value: Any) -> float | None:
@@ -121,7 +131,9 @@ class Deliverer:
         self._close_deadline = time.monotonic() + timeout
         self._closing.set()
         self._wake.set()
-        self._thread.join(timeout=timeout + self.policy.timeout_s + 1)
+        # A request in flight is given up at the close deadline (``_request``): the
+        # margin covers only the bookkeeping after it.
+        self._thread.join(timeout=timeout + 1)
         self._thread = None
 
     def deliver(self, timeout: float) -> bool:
@@ -207,8 +219,8 @@ class Deliverer:
             logger.warning("event refused by sink", sink=sink.name, event_id=item.event_id,
                            error=str(refused))  # fmt: skip
             return True
-        except (_Retryable, _OutOfTime) as exc:
-            why = exc.why if isinstance(exc, _Retryable) else "out of time"
+        except (_Retryable, _OutOfTime, _NoAnswer) as exc:
+            why = exc.why if isinstance(exc, _Retryable) else str(exc) or "out of time"
             attempts = item.attempts + tries
             status = FAILED if attempts >= self.policy.max_tries else PENDING
             self.outbox.mark(item, sink.name, status, attempts=attempts, error=why)
@@ -227,12 +239,8 @@ class Deliverer:
         wait = self._not_before.get(sink.name, 0.0) - time.monotonic()
         if wait > 0:
             self._sleep(wait)
-        if self._client is None:
-            self._client = httpx.Client(
-                timeout=self.policy.timeout_s, headers={"User-Agent": "thinnka-outbox"}
-            )
         try:
-            response = self._client.post(sink.url, json=sink.body(item.payload))
+            response = self._request(sink.url, sink.body(item.payload))
         except httpx.HTTPError as exc:  # its text may carry the URL: keep only the kind
             raise _Retryable(type(exc).__name__) from None
         status = response.status_code
@@ -245,6 +253,50 @@ class Deliverer:
         if status == 429 or status >= 500:
             raise _Retryable(f"HTTP {status}", retry_after(response))
         raise _Refused(f"HTTP {status}")
+
+    def _request(self, url: str, body: dict[str, Any]) -> httpx.Response:
+        """POST ``body`` within the request's total deadline, or the close deadline if sooner.
+
+        httpx has no total timeout, so the request runs in a worker thread that is given
+        up at the deadline; closing its client ends the connection, and the worker's
+        next read fails (each read is bounded by ``timeout_s`` as well).
+        """
+        import httpx
+
+        if self._client is None:
+            self._client = httpx.Client(
+                timeout=self.policy.timeout_s, headers={"User-Agent": "thinnka-outbox"}
+            )
+        client, own_deadline = self._client, time.monotonic() + self.policy.timeout_s
+        outcome: list[httpx.Response | Exception] = []
+        done = threading.Event()
+
+        def attempt() -> None:
+            try:
+                outcome.append(client.post(url, json=body))
+            except Exception as exc:  # handed to the caller below, or dropped if given up
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=attempt, name="outbox-post", daemon=True).start()
+        while not done.is_set():
+            deadline = own_deadline
+            if self._closing.is_set() and self._close_deadline is not None:
+                deadline = min(deadline, self._close_deadline)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._client = None
+                client.close()
+                if deadline < own_deadline:
+                    raise _OutOfTime
+                raise _NoAnswer(f"no answer within {self.policy.timeout_s:g} s")
+            # In slices, so that a close() meanwhile shortens the wait to its deadline.
+            done.wait(min(left, 0.2))
+        result = outcome[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -113,6 +113,7 @@ class Notifier:
         progress_interval_s: float = DEFAULT_PROGRESS_INTERVAL_S,
         policy: DeliveryPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        deliver: bool = True,
     ) -> None:
         self.inner, self.store, self.sinks, self.repo_id = inner, store, sinks, repo_id
         self._secrets = [s for s in [*secrets, *sink_secrets(sinks)] if s]
@@ -123,6 +124,7 @@ class Notifier:
         self._hub = (hub_endpoint or "https://huggingface.co").rstrip("/")
         self._interval, self._policy, self._clock = progress_interval_s, policy, clock
         self._deliverer: Deliverer | None = None
+        self._deliver = deliver  # False: events go to the outbox only (recover delivers later)
         self._run_id: str | None = None
         self._latest: dict[str, Any] = {}
         self._unsent = False
@@ -144,7 +146,7 @@ class Notifier:
         if attach is not None:
             attach(self.store, run_id)
         self._ingest()
-        if self.sinks and self._deliverer is None:
+        if self.sinks and self._deliver and self._deliverer is None:
             self._deliverer = Deliverer(
                 self.store.outbox, self.sinks, lambda: [run_id], policy=self._policy
             )

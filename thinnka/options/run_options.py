@@ -171,17 +171,13 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> tuple[tuple[str, str]
 
 
 def parse_custom_dependencies(raw: str | None) -> tuple[str, ...]:
-    """Split the comma list; each item must be a valid pip requirement specifier."""
+    """Split the comma list; each item must be a pip requirement a pod can install, with
+    no credential in its URL (``thinnka.values.check_requirement``)."""
     if not raw:
         return ()
-    from packaging.requirements import InvalidRequirement, Requirement
+    from thinnka.values import check_requirement
 
     items = tuple(item.strip() for item in raw.split(",") if item.strip())
     for item in items:
-        try:
-            Requirement(item)
-        except InvalidRequirement as exc:
-            raise ConfigError(
-                f"--custom-dependencies: {item!r} is not a valid requirement specifier ({exc})."
-            ) from None
+        check_requirement("--custom-dependencies", item)
     return items

@@ -20,6 +20,7 @@ from thinnka.values import (
     check_line,
     check_number,
     check_pod_path,
+    check_requirement,
     check_web_url,
 )
 
@@ -183,7 +184,7 @@ def _check_texts(o: RunOptions) -> None:
     if o.chat_template is not None:
         check_chat_template("--chat-template", o.chat_template)
     for item in o.custom_dependencies:
-        check_line("--custom-dependencies", item, limit=512)
+        check_requirement("--custom-dependencies", item)
 
 
 def _check_version(value: str) -> None:

@@ -12,8 +12,10 @@ if TYPE_CHECKING:
 __all__ = ["EventRecord", "RunRecord", "Store", "open_store"]
 
 
-def open_store(settings: Settings) -> Store:
-    """Open (and create or upgrade) the database the settings point at."""
+def open_store(settings: Settings, *, read_only: bool = False) -> Store:
+    """Open (and create or upgrade) the database the settings point at; ``read_only``:
+    see ``thinnka.store.db.open_engine``."""
     from thinnka.store.db import open_engine
 
-    return Store(open_engine(settings.database_url, settings.state_dir), secrets=settings.secrets())
+    engine = open_engine(settings.database_url, settings.state_dir, read_only=read_only)
+    return Store(engine, secrets=settings.secrets())

@@ -31,6 +31,7 @@ __all__ = [
     "create_db_engine",
     "database_info",
     "head_revision",
+    "is_read_only",
     "migrate",
     "open_engine",
 ]
@@ -70,8 +71,12 @@ def shown_url(url: str | URL) -> str:
     return parsed.render_as_string(hide_password=True)
 
 
-def create_db_engine(url: str, state_dir: Path) -> Engine:
-    """An engine for ``url``; a SQLite file is created with mode 0600 in WAL mode."""
+def create_db_engine(url: str, state_dir: Path, *, read_only: bool = False) -> Engine:
+    """An engine for ``url``; a SQLite file is created with mode 0600 in WAL mode.
+
+    ``read_only`` commands on PostgreSQL need no state folder: one that cannot be made
+    is left to the commands that write there.
+    """
     parsed = database_url(url)
     is_sqlite = parsed.get_backend_name() == "sqlite"
     if is_sqlite and parsed.database not in (None, "", ":memory:"):
@@ -85,8 +90,13 @@ def create_db_engine(url: str, state_dir: Path) -> Engine:
         if not path.exists():
             with contextlib.suppress(FileExistsError):
                 os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-        os.chmod(path, 0o600)
-    state_dir.mkdir(parents=True, exist_ok=True)
+        if path.stat().st_mode & 0o777 != 0o600:  # a read-only mount refuses even a no-op
+            os.chmod(path, 0o600)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        if is_sqlite or not read_only:
+            raise
     if is_sqlite:
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -101,15 +111,103 @@ def create_db_engine(url: str, state_dir: Path) -> Engine:
         ) from None
 
 
-def open_engine(url: str, state_dir: Path) -> Engine:
-    """An engine whose schema is at head; an unreachable server is one clear error."""
-    engine = create_db_engine(url, state_dir)
+def open_engine(url: str, state_dir: Path, *, read_only: bool = False) -> Engine:
+    """An engine whose schema is at head; an unreachable server is one clear error.
+
+    ``read_only`` is for the commands that only read (``ls``, ``show``, ...): a SQLite
+    database already at head is then opened read-only, so they work where nothing can
+    be written (a read-only mount, a folder of another user). The other commands check
+    that they can write before they start, rather than fail at their first write.
+    """
+    sqlite_file = _sqlite_file(url)
+    if read_only and sqlite_file is not None and sqlite_file.is_file():
+        engine = _read_only_engine(sqlite_file)
+        if engine is not None:
+            return engine
     try:
+        engine = create_db_engine(url, state_dir, read_only=read_only)
+        if sqlite_file is not None and not read_only:
+            _require_writable(sqlite_file, state_dir)
         migrate(engine, state_dir)
+    except OSError as exc:
+        raise ConfigError(_unwritable(state_dir, exc)) from None
     except DBAPIError as exc:
         first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         raise ConfigError(f"Cannot open the database {shown_url(url)}: {first_line}") from None
     return engine
+
+
+def is_read_only(engine: Engine) -> bool:
+    """An engine ``open_engine`` opened read-only (nothing may be written through it)."""
+    return engine.url.query.get("mode") == "ro" or "immutable" in engine.url.query
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = database_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database or "").expanduser()
+
+
+def _read_only_engine(path: Path) -> Engine | None:
+    """``path`` opened read-only when its schema is current, else None (then it is opened
+    as usual, and migrated, which needs it writable).
+
+    ``mode=ro`` reads a database in WAL mode while its ``-shm`` file exists or can be
+    made. In a folder nobody may write, without one, only ``immutable=1`` opens it, and
+    immutable ignores the write-ahead log: it is used only when that log is empty.
+    """
+    from urllib.parse import quote
+
+    wal = path.with_name(path.name + "-wal")
+    flags = [{"mode": "ro"}]
+    if not wal.exists() or wal.stat().st_size == 0:
+        flags.append({"immutable": "1"})
+    for flag in flags:
+        query = {**flag, "uri": "true"}
+        url = URL.create("sqlite", database=f"file:{quote(str(path))}", query=query)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_read_only_pragmas)
+        try:
+            revision = current_revision(engine)
+        except DBAPIError:
+            engine.dispose()
+            continue
+        if revision == HEAD_REVISION:
+            return engine
+        engine.dispose()
+        return None
+    return None
+
+
+def _require_writable(path: Path, state_dir: Path) -> None:
+    """The commands that write find out now, not at their first write (SQLite refuses a
+    write to a file, its folder or its ``-wal``/``-shm`` files that it may only read)."""
+    import errno
+
+    siblings = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+    for target in (state_dir, path.parent, path, *[p for p in siblings if p.exists()]):
+        if not os.access(target, os.W_OK):
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES), str(target))
+
+
+def _unwritable(state_dir: Path, exc: OSError) -> str:
+    why = exc.strerror or type(exc).__name__
+    if exc.filename and Path(exc.filename) != state_dir:
+        why += f": {exc.filename}"
+    if not state_dir.is_dir():
+        return f"Cannot create the state folder {state_dir} ({why}); set THINNKA_STATE_DIR."
+    return (
+        f"The state folder {state_dir} is not writable ({why}); "
+        "only ls, show, logs, report, plan, gpus and doctor work on a read-only database."
+    )
+
+
+def _sqlite_read_only_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

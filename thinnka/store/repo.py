@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from thinnka.errors import LeaseHeld, RefusedChoice, RunNotFound, StateConflict, ThinnkaError
 from thinnka.machine import Outcome, RunState
 from thinnka.options import RunOptions
+from thinnka.store.db import is_read_only
 from thinnka.store.metric_table import MetricsTable
 from thinnka.store.models import MetaRow, RunEventRow, RunRow, utcnow
 from thinnka.store.outbox import OutboxTable, enqueue
@@ -46,18 +47,24 @@ class Store:
 
     def __init__(self, engine: Engine, *, secrets: list[str] | None = None) -> None:
         self.engine = engine
+        self.read_only = is_read_only(engine)  # opened for a command that only reads
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         # Events to deliver (webhook, Discord); scrubbed of ``secrets`` when written.
         self.outbox = OutboxTable(self._sessions, secrets or [])
         self.metrics = MetricsTable(self._sessions)
 
     # ------------------------------------------------------------ installation
-    def installation_id(self) -> str:
-        """The id pods carry as THINNKA_OWNER; made once per database."""
+    def known_installation_id(self) -> str | None:
+        """The installation id if one was made (reading only)."""
         with self._sessions.begin() as session:
             row = session.get(MetaRow, "installation_id")
-            if row is not None:
-                return row.value
+            return row.value if row is not None else None
+
+    def installation_id(self) -> str:
+        """The id pods carry as THINNKA_OWNER; made once per database."""
+        known = self.known_installation_id()
+        if known is not None:
+            return known
         candidate = "inst-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(10))
         try:
             with self._sessions.begin() as session:
