@@ -68,7 +68,7 @@ STORIES: dict[str, tuple[str, str]] = {
     ),
     "the trainer created the target repo, the pod stopped before any push": (
         "failed (`pod_lost`)",
-        "tests/test_watchdog_e2e.py::test_a_repo_the_trainer_created_with_nothing_pushed_is_no_success",
+        "tests/e2e/test_watchdog.py::test_a_repo_the_trainer_created_with_nothing_pushed_is_no_success",
     ),
     "a second `run` to a repo a live run pushes to (a sweep with the default `--hub-model-id`)": (
         "refused (exit 2)",
