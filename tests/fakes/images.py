@@ -39,7 +39,7 @@ import sys
 import sysconfig
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.markers import default_environment
@@ -73,11 +73,6 @@ class PodImage:
     env: dict[str, str]
     python: Path  # the sys.executable the setup must report and build the venv from
     torch_site: Path | None  # the site-packages folder holding the image's torch
-    extra: dict[str, Path] = field(default_factory=dict)
-
-
-def _dist(name: str) -> metadata.Distribution:
-    return metadata.distribution(name)
 
 
 def _norm(name: str) -> str:
@@ -97,7 +92,7 @@ def closure(requirements: Iterable[str]) -> list[metadata.Distribution]:
         if key in seen:
             continue
         seen.add(key)
-        dist = found.get(key[0]) or _dist(req.name)
+        dist = found.get(key[0]) or metadata.distribution(req.name)
         found[key[0]] = dist
         for line in dist.requires or []:
             dep = Requirement(line)
@@ -181,7 +176,6 @@ def build_image(layout: str, root: Path, *, index: dict[str, str] | None = None)
     ``index``: settings that send the pod's uv and pip to a local PyPI (``index_env``)."""
     name = f"thinnka-test/{layout.replace('_', '-')}:1"
     torch_site: Path | None = None
-    extra: dict[str, Path] = {}
     if layout in ("system", "no_torch"):
         python = _base_python(root / "usr")
         if layout == "system":
@@ -213,7 +207,6 @@ def build_image(layout: str, root: Path, *, index: dict[str, str] | None = None)
         uv = _uv_binary()
         if uv is not None:  # uv-based images ship uv; the others bootstrap it
             (tools / "uv").symlink_to(uv)
-        extra["base_python"] = base
         path = [venv / "bin", tools]
     elif layout == "broken":
         # The executable and os.py (the landmark Python takes its prefix from) but not the
@@ -236,7 +229,7 @@ def build_image(layout: str, root: Path, *, index: dict[str, str] | None = None)
         "PYENV_VERSION": "system",
         **(index or {}),
     }
-    return PodImage(name, layout, env, python, torch_site, extra)
+    return PodImage(name, layout, env, python, torch_site)
 
 
 # ------------------------------------------------------------------ the local PyPI
