@@ -5,7 +5,8 @@ terminate) minus how long the training job ran (its pid/exit files). Cases, in o
 they share the machine's noise:
   1. a fresh pod (new venv, empty volume), stack installed with pip
   2. a fresh pod, stack installed with uv (bootstrapped from PyPI, as on a stock image)
-  3. a second pod on case 2's volume (new venv, warm uv cache)
+  3. a new venv on case 2's volume (warm uv cache: on Runpod, the same pod restarted, as
+     a pod's volume is deleted with the pod)
   4. --skip-setup on a prepared image (case 3's venv: the stack is there already)
 The pods' image is stood in for by a copy of this Python with only torch installed (as the
 Runpod PyTorch image has torch and nothing else), so fresh installs download the trl stack
@@ -117,7 +118,7 @@ def main() -> None:
         cases = [
             ("fresh pod, pip", "pip", "volume-pip", "venv-pip", []),
             ("fresh pod, uv", "uv", "volume-uv", "venv-uv1", []),
-            ("second pod, warm uv cache", "uv", "volume-uv", "venv-uv2", []),
+            ("new venv, warm uv cache", "uv", "volume-uv", "venv-uv2", []),
             ("--skip-setup, prepared image", "uv", "volume-uv", "venv-uv2", ["--skip-setup"]),
         ]
         for n, (label, installer, volume, venv, extra) in enumerate(cases):

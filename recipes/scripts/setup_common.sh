@@ -2,9 +2,10 @@
 # pieces the three share, so they agree on where values, caches and the installer come from.
 #
 #   THINNKA_CACHE_DIR      on the pod's volume: uv's and pip's caches and the small tool venvs,
-#                          so a second run on the same volume downloads nothing again
+#                          so a later setup on the same pod downloads nothing again (the
+#                          volume is deleted with its pod)
 #   THINNKA_POD_INSTALLER  uv (default: uv where it can be had, else pip) or pip
-#   THINNKA_PYTHON         the image's python (default python3)
+#   THINNKA_PYTHON         the image's python (default python3, as found on PATH)
 #   UV_SPEC                the uv release to bootstrap from PyPI when the image has none
 #   THINNKA_PREFETCH_MODEL / THINNKA_PREFETCH_DATASET   downloaded into $HF_HOME while the
 #                          stack installs (prefetch.py)
@@ -32,6 +33,60 @@ thinnka_load_env() {
   if [ -s /etc/ssl/certs/ca-certificates.crt ]; then export UV_SYSTEM_CERTS="${UV_SYSTEM_CERTS:-1}"; fi
 }
 
+# Resolves the image's python ($python_bin) once, asks it what it is (probe_python.py, run
+# by that python) and refuses, before anything is downloaded, one that cannot carry a stack
+# needing Python $1: missing, not running, or too old. The message names the interpreter and
+# what it lacks. Sets
+#   image_python   its sys.executable, the interpreter the trainer venv is built from: a
+#                  pyenv shim resolved, a virtualenv's python kept as itself
+#   image_version  X.Y.Z              image_venv  1 when it is a virtualenv, else 0
+#   image_sites    its site-packages folders (array), a virtualenv's own first
+#   image_torch image_torch_dir       its torch's version and folder; empty without torch
+thinnka_probe_python() {
+  local need="$1" found report key value probe
+  probe="$(dirname "$0")/probe_python.py"
+  if ! found="$(command -v "$python_bin")"; then
+    echo "thinnka: the image has no ${python_bin} on its PATH (${PATH}); the ${TRAINER:-trl} stack needs Python ${need} or newer" >&2
+    return 1
+  fi
+  # A pyenv shim is a script that runs the interpreter pyenv picks: that one is the python.
+  if [[ "$found" == */shims/* ]] && command -v pyenv >/dev/null 2>&1; then
+    found="$(pyenv which "$python_bin" 2>/dev/null || echo "$found")"
+  fi
+  # Bounded: a python that hangs at start-up is as unusable as one that fails.
+  if ! report="$(timeout 60 "$found" "$probe" 2>/dev/null)"; then
+    local err why
+    err="$(timeout 60 "$found" "$probe" 2>&1 >/dev/null || true)"
+    why="$(grep -E 'Error|error' <<< "$err" | tail -n 3 || true)"
+    if [ -z "$why" ]; then why="$(grep -v '^[[:space:]]*$' <<< "$err" | tail -n 4 || true)"; fi
+    printf "thinnka: the image's %s (%s) does not run:\n%s\n" "$python_bin" "$found" "$why" >&2
+    return 1
+  fi
+  image_python="" image_version="" image_venv=0 image_torch="" image_torch_dir=""
+  image_sites=()
+  while IFS=$'\t' read -r key value; do
+    case "$key" in
+      executable) image_python="$value" ;;
+      version) image_version="$value" ;;
+      venv) image_venv="$value" ;;
+      site) image_sites+=("$value") ;;
+      torch) image_torch="$value" ;;
+      torch_dir) image_torch_dir="$value" ;;
+    esac
+  done <<< "$report"
+  image_python="${image_python:-$found}"
+  local have=0 want
+  if [[ "$image_version" =~ ^([0-9]+)\.([0-9]+) ]]; then
+    have=$(( BASH_REMATCH[1] * 1000 + BASH_REMATCH[2] ))
+  fi
+  [[ "$need" =~ ^([0-9]+)\.([0-9]+) ]]
+  want=$(( BASH_REMATCH[1] * 1000 + BASH_REMATCH[2] ))
+  if [ "$have" -lt "$want" ]; then
+    echo "thinnka: the image's ${python_bin} is ${image_python} (Python ${image_version:-of unknown version}); the ${TRAINER:-trl} stack needs Python ${need} or newer. Use an image with a newer python3, or point THINNKA_POD_PYTHON at one." >&2
+    return 1
+  fi
+}
+
 # Prints the uv binary to install with, or nothing when pip must do: uv from the image, else
 # uv from PyPI into a small venv kept with the caches (installed once per volume).
 thinnka_find_uv() {
@@ -43,7 +98,7 @@ thinnka_find_uv() {
   local home="${THINNKA_CACHE_DIR:-/opt}/thinnka-uv"
   if [ ! -x "$home/bin/uv" ]; then
     rm -rf "$home"
-    if ! { "$python_bin" -m venv "$home" \
+    if ! { "${image_python:-$python_bin}" -m venv "$home" \
         && "$home/bin/python" -m pip install -q "uv${UV_SPEC:-}"; } >&2 2>/dev/null; then
       rm -rf "$home"
       echo "thinnka: uv cannot be installed here; installing with pip" >&2
@@ -67,10 +122,10 @@ thinnka_prefetch_start() {
     if [ ! -x "$tool/bin/python" ] || ! "$tool/bin/python" -c "$has_hub" 2>/dev/null; then
       rm -rf "$tool"
       if [ -n "${uv_bin:-}" ]; then
-        "$uv_bin" venv -q --python "$python_bin" "$tool" \
+        "$uv_bin" venv -q --python "${image_python:-$python_bin}" "$tool" \
           && "$uv_bin" pip install -q --python "$tool/bin/python" huggingface_hub || rm -rf "$tool"
       else
-        "$python_bin" -m venv "$tool" \
+        "${image_python:-$python_bin}" -m venv "$tool" \
           && "$tool/bin/python" -m pip install -q huggingface_hub || rm -rf "$tool"
       fi
     fi

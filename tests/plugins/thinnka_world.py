@@ -8,16 +8,21 @@ the emulated Runpod installs on the pod (as Runpod images do with
 The emulated pods all share this machine, like pods of one prebuilt image:
 their "volume" is a temporary folder (``THINNKA_REMOTE_ROOT``) and their
 trainer venv (``THINNKA_REMOTE_VENV``) is made once per session. That venv
-sees the test environment's packages through a ``.pth`` file, so the setup
-script finds TRL already installed, and anything it installs lands in the
-pod venv, never in the test environment.
+sees the test environment's packages through a ``.pth`` file and holds a copy
+of each one's metadata, so the setup script's default installer (uv, which
+counts only what lies in the venv itself) finds TRL already installed, and
+anything it installs lands in the pod venv, never in the test environment.
+Images whose trainer venv the setup builds itself, from each python layout an
+image may have, are in ``tests/world/images.py``.
 """
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import json
 import os
 import pwd
+import shutil
 import site
 import subprocess
 import sys
@@ -30,6 +35,7 @@ import pytest
 
 from tests.plugins.hub_world import hub_environment
 from tests.world.hub import FakeHub
+from tests.world.images import POD_PATH
 from tests.world.runpod import FakeRunpod
 from tests.world.sshd import FakeSshd, generate_key
 
@@ -53,12 +59,38 @@ _OUR_VARS = ("RUNPOD_API_KEY", "RUNPOD_API_BASE_URL", "HF_TOKEN", "HUGGINGFACE_H
              "THINNKA_STATE_DIR", "THINNKA_DB_URL", "THINNKA_RUNPOD_API")  # fmt: skip
 
 
+# Files of a dist-info folder that describe one installation, not the distribution.
+_INSTALL_ONLY = {"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"}
+
+
+def _copy_metadata(site_packages: Path) -> None:
+    """Each distribution of this environment's metadata (its dist-info folder), copied into
+    ``site_packages``: what uv reads to count it installed. Its RECORD lists only the copy,
+    so an installer that replaces it removes the copy, never the test environment's files.
+    Editable installs (thinnka itself) are left out: the pod never imports them."""
+    for dist in metadata.distributions(path=site.getsitepackages()):
+        info = Path(getattr(dist, "_path", ""))
+        target = site_packages / info.name
+        if not info.name.endswith(".dist-info") or target.exists():
+            continue  # the first on the path wins, as for imports
+        if (info / "direct_url.json").exists() and '"editable": true' in (
+            info / "direct_url.json"
+        ).read_text():
+            continue
+        shutil.copytree(info, target, ignore=shutil.ignore_patterns(*_INSTALL_ONLY))
+        (target / "INSTALLER").write_text("thinnka-tests\n")
+        files = (p for p in target.rglob("*") if p.is_file())
+        record = sorted(f"{p.relative_to(site_packages).as_posix()},," for p in files)
+        (target / "RECORD").write_text("\n".join([*record, f"{info.name}/RECORD,,"]) + "\n")
+
+
 def make_pod_venv(venv: Path) -> Path:
     """A venv layered over this environment's packages (see the module docstring)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    layered = venv / "lib" / version / "site-packages" / "_test_env.pth"
-    layered.write_text("\n".join(site.getsitepackages()) + "\n")
+    site_packages = venv / "lib" / version / "site-packages"
+    (site_packages / "_test_env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    _copy_metadata(site_packages)
     # Console scripts (accelerate, trl, ...) re-pointed at the pod venv's python.
     ours = Path(sys.prefix) / "bin"
     for script in ("accelerate", "trl"):
@@ -142,6 +174,14 @@ def build_world(
         env.pop(name, None)
     env.update(HOME=str(home), PYTHONUNBUFFERED="1", COLUMNS="200")
     built = World(workdir, runpod, hub, sshd, remote_root, env)
+    # The pods' image ships uv (as uv-based images do): setup uses it rather than
+    # bootstrapping one from PyPI, which tests/e2e/test_layouts.py plays offline.
+    uv = Path(sys.prefix) / "bin" / "uv"
+    if uv.exists():
+        tools = root / "pod-tools"
+        tools.mkdir()
+        (tools / "uv").symlink_to(uv)
+        runpod.set_image_env("*", {"PATH": f"{tools}:{POD_PATH}"})
     built.write_dotenv(
         RUNPOD_API_KEY=runpod.api_key,
         RUNPOD_API_BASE_URL=runpod.base_url,
@@ -152,10 +192,6 @@ def build_world(
         THINNKA_REMOTE_ROOT=str(remote_root),
         THINNKA_REMOTE_VENV=str(pod_venv),
         THINNKA_SSH_USER=pwd.getpwuid(os.getuid()).pw_name,
-        # The pods' venv sees the test environment through a .pth file, which only pip
-        # counts as installed (uv would download the stack again): tests/pod/test_setup_uv.py
-        # runs the uv path on its own.
-        THINNKA_POD_INSTALLER="pip",
         THINNKA_RUNPOD_API=runpod_api,
     )
     return built

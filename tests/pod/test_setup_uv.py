@@ -1,8 +1,10 @@
 """setup_trl.sh's installer: uv where it can be had, pip otherwise, caches on the volume.
 
-Run for real with the uv release thinnka bootstraps on pods, against a local wheel (no index
-at all); "a second run on the same volume installs nothing new" is uv fetching nothing into
-its cache the second time (no "Prepared" line): the volume's cache serves the new venv.
+Run for real with the uv release thinnka bootstraps on pods, against a local wheel (offline:
+no index at all); "a new venv on the same volume installs nothing new" is uv fetching nothing
+into its cache the second time (no "Prepared" line): the volume's cache serves the new venv.
+On Runpod that is the same pod again (restarted: its container disk is new, its volume kept);
+a pod's volume is deleted with the pod.
 """
 
 from __future__ import annotations
@@ -81,13 +83,14 @@ def _uv_on_path() -> str:
     return uv
 
 
-def test_uv_installs_and_a_second_pod_on_the_same_volume_downloads_nothing(
+def test_uv_installs_and_a_new_venv_on_the_same_volume_downloads_nothing(
     tmp_path: Path,
 ) -> None:
     _uv_on_path()
     wheels, volume = tmp_path / "wheels", tmp_path / "volume" / ".cache"
     _wheel(wheels)
-    offline = {"UV_NO_INDEX": "1", "UV_FIND_LINKS": str(wheels)}
+    # uv has no variable for --no-index; offline it reads only local files (and its cache).
+    offline = {"UV_OFFLINE": "1", "UV_FIND_LINKS": str(wheels)}
 
     first_venv = make_pod_venv(tmp_path / "pod1" / "venv")
     env_file = tmp_path / "first.env"
@@ -102,8 +105,8 @@ def test_uv_installs_and_a_second_pod_on_the_same_volume_downloads_nothing(
 
     assert "Prepared 1 package" in first.stderr  # fetched and unpacked into the cache
 
-    # A new pod (new container disk, so a new venv) on the same volume: uv takes the
-    # package from the volume's cache and fetches nothing (no "Prepared" line).
+    # A new venv (the pod restarted: a new container disk) on the same volume: uv takes
+    # the package from the volume's cache and fetches nothing (no "Prepared" line).
     second_venv = make_pod_venv(tmp_path / "pod2" / "venv")
     env_file = tmp_path / "second.env"
     env_file.write_text(write_env_file(_values(second_venv, volume)))

@@ -4,9 +4,11 @@ idempotency markers, their failure messages."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -50,7 +52,9 @@ def _run(
     script: str, env_file: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VENV", "TRAINER")}
-    env["THINNKA_POD_INSTALLER"] = "pip"  # the uv path: tests/pod/test_setup_uv.py
+    # These check what the scripts ask pip for (the pip override, and the fallback where
+    # uv cannot be had); uv's path: tests/pod/test_setup_uv.py and tests/e2e/test_layouts.py.
+    env["THINNKA_POD_INSTALLER"] = "pip"
     env.update(extra_env or {})
     return subprocess.run(
         ["bash", str(SCRIPTS / script), str(env_file)],
@@ -63,11 +67,13 @@ def _run(
 
 # ------------------------------------------------------------------ setup_trl.sh
 def _fake_venv(venv: Path, log: Path) -> None:
-    # Logs every call but the "has it pip?" probe; swallows the import-check program on stdin.
+    # Logs every call but the "has it pip?" and "which torch?" probes (it has none);
+    # swallows the import-check program on stdin.
     _stub(
         venv / "bin" / "python",
         f"""\
         if [ "$*" = "-m pip --version" ]; then exit 0; fi
+        if [ "${{1##*/}}" = "probe_python.py" ]; then exit 0; fi
         printf '%s\\n' "$*" >> {log}
         if [ "${{1##*/}}" = "check_stack.py" ]; then echo "thinnka: trl ready"; fi
         exit 0
@@ -151,6 +157,63 @@ def test_setup_trl_reuses_a_prebuilt_venv_offline(tmp_path: Path) -> None:
     finally:
         if not existed:
             shutil.rmtree(markers, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the image's python
+def _probe_python(python: str, need: str) -> subprocess.CompletedProcess[str]:
+    """setup_common.sh's probe of ``python`` (as THINNKA_PYTHON) for a stack needing ``need``;
+    on success, what it found, as ``declare -p`` lines."""
+    script = (
+        f'. "$(dirname "$0")/setup_common.sh"; thinnka_load_env; thinnka_probe_python {need}'
+        " && declare -p image_python image_version image_venv image_torch image_torch_dir"
+    )
+    env = {**os.environ, "THINNKA_PYTHON": python}
+    return subprocess.run(
+        ["bash", "-c", script, str(SCRIPTS / "setup_trl.sh")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_probe_reports_the_python_that_runs_and_its_torch() -> None:
+    """Asked of the test environment's python (a venv with torch): that venv, as itself."""
+    result = _probe_python(sys.executable, "3.10")
+    assert result.returncode == 0, result.stderr
+    torch = importlib.util.find_spec("torch")
+    assert torch is not None and torch.submodule_search_locations
+    [folder] = torch.submodule_search_locations
+
+    said = result.stdout
+    assert f'image_python="{sys.executable}"' in said
+    assert f'image_venv="{int(sys.prefix != sys.base_prefix)}"' in said
+    assert f'image_torch="{importlib.metadata.version("torch")}"' in said
+    assert f'image_torch_dir="{Path(folder).parent}"' in said
+
+
+def test_the_probe_refuses_a_python_too_old_for_the_stack_by_name() -> None:
+    version = ".".join(map(str, sys.version_info[:3]))
+    result = _probe_python(sys.executable, "99.0")
+    assert result.returncode == 1
+    assert f"is {sys.executable} (Python {version}); the trl stack needs Python 99.0" in (
+        result.stderr
+    )
+
+
+def test_the_probe_refuses_a_missing_python_by_name() -> None:
+    result = _probe_python("python3-that-is-not-there", "3.10")
+    assert result.returncode == 1
+    assert "the image has no python3-that-is-not-there on its PATH" in result.stderr
+
+
+def test_setup_trl_asks_for_the_python_its_stack_requires() -> None:
+    """The floor setup_trl.sh refuses below is the one trl and transformers declare."""
+    text = (SCRIPTS / "setup_trl.sh").read_text()
+    [need] = re.findall(r"^thinnka_probe_python (\S+)", text, re.MULTILINE)
+    for name in ("trl", "transformers"):
+        floor = importlib.metadata.metadata(name)["Requires-Python"].removeprefix(">=")
+        assert floor.split(".")[:2] == need.split("."), (name, floor)
 
 
 # ------------------------------------------------------------------ setup_openr1.sh

@@ -11,7 +11,10 @@ terminate its pod, so the emulator plays it:
   reaches the processes the emulated pod runs: the sshd that plays every pod
   sets it for sessions of the key the pod was created with;
 * terminating a pod kills its processes (found by their ``RUNPOD_POD_ID``), as
-  ending a container does, so a job never outlives its emulated pod.
+  ending a container does, so a job never outlives its emulated pod;
+* an image may bring env of its own (its Dockerfile's ``ENV``, e.g. a ``PATH`` with a
+  virtualenv first: ``set_image_env``), which pods of that image get as well, under the
+  pod's own; Runpod's images export it to SSH sessions, and so does the emulated pod.
 
 Kept apart from ``_runpod_state.World`` (which calls ``on_pod_created``,
 ``on_pod_terminated`` and ``on_reset``) so the core state module stays small.
@@ -45,6 +48,7 @@ __all__ = [
     "on_reset",
     "pod_env",
     "pod_keys",
+    "set_image_env",
 ]
 
 PROBLEM = "application/problem+json"
@@ -57,6 +61,7 @@ class PodKeys:
     base_url: str = ""  # set by FakeRunpod once it listens; goes into RUNPOD_API_BASE_URL
     by_key: dict[str, str] = field(default_factory=dict)
     env_of: dict[str, dict[str, str]] = field(default_factory=dict)
+    image_env: dict[str, dict[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -75,6 +80,14 @@ def pod_env(world: World, pod_id: str) -> dict[str, str]:
         return dict(registry.env_of.get(pod_id, {}))
 
 
+def set_image_env(world: World, image: str, env: dict[str, str]) -> None:
+    """Pods created from ``image`` from now on get ``env`` (until the next reset); ``*``:
+    pods of every image without env of its own."""
+    registry = pod_keys(world)
+    with registry.lock:
+        registry.image_env[image] = dict(env)
+
+
 def is_pod_key(world: World, key: str | None) -> bool:
     registry = pod_keys(world)
     with registry.lock:
@@ -85,7 +98,10 @@ def on_pod_created(world: World, pod: Pod, *, authorize: bool = True) -> None:
     """Issue the pod's key and env, and let the SSH "pod" run its sessions with that env."""
     registry = pod_keys(world)
     key = f"rpp_{rand_id(40).upper()}"
-    env = {"RUNPOD_POD_ID": pod.id, "RUNPOD_API_KEY": key}
+    with registry.lock:
+        image_env = registry.image_env
+        env = dict(image_env.get(pod.image_name, image_env.get("*", {})))
+    env.update(RUNPOD_POD_ID=pod.id, RUNPOD_API_KEY=key)
     if registry.base_url:
         env["RUNPOD_API_BASE_URL"] = registry.base_url
     with registry.lock:
@@ -119,6 +135,7 @@ def on_reset(world: World) -> None:
         pods = list(registry.env_of)
         registry.by_key.clear()
         registry.env_of.clear()
+        registry.image_env.clear()
     for pod_id in pods:
         kill_pod_processes(pod_id)
 

@@ -26,7 +26,7 @@ from typing import Any, Unpack
 
 from tests.world._random_faults import FaultSettings, RandomFaults, injected
 from tests.world._runpod_http import Server, make_server
-from tests.world._runpod_podkeys import pod_env, pod_keys
+from tests.world._runpod_podkeys import pod_env, pod_keys, set_image_env
 from tests.world._runpod_records import (
     AccountKeys,
     Fault,
@@ -352,6 +352,12 @@ class FakeRunpod:
     def pod_env(self, pod_id: str) -> dict[str, str]:
         """The pod's container env as Runpod sets it (RUNPOD_POD_ID, its pod-scoped key...)."""
         return pod_env(self.world, pod_id)
+
+    def set_image_env(self, image: str, env: dict[str, str]) -> None:
+        """What ``image``'s Dockerfile ``ENV`` sets (``PATH`` ...): pods created from it get
+        it in their sessions, as Runpod's images export it (until the next reset). ``*``
+        stands for every image without env of its own."""
+        set_image_env(self.world, image, env)
 
     def ledger(self) -> list[PodLedgerEntry]:
         """Every pod ever created since the last reset, terminated ones included."""

@@ -252,7 +252,12 @@ class FakeSshd:
             "PubkeyAuthentication yes",
             "AuthenticationMethods publickey",
             "AcceptEnv *",
-            "PermitUserEnvironment RUNPOD_*",  # a pod's env for its key's sessions (authorize)
+            # A pod's env for its key's sessions (authorize): what Runpod sets, and what an
+            # emulated image's ENV does (FakeRunpod.set_image_env): PATH, and pyenv's
+            # PYENV_VERSION=system so this machine's pyenv shims (a root bashrc may put them
+            # first) run the python3 that PATH names; uv's and pip's settings for the
+            # emulated package index.
+            "PermitUserEnvironment RUNPOD_*,PATH,PYENV_VERSION,UV_*,PIP_*",
             "Subsystem sftp internal-sftp",
             "MaxStartups 256",
             "MaxSessions 256",

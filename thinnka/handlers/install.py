@@ -27,6 +27,7 @@ __all__ = ["InstallHandler", "final_push_job", "run_env"]
 
 _OWN_SCRIPTS = (
     "job.sh", "train.sh", "check_stack.py", "setup_common.sh", "prefetch.py", "thinnka_mark.py",
+    "probe_python.py",
 )  # fmt: skip
 
 
@@ -49,7 +50,8 @@ def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[st
         "THINNKA_RUN_ID": ctx.run.id,
         "THINNKA_TRACE": "1" if ctx.run.options.debug_remote else "0",
         "THINNKA_USE_CPU": "true" if rendered.recipe.get("use_cpu") else "false",
-        # On the volume, beside HF_HOME: a second run on the same volume downloads nothing.
+        # On the volume, beside HF_HOME: a later setup on the same pod (restarted, with a new
+        # container disk) downloads nothing again. The volume is deleted with the pod.
         "THINNKA_CACHE_DIR": posixpath.dirname(paths.hf_home),
         "UV_SPEC": f"=={POD_TOOLS['uv']}",
         # Downloaded while the stack installs (prefetch.py), into HF_HOME.
@@ -62,8 +64,8 @@ def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[st
         "THINNKA_PUSH_REPO": ctx.run.hub_model_id or "",
         "THINNKA_OUTPUT_DIR": paths.output_dir,
     }
-    # THINNKA_POD_INSTALLER=pip|uv and THINNKA_POD_PYTHON (the image's python) exist for pods
-    # whose image needs them and for the emulated world (README, Development).
+    # THINNKA_POD_INSTALLER=pip|uv and THINNKA_POD_PYTHON (the image's python) are overrides
+    # for pods whose image needs them (README, Development); the default probes the image.
     for setting, name in (("THINNKA_POD_INSTALLER", "THINNKA_POD_INSTALLER"),
                           ("THINNKA_POD_PYTHON", "THINNKA_PYTHON")):  # fmt: skip
         if ctx.settings.extra.get(setting):

@@ -143,7 +143,7 @@ def _trl(f: SetupFacts) -> tuple[list[str], dict[str, str]]:
         packages.append(f"math-verify{TRL_STACK['math-verify']}")
     packages += _reporting(f.report_to)
     values = {
-        "PYTHON_VERSION": "",  # the image's python3, venv with --system-site-packages
+        "PYTHON_VERSION": "",  # the image's python3 (probed on the pod), venv over its packages
         "TORCH_SPEC": "",  # the image's torch (or vLLM's pin)
         "VLLM_SPEC": f"vllm{TRL_STACK['vllm']}" if f.vllm else "",
         "FLASH_ATTN": "kernels" if f.flash_attn else "",
