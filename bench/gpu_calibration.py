@@ -544,7 +544,7 @@ SMOKE_RUNS = (
     SmokeRun("grpo_vllm_colocate", grpo=True, vllm=True),
 )
 # A CPU has no bf16 worth training in and no vLLM: the switches of the CPU training tests
-# (tests/test_rendering_train.py). 4-bit loading works there (bitsandbytes' CPU backend).
+# (tests/rendering/test_train.py). 4-bit loading works there (bitsandbytes' CPU backend).
 CPU_SETS = (("use_cpu", "true"), ("bf16", "false"), ("torch_dtype", "float32"))
 
 
