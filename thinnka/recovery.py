@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from thinnka.clients.runpod import Pod
-from thinnka.errors import LeaseHeld, ThinnkaError
+from thinnka.errors import Cancelled, LeaseHeld, ThinnkaError
 from thinnka.lease import owner_is_dead, take_lease
 from thinnka.machine import RunState
+from thinnka.reasons import Reason
 from thinnka.step import Output
 
 if TYPE_CHECKING:
@@ -160,11 +161,9 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
 
     before = run.state.value
     action = "driven"
+    abandon = None
     if run.state in _NOT_CONTINUED and not run.cancel_requested and not _pod_gone(session, run):
-        session.store.add_event(
-            run.id, "abandoned", "Its process died before training; recover cancels it."
-        )
-        session.store.request_cancel(run.id)
+        abandon = _abandon_before_training
         action = "cancelled"
     elif run.state is RunState.training and not run.cancel_requested:
         verdict = _probe_training(session, run, output)
@@ -174,7 +173,7 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
             return RunAction(run.id, before, "left_running", current.state.value, message=message)
     notifier = notifier_for(session.settings, run.options, output, session.store)
     notifier.run_id = run.id
-    finished = drive(session.runner(notifier), run.id)
+    finished = drive(session.runner(notifier), run.id, abandon=abandon)
     return RunAction(
         run.id,
         before,
@@ -183,6 +182,19 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
         finished.outcome.value if finished.outcome else None,
         finished.error_reason,
         finished.error_message or "",
+    )
+
+
+def _abandon_before_training(run: RunRecord) -> ThinnkaError | None:
+    """The error that stops a run whose process died before training, asked once this
+    ``recover`` holds the lease: the run as it is then (another ``recover`` may have
+    finished it meanwhile, or someone asked to cancel it, which says so itself)."""
+    if run.state not in _NOT_CONTINUED or run.cancel_requested:
+        return None
+    return Cancelled(
+        f"Its process died in state {run.state.value}, before training; "
+        "`thinnka recover` stopped the run and cleans up its pod.",
+        reason=Reason.process_died,
     )
 
 

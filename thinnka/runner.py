@@ -15,7 +15,7 @@ import datetime as dt
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -115,7 +115,12 @@ class Runner:
         )
 
     def drive(
-        self, run_id: str, *, stop_at: RunState | None = None, wait_for_lease: bool = False
+        self,
+        run_id: str,
+        *,
+        stop_at: RunState | None = None,
+        wait_for_lease: bool = False,
+        abandon: Callable[[RunRecord], ThinnkaError | None] | None = None,
     ) -> RunRecord:
         """Advance ``run_id`` until it is terminated (or reaches ``stop_at``).
 
@@ -123,6 +128,9 @@ class Runner:
         ``wait_for_lease`` (``resume``), a holder on another host is first given
         until its lease expires (see ``_wait_for_expiry``). A
         ``KeyboardInterrupt`` cancels the run, cleans up, and is re-raised.
+        ``abandon`` (``recover``) is asked, once the lease is held, whether the run as it
+        is now must be stopped, and with which error: asked only then, so that a process
+        that loses the lease (or finds the run finished) records nothing it did not do.
         """
         run = self._acquire(run_id, wait=wait_for_lease)
         interrupted: KeyboardInterrupt | None = None
@@ -131,6 +139,10 @@ class Runner:
             LeaseKeeper(self.store, run_id, self.owner, self.lease_seconds) as heartbeat,
         ):
             try:
+                stop = abandon(run) if abandon is not None else None
+                if stop is not None and run.state not in (RunState.failed, RunState.terminated):
+                    self.store.add_event(run.id, "abandoned", stop.message)
+                    run = self._fail(run, stop)
                 while not run.state.is_final():
                     if stop_at is not None and run.state is stop_at:
                         break

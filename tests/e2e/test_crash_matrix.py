@@ -68,7 +68,7 @@ STORIES: dict[str, tuple[str, str]] = {
     ),
     "the trainer created the target repo, the pod stopped before any push": (
         "failed (`pod_lost`)",
-        "tests/test_watchdog_e2e.py::test_a_repo_the_trainer_created_with_nothing_pushed_is_no_success",
+        "tests/e2e/test_watchdog.py::test_a_repo_the_trainer_created_with_nothing_pushed_is_no_success",
     ),
     "a second `run` to a repo a live run pushes to (a sweep with the default `--hub-model-id`)": (
         "refused (exit 2)",
@@ -85,6 +85,10 @@ STORIES: dict[str, tuple[str, str]] = {
     "`cancel` while another process drives": (
         "cancelled",
         "tests/e2e/test_operations.py::test_cancel_stops_a_live_run_and_terminates_its_pod",
+    ),
+    "two `recover` at once for a run whose process died before training": (
+        "cancelled",
+        "tests/e2e/test_operations.py::test_two_recovers_at_once_only_the_one_that_stops_a_dead_run_writes_its_events",
     ),
     "two `resume` at once for a killed run": (
         "succeeded",

@@ -181,3 +181,27 @@ def test_recover_cancels_a_run_that_died_before_its_pod_and_never_starts_one(
     assert (shown["state"], shown["outcome"]) == ("terminated", "cancelled")
     assert "abandoned" in [event["kind"] for event in shown["events"]]
     assert world.runpod.ledger() == []
+
+
+def test_two_recovers_at_once_only_the_one_that_stops_a_dead_run_writes_its_events(
+    world: World,
+) -> None:
+    """Both passes see the dead run; only the one holding its lease says it stopped it,
+    and the record names what happened (its process died), not a cancel nobody asked for."""
+    from thinnka.options import RunOptions
+
+    assert world.thinnka("ls").returncode == 0
+    state = world.workdir / "state"
+    settings = load_settings(environ={"THINNKA_STATE_DIR": str(state)}, cwd=world.workdir)
+    run = open_store(settings).create_run(RunOptions(repo_id=world.hub.models.chat))
+    passes = [world.spawn("recover"), world.spawn("recover")]
+    for proc in passes:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+    shown = world.show(run.id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "cancelled")
+    kinds = [event["kind"] for event in shown["events"]]
+    assert kinds.count("abandoned") == 1 and "cancel_requested" not in kinds, kinds
+    assert shown["error"]["reason"] == "cancelled"
+    assert "process died" in shown["error"]["message"], shown["error"]
+    assert "on request" not in json.dumps(shown["events"])
