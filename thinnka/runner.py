@@ -176,6 +176,9 @@ class Runner:
                         if run.state is RunState.failed:
                             self._cleanup_failed(run, exc)
                             break
+                        if run.state is RunState.pushed and not isinstance(exc, Cancelled):
+                            self._defer_termination(run, exc)
+                            break
                         run = self._fail(self.store.get(run_id), exc)
                     except Exception as exc:  # a bug: still clean up the pod
                         logger.exception("step crashed", state=run.state.value)
@@ -232,7 +235,10 @@ class Runner:
         model = _Model()
         build_machine(model, run.state)
         getattr(model, transition.trigger)()  # the machine validates the edge
-        outcome = Outcome.succeeded if transition.source is RunState.pushed else None
+        # The verified final push is the success: recorded with the push, so that a pod that
+        # will not go away (Runpod failing its terminate) cannot turn it into a failure.
+        succeeded = transition.source in (RunState.training, RunState.pushed)
+        outcome = Outcome.succeeded if succeeded else None
         updated = self.store.transition(
             run.id,
             owner=self.owner,
@@ -290,6 +296,19 @@ class Runner:
             updates={"error_message": message, "error_reason": str(reason)},
             outcome=outcome,
         )
+
+    def _defer_termination(self, run: RunRecord, error: ThinnkaError) -> None:
+        """The model is pushed but the pod would not go (the terminate step retried it with
+        backoff): the run stays ``pushed`` and ``succeeded``, and says who ends the pod."""
+        grace = run.options.watchdog_grace
+        message = (
+            f"The model is pushed, but pod {run.pod_id} could not be terminated yet "
+            f"({error.message}). `thinnka recover` retries the termination; the pod's watchdog "
+            f"ends the pod itself {grace:.0f} s after nobody follows the run."
+        )
+        message = redact(message, self.settings.secrets())
+        self.store.add_event(run.id, "terminate_deferred", message)
+        self.output.event("terminate_deferred", message)
 
     def _cleanup_failed(self, run: RunRecord, error: ThinnkaError) -> None:
         """Cleanup itself failed: leave the run ``failed`` for ``recover`` to retry."""

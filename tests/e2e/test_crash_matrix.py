@@ -94,6 +94,14 @@ STORIES: dict[str, tuple[str, str]] = {
         "succeeded",
         "tests/e2e/test_races.py::test_two_resume_racing_for_a_killed_run_one_drives_the_other_names_it",
     ),
+    "Runpod answers 5xx to the terminate of a pushed run": (
+        "succeeded",
+        "tests/e2e/test_cleanup_faults.py::test_runpod_5xx_on_terminate_is_retried_and_the_pushed_run_succeeds",
+    ),
+    "Runpod keeps failing the terminate of a pushed run": (
+        "succeeded (run stays `pushed`, exit 0)",
+        "tests/e2e/test_cleanup_faults.py::test_a_pod_runpod_will_not_terminate_keeps_a_pushed_run_succeeded",
+    ),
     "429s, 500s and dropped connections at random during a whole run": (
         "succeeded",
         "tests/e2e/test_races.py::test_a_whole_run_under_random_429s_500s_and_drops_succeeds_with_one_pod",
