@@ -94,6 +94,10 @@ STORIES: dict[str, tuple[str, str]] = {
         "succeeded",
         "tests/e2e/test_races.py::test_two_resume_racing_for_a_killed_run_one_drives_the_other_names_it",
     ),
+    "`reap` with a copy or a restore of the database while the original drives a run": (
+        "still training",
+        "tests/e2e/test_races.py::test_reap_with_a_copy_of_the_database_keeps_the_pod_the_original_drives",
+    ),
     "Runpod answers 5xx to the terminate of a pushed run": (
         "succeeded",
         "tests/e2e/test_cleanup_faults.py::test_runpod_5xx_on_terminate_is_retried_and_the_pushed_run_succeeds",

@@ -95,13 +95,17 @@ def test_cancel_stops_a_live_run_and_terminates_its_pod(world: World) -> None:
 def test_reap_touches_only_this_installations_stray_pods(world: World, runpod_api: str) -> None:
     assert world.thinnka("ls").returncode == 0  # makes the database and installation id
     ours = _installation_id(world)
-    stray = world.runpod.add_foreign_pod(
-        "thinnka-lost-1x-r-zzzzzz", env={"THINNKA_OWNER": ours, "THINNKA_RUN_ID": "r-zzzzzz"}
-    )
+    # A pod of a run this database does not know: kept until its own bound (1 h) passed.
+    stray_env = {"THINNKA_OWNER": ours, "THINNKA_RUN_ID": "r-zzzzzz", "THINNKA_MAX_HOURS": "1"}
+    stray = world.runpod.add_foreign_pod("thinnka-lost-1x-r-zzzzzz", env=stray_env)
     other = world.runpod.add_foreign_pod(
         "thinnka-theirs-1x-r-yyyyyy", env={"THINNKA_OWNER": "inst-other", "THINNKA_RUN_ID": "r-y"}
     )
     jupyter = world.runpod.add_foreign_pod("my-jupyter")
+    young = world.thinnka("reap", "--dry-run")
+    assert young.returncode == 0 and f"kept {stray}" in young.stdout, young.stdout
+    assert "would terminate" not in young.stdout
+    world.runpod.advance_time(3600 + 16 * 60)
     dry = world.thinnka("reap", "--dry-run")
     assert dry.returncode == 0 and f"would terminate {stray}" in dry.stdout
     assert {pod.id for pod in world.runpod.pods()} == {stray, other, jupyter}
