@@ -48,6 +48,8 @@ def _checks(session: Session) -> list[Check]:
         checks.append(Check("runpod", "fail", "not checked: RUNPOD_API_BASE_URL is unusable"))
     else:
         checks.append(_runpod(services, bool(settings.runpod_api_key), settings.runpod_api))
+        if checks[-1].status == "ok":
+            checks += _shared_installation(session)
     hub_settings = ("HF_ENDPOINT", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN")
     if any(p.startswith(hub_settings) for p in settings.problems):
         checks.append(Check("huggingface", "fail", "not checked: the Hub settings are unusable"))
@@ -109,6 +111,38 @@ def _runpod(services: Services, has_key: bool, transport: str) -> Check:
 
 
 _TRANSPORTS = {"rest": "REST v2", "graphql": "GraphQL"}
+
+
+def _shared_installation(session: Session) -> list[Check]:
+    """Pods that carry this installation's id for runs this database does not know: another
+    database (a copy or a restore of this one) shares the id, and so the pods' owner tag."""
+    from thinnka.errors import RunNotFound
+
+    services = session.get_services()
+    owner = services.owner
+    try:
+        pods = [pod for pod in services.runpod.list_pods() if pod.env.get("THINNKA_OWNER") == owner]
+    except ThinnkaError as exc:
+        return [Check("installation", "warn", f"pods not checked: {exc.message}")]
+    unknown = []
+    for pod in pods:
+        try:
+            session.store.get(pod.env.get("THINNKA_RUN_ID", ""))
+        except RunNotFound:
+            unknown.append(pod.env.get("THINNKA_RUN_ID") or pod.id)
+    if not unknown:
+        return []
+    return [
+        Check(
+            "installation",
+            "warn",
+            f"{len(unknown)} pod(s) carry installation {owner} for runs this database does not "
+            f"know ({', '.join(sorted(unknown)[:5])}): another database, a copy or a restore "
+            "of this one, shares its installation id. `reap` leaves such pods until their own "
+            "--max-hours has passed; give each copy its own database (an empty one makes a "
+            "new installation id) or share one (THINNKA_DB_URL).",
+        )
+    ]
 
 
 def _hub(services: Services, has_token: bool) -> Check:

@@ -7,11 +7,11 @@ the CLI only parses, calls and prints (the sqlite-utils split).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from thinnka.errors import ConfigError, LeaseHeld
+from thinnka.errors import ConfigError, LeaseHeld, ThinnkaError
 from thinnka.handlers.base import Handler
 from thinnka.lease import owner_host
 from thinnka.machine import RunState
@@ -157,12 +157,20 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
 
 
 def drive(
-    runner: Runner, run_id: str, *, detach: bool = False, wait_for_lease: bool = False
+    runner: Runner,
+    run_id: str,
+    *,
+    detach: bool = False,
+    wait_for_lease: bool = False,
+    abandon: Callable[[RunRecord], ThinnkaError | None] | None = None,
 ) -> RunRecord:
     """Drive a run, say how it ended, then flush its notifications (bounded)."""
     try:
         run = runner.drive(
-            run_id, stop_at=RunState.training if detach else None, wait_for_lease=wait_for_lease
+            run_id,
+            stop_at=RunState.training if detach else None,
+            wait_for_lease=wait_for_lease,
+            abandon=abandon,
         )
         _report_end(run, runner.output)
         return run

@@ -54,6 +54,7 @@ class Reason(StrEnum):
     push_missing = "push_missing"
     merge_failed = "merge_failed"
     interrupted = "interrupted"
+    process_died = "process_died"  # the process driving the run died; recover stopped it
     terminate = "terminate"  # a pod would not go away (cleanup retries it)
     timeout = "timeout"  # a step ran past its deadline
     remote = "remote"  # a remote service answered with an unexpected error
@@ -92,6 +93,7 @@ _FAILURE: dict[Reason, Reason] = {
     Reason.push_missing: Reason.push_failed,
     Reason.merge_failed: Reason.training_failed,
     Reason.interrupted: Reason.cancelled,
+    Reason.process_died: Reason.cancelled,
     Reason.terminate: Reason.internal,
     Reason.timeout: Reason.internal,
     Reason.remote: Reason.internal,

@@ -12,7 +12,8 @@ gone already (its watchdog ended it between jobs): that run fails with
 
 ``reap`` terminates pods that carry this installation's ``THINNKA_OWNER`` but
 that no live run owns. Pods of other installations, and pods thinnka did not
-make, are never touched.
+make, are never touched; a pod of a run this database does not know (a copy or
+a restore of it may drive that run) only once it is past its own bound.
 """
 
 from __future__ import annotations
@@ -22,22 +23,47 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from thinnka.clients.runpod import Pod
-from thinnka.errors import LeaseHeld, ThinnkaError
+from thinnka.errors import Cancelled, LeaseHeld, ThinnkaError
 from thinnka.lease import owner_is_dead, take_lease
 from thinnka.machine import RunState
+from thinnka.reasons import Reason
 from thinnka.step import Output
 
 if TYPE_CHECKING:
     from thinnka.operations import Session
     from thinnka.store import RunRecord
 
-__all__ = ["ReapReport", "RecoverReport", "reap", "recover"]
+__all__ = ["ReapReport", "RecoverReport", "reap", "recover", "unknown_run_wait"]
 
 
 @dataclass
 class ReapReport:
     reaped: list[Pod] = field(default_factory=list)
     errors: list[tuple[Pod, str]] = field(default_factory=list)
+    kept: list[tuple[Pod, str]] = field(default_factory=list)  # ours, but maybe alive elsewhere
+
+
+# A pod of a run this database does not know may be driven by a copy or a restore of it
+# (same installation id, so same THINNKA_OWNER). No run outlives its own bound (the
+# orchestrator and the pod's watchdog both stop it at --max-hours), so such a pod is
+# reaped only once its uptime passed that bound (THINNKA_MAX_HOURS on the pod) by this
+# margin; a pod without that tag (made by an older thinnka) by the highest --max-hours.
+UNKNOWN_RUN_MARGIN_S = 15 * 60.0
+_UNTAGGED_MAX_HOURS = 720.0
+
+
+def unknown_run_wait(pod: Pod) -> float | None:
+    """Seconds until a pod of an unknown run may be reaped (None: now)."""
+    try:
+        hours = float(pod.env.get("THINNKA_MAX_HOURS", ""))
+    except ValueError:
+        hours = _UNTAGGED_MAX_HOURS
+    if not 0 < hours <= _UNTAGGED_MAX_HOURS:  # nan, or a tag this thinnka never writes
+        hours = _UNTAGGED_MAX_HOURS
+    if pod.uptime_seconds is None:  # not booted (or stopped): its age is unknown
+        return hours * 3600 + UNKNOWN_RUN_MARGIN_S
+    left = hours * 3600 + UNKNOWN_RUN_MARGIN_S - pod.uptime_seconds
+    return left if left > 0 else None
 
 
 @dataclass
@@ -48,8 +74,10 @@ class RecoverReport:
     reaped: list[Pod] = field(default_factory=list)
 
 
-def stray_pods(session: Session) -> list[Pod]:
-    """Our pods whose run is terminated or unknown, and duplicates of a run's pod."""
+def stray_pods(session: Session, kept: list[tuple[Pod, str]] | None = None) -> list[Pod]:
+    """Our pods whose run is terminated, duplicates of a run's pod, and pods of runs this
+    database does not know once they are past their own bound (see ``unknown_run_wait``);
+    the younger ones of unknown runs go to ``kept`` with the reason."""
     from thinnka.errors import RunNotFound
 
     services = session.get_services()
@@ -62,7 +90,11 @@ def stray_pods(session: Session) -> list[Pod]:
         try:
             run = session.store.get(run_id)
         except RunNotFound:
-            strays.append(pod)  # a pod whose run record is gone (another database?)
+            wait = unknown_run_wait(pod)
+            if wait is None:
+                strays.append(pod)  # past its own bound: nobody can still be driving it
+            elif kept is not None:
+                kept.append((pod, _unknown_run_note(run_id, wait)))
             continue
         # A live (or recoverable) run owns its recorded pod; a second pod of the
         # same run is a duplicate, and a terminated run owns nothing.
@@ -76,7 +108,7 @@ def reap(session: Session, *, dry_run: bool = False) -> ReapReport:
 
     report = ReapReport()
     services = session.get_services()
-    for pod in stray_pods(session):
+    for pod in stray_pods(session, report.kept):
         if dry_run:
             report.reaped.append(pod)
             continue
@@ -86,6 +118,13 @@ def reap(session: Session, *, dry_run: bool = False) -> ReapReport:
         except ThinnkaError as exc:
             report.errors.append((pod, exc.message))
     return report
+
+
+def _unknown_run_note(run_id: str, wait: float) -> str:
+    return (
+        f"run {run_id or '?'} is not in this database; another copy of it (same installation "
+        f"id) may drive it, so it is left until its own bound has passed (in {wait / 3600:.1f} h)"
+    )
 
 
 # Runs whose process died before training are not continued by cron: nobody is
@@ -162,11 +201,9 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
 
     before = run.state.value
     action = "driven"
+    abandon = None
     if run.state in _NOT_CONTINUED and not run.cancel_requested and not _pod_gone(session, run):
-        session.store.add_event(
-            run.id, "abandoned", "Its process died before training; recover cancels it."
-        )
-        session.store.request_cancel(run.id)
+        abandon = _abandon_before_training
         action = "cancelled"
     elif run.state is RunState.training and not run.cancel_requested:
         verdict = _probe_training(session, run, output)
@@ -178,7 +215,7 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
     # slow sink costs the pass one bounded wait, not one per run.
     notifier = notifier_for(session.settings, run.options, output, session.store, deliver=False)
     notifier.run_id = run.id
-    finished = drive(session.runner(notifier), run.id)
+    finished = drive(session.runner(notifier), run.id, abandon=abandon)
     return RunAction(
         run.id,
         before,
@@ -187,6 +224,19 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
         finished.outcome.value if finished.outcome else None,
         finished.error_reason,
         finished.error_message or "",
+    )
+
+
+def _abandon_before_training(run: RunRecord) -> ThinnkaError | None:
+    """The error that stops a run whose process died before training, asked once this
+    ``recover`` holds the lease: the run as it is then (another ``recover`` may have
+    finished it meanwhile, or someone asked to cancel it, which says so itself)."""
+    if run.state not in _NOT_CONTINUED or run.cancel_requested:
+        return None
+    return Cancelled(
+        f"Its process died in state {run.state.value}, before training; "
+        "`thinnka recover` stopped the run and cleans up its pod.",
+        reason=Reason.process_died,
     )
 
 

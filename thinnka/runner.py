@@ -15,7 +15,7 @@ import datetime as dt
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -115,7 +115,12 @@ class Runner:
         )
 
     def drive(
-        self, run_id: str, *, stop_at: RunState | None = None, wait_for_lease: bool = False
+        self,
+        run_id: str,
+        *,
+        stop_at: RunState | None = None,
+        wait_for_lease: bool = False,
+        abandon: Callable[[RunRecord], ThinnkaError | None] | None = None,
     ) -> RunRecord:
         """Advance ``run_id`` until it is terminated (or reaches ``stop_at``).
 
@@ -123,6 +128,9 @@ class Runner:
         ``wait_for_lease`` (``resume``), a holder on another host is first given
         until its lease expires (see ``_wait_for_expiry``). A
         ``KeyboardInterrupt`` cancels the run, cleans up, and is re-raised.
+        ``abandon`` (``recover``) is asked, once the lease is held, whether the run as it
+        is now must be stopped, and with which error: asked only then, so that a process
+        that loses the lease (or finds the run finished) records nothing it did not do.
         """
         run = self._acquire(run_id, wait=wait_for_lease)
         interrupted: KeyboardInterrupt | None = None
@@ -131,6 +139,10 @@ class Runner:
             LeaseKeeper(self.store, run_id, self.owner, self.lease_seconds) as heartbeat,
         ):
             try:
+                stop = abandon(run) if abandon is not None else None
+                if stop is not None and run.state not in (RunState.failed, RunState.terminated):
+                    self.store.add_event(run.id, "abandoned", stop.message)
+                    run = self._fail(run, stop)
                 while not run.state.is_final():
                     if stop_at is not None and run.state is stop_at:
                         break
@@ -163,6 +175,9 @@ class Runner:
                     except ThinnkaError as exc:
                         if run.state is RunState.failed:
                             self._cleanup_failed(run, exc)
+                            break
+                        if run.state is RunState.pushed and not isinstance(exc, Cancelled):
+                            self._defer_termination(run, exc)
                             break
                         run = self._fail(self.store.get(run_id), exc)
                     except Exception as exc:  # a bug: still clean up the pod
@@ -220,7 +235,10 @@ class Runner:
         model = _Model()
         build_machine(model, run.state)
         getattr(model, transition.trigger)()  # the machine validates the edge
-        outcome = Outcome.succeeded if transition.source is RunState.pushed else None
+        # The verified final push is the success: recorded with the push, so that a pod that
+        # will not go away (Runpod failing its terminate) cannot turn it into a failure.
+        succeeded = transition.source in (RunState.training, RunState.pushed)
+        outcome = Outcome.succeeded if succeeded else None
         updated = self.store.transition(
             run.id,
             owner=self.owner,
@@ -278,6 +296,19 @@ class Runner:
             updates={"error_message": message, "error_reason": str(reason)},
             outcome=outcome,
         )
+
+    def _defer_termination(self, run: RunRecord, error: ThinnkaError) -> None:
+        """The model is pushed but the pod would not go (the terminate step retried it with
+        backoff): the run stays ``pushed`` and ``succeeded``, and says who ends the pod."""
+        grace = run.options.watchdog_grace
+        message = (
+            f"The model is pushed, but pod {run.pod_id} could not be terminated yet "
+            f"({error.message}). `thinnka recover` retries the termination; the pod's watchdog "
+            f"ends the pod itself {grace:.0f} s after nobody follows the run."
+        )
+        message = redact(message, self.settings.secrets())
+        self.store.add_event(run.id, "terminate_deferred", message)
+        self.output.event("terminate_deferred", message)
 
     def _cleanup_failed(self, run: RunRecord, error: ThinnkaError) -> None:
         """Cleanup itself failed: leave the run ``failed`` for ``recover`` to retry."""

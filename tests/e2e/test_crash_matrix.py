@@ -86,9 +86,25 @@ STORIES: dict[str, tuple[str, str]] = {
         "cancelled",
         "tests/e2e/test_operations.py::test_cancel_stops_a_live_run_and_terminates_its_pod",
     ),
+    "two `recover` at once for a run whose process died before training": (
+        "cancelled",
+        "tests/e2e/test_operations.py::test_two_recovers_at_once_only_the_one_that_stops_a_dead_run_writes_its_events",
+    ),
     "two `resume` at once for a killed run": (
         "succeeded",
         "tests/e2e/test_races.py::test_two_resume_racing_for_a_killed_run_one_drives_the_other_names_it",
+    ),
+    "`reap` with a copy or a restore of the database while the original drives a run": (
+        "still training",
+        "tests/e2e/test_races.py::test_reap_with_a_copy_of_the_database_keeps_the_pod_the_original_drives",
+    ),
+    "Runpod answers 5xx to the terminate of a pushed run": (
+        "succeeded",
+        "tests/e2e/test_cleanup_faults.py::test_runpod_5xx_on_terminate_is_retried_and_the_pushed_run_succeeds",
+    ),
+    "Runpod keeps failing the terminate of a pushed run": (
+        "succeeded (run stays `pushed`, exit 0)",
+        "tests/e2e/test_cleanup_faults.py::test_a_pod_runpod_will_not_terminate_keeps_a_pushed_run_succeeded",
     ),
     "429s, 500s and dropped connections at random during a whole run": (
         "succeeded",

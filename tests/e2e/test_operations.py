@@ -95,13 +95,17 @@ def test_cancel_stops_a_live_run_and_terminates_its_pod(world: World) -> None:
 def test_reap_touches_only_this_installations_stray_pods(world: World, runpod_api: str) -> None:
     assert world.thinnka("ls").returncode == 0  # makes the database and installation id
     ours = _installation_id(world)
-    stray = world.runpod.add_foreign_pod(
-        "thinnka-lost-1x-r-zzzzzz", env={"THINNKA_OWNER": ours, "THINNKA_RUN_ID": "r-zzzzzz"}
-    )
+    # A pod of a run this database does not know: kept until its own bound (1 h) passed.
+    stray_env = {"THINNKA_OWNER": ours, "THINNKA_RUN_ID": "r-zzzzzz", "THINNKA_MAX_HOURS": "1"}
+    stray = world.runpod.add_foreign_pod("thinnka-lost-1x-r-zzzzzz", env=stray_env)
     other = world.runpod.add_foreign_pod(
         "thinnka-theirs-1x-r-yyyyyy", env={"THINNKA_OWNER": "inst-other", "THINNKA_RUN_ID": "r-y"}
     )
     jupyter = world.runpod.add_foreign_pod("my-jupyter")
+    young = world.thinnka("reap", "--dry-run")
+    assert young.returncode == 0 and f"kept {stray}" in young.stdout, young.stdout
+    assert "would terminate" not in young.stdout
+    world.runpod.advance_time(3600 + 16 * 60)
     dry = world.thinnka("reap", "--dry-run")
     assert dry.returncode == 0 and f"would terminate {stray}" in dry.stdout
     assert {pod.id for pod in world.runpod.pods()} == {stray, other, jupyter}
@@ -181,3 +185,27 @@ def test_recover_cancels_a_run_that_died_before_its_pod_and_never_starts_one(
     assert (shown["state"], shown["outcome"]) == ("terminated", "cancelled")
     assert "abandoned" in [event["kind"] for event in shown["events"]]
     assert world.runpod.ledger() == []
+
+
+def test_two_recovers_at_once_only_the_one_that_stops_a_dead_run_writes_its_events(
+    world: World,
+) -> None:
+    """Both passes see the dead run; only the one holding its lease says it stopped it,
+    and the record names what happened (its process died), not a cancel nobody asked for."""
+    from thinnka.options import RunOptions
+
+    assert world.thinnka("ls").returncode == 0
+    state = world.workdir / "state"
+    settings = load_settings(environ={"THINNKA_STATE_DIR": str(state)}, cwd=world.workdir)
+    run = open_store(settings).create_run(RunOptions(repo_id=world.hub.models.chat))
+    passes = [world.spawn("recover"), world.spawn("recover")]
+    for proc in passes:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+    shown = world.show(run.id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "cancelled")
+    kinds = [event["kind"] for event in shown["events"]]
+    assert kinds.count("abandoned") == 1 and "cancel_requested" not in kinds, kinds
+    assert shown["error"]["reason"] == "cancelled"
+    assert "process died" in shown["error"]["message"], shown["error"]
+    assert "on request" not in json.dumps(shown["events"])

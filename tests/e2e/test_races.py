@@ -8,8 +8,10 @@ many pods it gets, not about TRL.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -144,6 +146,45 @@ def test_a_second_live_run_to_the_same_repo_is_refused_before_any_pod(
     listed = world.thinnka("ls", "--all", "--json")
     assert [run["id"] for run in json.loads(listed.stdout)] == [run_id]
     assert len(world.runpod.ledger()) == 1
+    cancelled = world.thinnka("cancel", run_id)
+    assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+    assert proc.wait(timeout=60) in (0, 1)  # type: ignore[attr-defined]
+    assert world.runpod.pods() == []
+
+
+def test_reap_with_a_copy_of_the_database_keeps_the_pod_the_original_drives(
+    standin_world: World,
+) -> None:
+    """A copy of the database shares its installation id, so the pods' owner tag: its
+    `reap` sees a pod of a run it does not know. That pod is left until its own bound has
+    passed (nobody can drive a run past it), and `doctor` on either side says the id is
+    shared. The original's run finishes undisturbed."""
+    world = standin_world
+    if "THINNKA_DB_URL" in world.dotenv:
+        pytest.skip("a copy of the SQLite file is the case")
+    assert world.thinnka("doctor").returncode == 0  # the database and its installation id
+    copy_dir = world.workdir.parent / "copy"
+    copy_dir.mkdir()
+    # As a backup tool copies it (the log folded in), before the run exists.
+    with (
+        contextlib.closing(sqlite3.connect(world.workdir / "state" / "thinnka.db")) as source,
+        contextlib.closing(sqlite3.connect(copy_dir / "thinnka.db")) as target,
+    ):
+        source.backup(target)
+    copy_env = copy_dir / ".env"
+    lines = [f"{k}={v}" for k, v in world.dotenv.items() if k != "THINNKA_STATE_DIR"]
+    copy_env.write_text("\n".join([*lines, f"THINNKA_STATE_DIR={copy_dir}"]) + "\n")
+    tell_standin(world, steps=100000, step_s=0.1)
+    run_id, proc = start_and_wait_for_training(world)
+    pod_id = world.show(run_id)["pod_id"]
+    reaped = world.thinnka("reap", "--env-file", str(copy_env))
+    assert reaped.returncode == 0, reaped.stderr[-2000:]
+    assert f"kept {pod_id}" in reaped.stdout and "another copy" in reaped.stdout, reaped.stdout
+    assert world.runpod.pod(pod_id) is not None and world.show(run_id)["state"] == "training"
+    doctor = world.thinnka("doctor", "--env-file", str(copy_env))
+    said = " ".join(doctor.stdout.split())
+    assert "installation" in said and "shares its installation id" in said, said
+    assert run_id in said
     cancelled = world.thinnka("cancel", run_id)
     assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
     assert proc.wait(timeout=60) in (0, 1)  # type: ignore[attr-defined]

@@ -31,7 +31,9 @@ def reap_command(
         typer.echo(f"{verb} {pod.id} ({pod.name})")
     for pod, error in report.errors:
         typer.echo(f"could not terminate {pod.id} ({pod.name}): {error}", err=True)
-    if not report.reaped and not report.errors:
+    for pod, why in report.kept:
+        typer.echo(f"kept {pod.id} ({pod.name}): {why}")
+    if not report.reaped and not report.errors and not report.kept:
         typer.echo("No stray pods.")
     return 1 if report.errors else 0
 

@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 def _exit_code(run: RunRecord) -> int:
     from thinnka.machine import Outcome, RunState
 
-    if run.state is RunState.terminated and run.outcome is Outcome.succeeded:
+    # A pushed run whose pod would not go yet succeeded too (recover and the pod's
+    # watchdog end that pod): the model is on the Hub.
+    if run.state in (RunState.terminated, RunState.pushed) and run.outcome is Outcome.succeeded:
         return 0
     return 1
 

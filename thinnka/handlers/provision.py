@@ -15,6 +15,7 @@ from typing import ClassVar
 
 from thinnka.clients.runpod import Pod, PodSpec
 from thinnka.errors import CapacityError, TransientError
+from thinnka.options.limits import max_hours_for
 from thinnka.planning.facts import GateFacts, PlanCandidate
 from thinnka.pod.keys import resolve_key_pair
 from thinnka.step import StepContext, StepResult
@@ -145,6 +146,9 @@ class ProvisionHandler:
             "PUBLIC_KEY": keys.public_key,
             "SSH_PUBLIC_KEY": keys.public_key,
             "HF_HOME": f"{root.rstrip('/')}/.cache/huggingface",
+            # The run's own bound, visible through the API: `reap` of a database that does
+            # not know this run (a copy shares the owner id) waits until it has passed.
+            "THINNKA_MAX_HOURS": f"{max_hours_for(ctx.run.options)[0]:g}",
         }
         if ctx.settings.hf_endpoint:
             env["HF_ENDPOINT"] = ctx.settings.hf_endpoint

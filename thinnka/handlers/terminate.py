@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 
 from thinnka.clients.runpod import RunpodApi
-from thinnka.errors import NotFoundError, RemoteError
+from thinnka.errors import NotFoundError, RemoteError, TransientError
 from thinnka.handlers.provision import find_run_pods
 from thinnka.machine import RunState
 from thinnka.pod.shell import close_shells
@@ -46,6 +46,34 @@ def terminate_and_confirm(runpod: RunpodApi, pod_id: str, deadline: float) -> No
                 runpod.terminate_pod(pod_id)
 
 
+# How long a terminate that Runpod keeps failing (5xx, dropped connections) is retried
+# here, besides the client's own quick attempts: the run's watchdog grace, at least this.
+# After that the run hands the pod to `recover` and to the pod's watchdog (which ends its
+# own pod once nobody follows the run), instead of holding the process for minutes.
+_MIN_TERMINATE_WINDOW_S = 30.0
+
+
+def _terminate_with_retries(ctx: StepContext, runpod: RunpodApi, pod_id: str) -> None:
+    """``terminate_and_confirm``, again with backoff while Runpod answers 5xx or drops the
+    connection (refused keys are never retried), within the step's deadline."""
+    window = max(ctx.run.options.watchdog_grace, _MIN_TERMINATE_WINDOW_S)
+    until = min(ctx.deadline, time.monotonic() + window)
+    delay = 2.0
+    while True:
+        try:
+            terminate_and_confirm(runpod, pod_id, ctx.deadline)
+            return
+        except TransientError as exc:
+            if time.monotonic() + delay > until:
+                raise
+            ctx.output.event(
+                "terminate_retry",
+                f"Terminating pod {pod_id} failed ({exc.message}); retrying in {delay:.0f} s.",
+            )
+            time.sleep(delay)
+            delay = min(delay * 2, 20.0)
+
+
 class TerminateHandler:
     """Serves both ``terminate`` (after a push) and ``cleanup`` (after a failure)."""
 
@@ -66,7 +94,7 @@ class TerminateHandler:
         for pod_id in pods:
             ctx.output.event("cleanup_start", f"Terminating pod {pod_id}.")
             existed = _note_uptime(ctx, runpod, pod_id) if pod_id == run.pod_id else True
-            terminate_and_confirm(runpod, pod_id, ctx.deadline)
+            _terminate_with_retries(ctx, runpod, pod_id)
             if pod_id == run.pod_id:
                 _note_confirmed(ctx, existed=existed)
             ctx.output.event("pod_terminated", f"Pod {pod_id} terminated.")
