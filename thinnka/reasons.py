@@ -61,6 +61,7 @@ class Reason(StrEnum):
     conflict = "conflict"  # another process moved the run (not a run failure)
     lease_held = "lease_held"
     run_not_found = "run_not_found"
+    database = "database"  # the database could not be written (disk full, locked, gone)
 
     @property
     def failure(self) -> Reason:
@@ -97,6 +98,7 @@ _FAILURE: dict[Reason, Reason] = {
     Reason.conflict: Reason.internal,
     Reason.lease_held: Reason.internal,
     Reason.run_not_found: Reason.invalid_config,
+    Reason.database: Reason.internal,
 }
 
 _RETRY: dict[Reason, RetryClass] = {
@@ -119,6 +121,7 @@ _RETRY: dict[Reason, RetryClass] = {
     Reason.transient: RetryClass.retryable,
     Reason.conflict: RetryClass.retryable,
     Reason.lease_held: RetryClass.retryable,
+    Reason.database: RetryClass.retryable,  # once there is space again, or the lock is gone
 }
 
 # A step that ran past its deadline fails with the code of what that step waits for.

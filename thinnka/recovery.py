@@ -8,7 +8,8 @@ its bound) is finished: push verified, pod terminated, outcome recorded. A run
 that failed is cleaned up; a run whose process died before training is
 cancelled (its pod terminated), not continued unattended, unless its pod is
 gone already (its watchdog ended it between jobs): that run fails with
-``pod_lost``.
+``pod_lost``. A holder that stopped because the database failed left a stop note
+(``thinnka.lease``): that run fails with what the note says.
 
 ``reap`` terminates pods that carry this installation's ``THINNKA_OWNER`` but
 that no live run owns. Pods of other installations, and pods thinnka did not
@@ -160,7 +161,11 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
 
     before = run.state.value
     action = "driven"
-    if run.state in _NOT_CONTINUED and not run.cancel_requested and not _pod_gone(session, run):
+    # A holder stopped by the database said why: the run fails with that, it is not
+    # "cancelled", which nobody asked for.
+    stopped = _stopped_by_the_database(session, run)
+    cancel = run.state in _NOT_CONTINUED and not run.cancel_requested and stopped is None
+    if cancel and not _pod_gone(session, run):
         session.store.add_event(
             run.id, "abandoned", "Its process died before training; recover cancels it."
         )
@@ -174,7 +179,9 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
             return RunAction(run.id, before, "left_running", current.state.value, message=message)
     notifier = notifier_for(session.settings, run.options, output, session.store)
     notifier.run_id = run.id
-    finished = drive(session.runner(notifier), run.id)
+    runner = session.runner(notifier)
+    runner.stop_with = stopped
+    finished = drive(runner, run.id)
     return RunAction(
         run.id,
         before,
@@ -184,6 +191,27 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
         finished.error_reason,
         finished.error_message or "",
     )
+
+
+def _stopped_by_the_database(session: Session, run: RunRecord) -> ThinnkaError | None:
+    """Why the holder of a run that died before training stopped, when it could not
+    record it itself: the database had failed (its stop note says so, and which pods
+    it terminated)."""
+    from thinnka.lease import read_stop_note
+    from thinnka.reasons import Reason
+
+    note = read_stop_note(session.settings.state_dir, run.id)
+    if note is None or run.state not in _NOT_CONTINUED or run.cancel_requested:
+        return None
+    said = [
+        f"The process driving the run stopped: {note.get('why') or 'the database was unavailable'}"
+    ]
+    if note.get("terminated"):
+        said.append(f"it terminated pod {', '.join(map(str, note['terminated']))} first")
+    for pod_id, why in dict(note.get("left") or {}).items():
+        said.append(f"pod {pod_id} was left ({why})")
+    return ThinnkaError("; ".join(said) + ". Recorded by `thinnka recover`.",
+                        reason=Reason.database)  # fmt: skip
 
 
 def _pod_gone(session: Session, run: RunRecord) -> bool:

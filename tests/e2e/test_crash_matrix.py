@@ -74,6 +74,18 @@ STORIES: dict[str, tuple[str, str]] = {
         "still training",
         "tests/e2e/test_watchdog.py::test_ctrl_c_in_training_detaches_and_recover_leaves_the_training_running",
     ),
+    "terminal closed (SIGHUP) while the pod boots": (
+        "cancelled",
+        "tests/e2e/test_hangup.py::test_closing_the_terminal_while_the_pod_boots_cancels_the_run_and_terminates_its_pod",
+    ),
+    "terminal closed (SIGHUP) during training": (
+        "still training",
+        "tests/e2e/test_hangup.py::test_closing_the_terminal_during_training_detaches_like_ctrl_c",
+    ),
+    "the database fails (disk full, locked past its timeout) after the pod exists": (
+        "failed (`internal`, after `recover`)",
+        "tests/e2e/test_store_failure.py::test_the_database_fails_after_the_pod_exists_the_pod_is_terminated_and_recover_says_why",
+    ),
     "`cancel` while another process drives": (
         "cancelled",
         "tests/e2e/test_operations.py::test_cancel_stops_a_live_run_and_terminates_its_pod",

@@ -200,22 +200,26 @@ class FakeRunpod:
         status: int | None = None,
         count: int = 1,
         drop: bool = False,
+        delay: float | None = None,
         retry_after: float | None = None,
         match: str | None = None,
         after: bool = False,
         skip: int = 0,
     ) -> None:
         """The next `count` API requests (whose `METHOD /path body` text contains `match`, if
-        given) answer `status` (with `Retry-After` if given) or lose their connection.
+        given) answer `status` (with `Retry-After` if given), lose their connection, or get
+        their real answer `delay` seconds late.
 
         With `after=True` the request is carried out first (the pod is created or deleted)
-        and only its answer is replaced or lost: "the create succeeded, the answer was lost".
+        and only its answer is replaced, lost or held back: "the create succeeded, the
+        answer was lost" (or is slow, while the pod already exists and bills).
         `skip` lets that many matching requests through first.
         """
-        if drop == (status is not None):
-            raise ValueError("give exactly one of status=... or drop=True")
+        if sum((status is not None, drop, delay is not None)) != 1:
+            raise ValueError("give exactly one of status=..., drop=True or delay=...")
+        kind = "drop" if drop else "delay" if delay is not None else "status"
         self.world.add_fault(
-            Fault("drop" if drop else "status", status or 0, count, retry_after, match, after, skip)
+            Fault(kind, status or 0, count, retry_after, match, after, skip, delay or 0.0)
         )
 
     def clear_faults(self) -> None:
