@@ -50,6 +50,14 @@ STORIES: dict[str, tuple[str, str]] = {
         "failed (`pod_lost`, after `resume` or `recover`)",
         "tests/e2e/test_watchdog.py::test_the_orchestrator_dies_between_jobs_the_idle_pod_ends_itself_then_pod_lost",
     ),
+    "process killed while the pod boots or waits for SSH, nothing run afterwards": (
+        "failed (`pod_lost`, after `resume` or `recover`)",
+        "tests/e2e/test_boot_guard.py::test_the_orchestrator_dies_while_the_pod_boots_the_pod_ends_itself_then_pod_lost",
+    ),
+    "process killed after SSH, before the first job, nothing run afterwards": (
+        "failed (`pod_lost`, after `resume` or `recover`)",
+        "tests/e2e/test_boot_guard.py::test_the_orchestrator_dies_after_ssh_before_the_first_job_the_pod_ends_itself",
+    ),
     "process killed during training, nothing run afterwards": (
         "succeeded (after `resume`)",
         "tests/e2e/test_watchdog.py::test_kill_9_during_training_the_pod_ends_itself_and_resume_records_success",

@@ -26,7 +26,7 @@ from typing import Any, Unpack
 
 from tests.world._random_faults import FaultSettings, RandomFaults, injected
 from tests.world._runpod_http import Server, make_server
-from tests.world._runpod_podkeys import pod_env, pod_keys
+from tests.world._runpod_podkeys import container_log, on_reset, pod_env, pod_keys
 from tests.world._runpod_records import (
     AccountKeys,
     Fault,
@@ -93,6 +93,7 @@ class FakeRunpod:
         return self
 
     def stop(self) -> None:
+        on_reset(self.world)  # the pods' processes (start commands, jobs) end with it
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -356,6 +357,13 @@ class FakeRunpod:
     def pod_env(self, pod_id: str) -> dict[str, str]:
         """The pod's container env as Runpod sets it (RUNPOD_POD_ID, its pod-scoped key...)."""
         return pod_env(self.world, pod_id)
+
+    def container_log(self, pod_id: str) -> str:
+        """What the pod's start command printed so far (empty without one)."""
+        try:
+            return container_log(self.world, pod_id).read_text(errors="replace")
+        except OSError:
+            return ""
 
     def ledger(self) -> list[PodLedgerEntry]:
         """Every pod ever created since the last reset, terminated ones included."""
