@@ -128,11 +128,12 @@ def test_without_python3_it_terminates_with_curl(
 
 def test_the_start_command_runs_the_guard_then_the_images_start_script(tmp_path: Path) -> None:
     """As Runpod runs it (split like a shell, in place of the image's CMD), with the
-    image's start script at a test path instead of ``/start.sh``."""
+    images' start scripts at test paths: the first is missing, the second runs."""
     start = tmp_path / "start.sh"
     start.write_text(f"#!/bin/sh\necho started > {tmp_path / 'image'}\n")
     start.chmod(0o755)
-    command = START_COMMAND.replace(START_SCRIPTS[0], str(start))
+    command = START_COMMAND.replace(START_SCRIPTS[0], str(tmp_path / "missing.sh"))
+    command = command.replace(START_SCRIPTS[1], str(start))
     guard = f"echo guarded > {tmp_path / 'guard'}"
     env = dict(os.environ, THINNKA_BOOT_GUARD=base64.b64encode(guard.encode()).decode())
     subprocess.run(shlex.split(command), env=env, timeout=30, check=True)
@@ -142,6 +143,12 @@ def test_the_start_command_runs_the_guard_then_the_images_start_script(tmp_path:
         time.sleep(0.05)
     assert (tmp_path / "image").read_text() == "started\n"
     assert (tmp_path / "guard").read_text() == "guarded\n"
+
+
+def test_thinnkas_image_runs_a_start_script_the_start_command_runs() -> None:
+    dockerfile = (Path(__file__).parents[2] / "docker" / "Dockerfile").read_text()
+    (cmd,) = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
+    assert cmd == f'CMD ["{START_SCRIPTS[0]}"]'
 
 
 def test_the_guard_env_holds_the_script_and_bounds_and_no_secret(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ would leave it billing until ``recover``. Every pod is therefore created with a 
 command that runs ``recipes/scripts/thinnka_boot_guard.sh`` in the background and then
 the image's own start script. On Runpod the start command (REST v2 ``args``, GraphQL
 ``dockerArgs``) replaces the image's CMD while its ENTRYPOINT stays, so the command runs
-the start script every Runpod image has as its CMD (``/start.sh``: it installs
-``PUBLIC_KEY`` and starts sshd) or thinnka's own image's; an image with neither keeps the
+thinnka's own image's start script, else the one every Runpod image has as its CMD
+(``/start.sh``: it installs ``PUBLIC_KEY`` and starts sshd); an image with neither keeps the
 container up and must start sshd from its ENTRYPOINT. The guard's script and its bounds
 travel in the pod's env (base64: one line, no quoting on the way), never a secret.
 """
@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["GUARD_MARGIN_S", "START_COMMAND", "START_SCRIPTS", "boot_guard_env"]
 
 SCRIPT = "thinnka_boot_guard.sh"
-# The images' own start scripts, in the order tried: Runpod's images, thinnka's image.
-START_SCRIPTS = ("/start.sh", "/opt/thinnka/start.sh")
+# The images' own start scripts (their CMD), in the order tried: thinnka's image first,
+# since it is built on a Runpod image and has that image's /start.sh too.
+START_SCRIPTS = ("/opt/thinnka/start.sh", "/start.sh")
 # The guard's deadline comes this long after the watchdog's, which stops the jobs and
 # records why first; the guard is the backstop for a pod whose watchdog never ran.
 GUARD_MARGIN_S = 120.0
