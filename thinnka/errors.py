@@ -145,7 +145,8 @@ class RunNotFound(ThinnkaError):
 
 
 class Cancelled(ThinnkaError):
-    """The run was cancelled (``thinnka cancel``, Ctrl-C or SIGTERM) while a step worked."""
+    """The run was cancelled (``thinnka cancel``, Ctrl-C, SIGTERM or SIGHUP) while a step
+    worked."""
 
     reason = Reason.cancelled
 

@@ -37,7 +37,7 @@ class Reason(StrEnum):
     push_failed = "push_failed"  # training ended but the Hub shows no new commit
     max_duration = "max_duration"  # --max-hours reached
     max_cost = "max_cost"  # the cost limit reached
-    cancelled = "cancelled"  # thinnka cancel, Ctrl-C or SIGTERM
+    cancelled = "cancelled"  # thinnka cancel, Ctrl-C, SIGTERM or SIGHUP
     pod_lost = "pod_lost"  # the pod vanished or stopped under the run
     internal = "internal"  # a bug in thinnka, or an error nothing more specific names
     invalid_config = "invalid_config"  # refused input (exit 2, nothing created)
