@@ -150,6 +150,58 @@ def test_interrupt_cancels_cleans_up_and_is_reraised(tmp_path: Path) -> None:
     assert calls[-1] == "cleanup" and done.lease_owner is None
 
 
+def test_an_interrupt_between_two_steps_still_cancels_and_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal lands wherever the main thread is: here right after the provision step
+    was written, while the loop checks its lease before the next step."""
+    from thinnka import runner as runner_module
+
+    class InterruptedBetweenSteps(runner_module.LeaseKeeper):
+        reads = 0
+
+        @property
+        def lost(self) -> bool:
+            type(self).reads += 1
+            if type(self).reads == 4:  # before connect: the pod exists
+                raise KeyboardInterrupt
+            return self._lost
+
+        @lost.setter
+        def lost(self, value: bool) -> None:
+            self._lost = value
+
+    monkeypatch.setattr(runner_module, "LeaseKeeper", InterruptedBetweenSteps)
+    store, runner, calls, _ = _world(tmp_path)
+    run = runner.create(RunOptions())
+    with pytest.raises(KeyboardInterrupt):
+        runner.drive(run.id)
+    done = store.get(run.id)
+    assert (done.state, done.outcome) == (RunState.terminated, Outcome.cancelled)
+    assert calls == ["check_gate", "estimate", "provision", "cleanup"]
+
+
+def test_a_database_failure_during_training_leaves_the_pod_to_its_watchdog(
+    tmp_path: Path,
+) -> None:
+    """The training goes on under the pod's watchdog (as after Ctrl-C); nothing more is
+    written, the line says where the pod is, and the stop note tells `recover` why."""
+    from thinnka.errors import StoreError
+    from thinnka.lease import read_stop_note
+
+    failure = StoreError("The database x is unavailable: disk full.", cause="disk full")
+    store, runner, calls, _ = _world(tmp_path, {"push": failure})
+    run = runner.create(RunOptions())
+    with pytest.raises(StoreError) as stopped:
+        runner.drive(run.id)
+    assert "pod-1" in stopped.value.message and "watchdog" in stopped.value.message
+    assert "cleanup" not in calls
+    assert store.get(run.id).state is RunState.training
+    note = read_stop_note(tmp_path, run.id)
+    assert note is not None and note["left"] == {"pod-1": "left to its watchdog"}
+    assert note["why"] == "the database was unavailable (disk full)"
+
+
 def test_failed_cleanup_leaves_the_run_failed_for_recover(tmp_path: Path) -> None:
     store, runner, calls, _ = _world(
         tmp_path,

@@ -19,6 +19,7 @@ huggingface_hub exception.
         LeaseHeld          another live process drives this run
       RunNotFound          no run with that id
       Cancelled            the run was cancelled while a step was working
+      StoreError           the database cannot be read or written (disk full, locked, gone)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "RunNotFound",
     "StateConflict",
     "StepTimeout",
+    "StoreError",
     "ThinnkaError",
     "TransientError",
 ]
@@ -143,9 +145,23 @@ class RunNotFound(ThinnkaError):
 
 
 class Cancelled(ThinnkaError):
-    """The run was cancelled (``thinnka cancel``, Ctrl-C or SIGTERM) while a step worked."""
+    """The run was cancelled (``thinnka cancel``, Ctrl-C, SIGTERM or SIGHUP) while a step
+    worked."""
 
     reason = Reason.cancelled
+
+
+class StoreError(ThinnkaError):
+    """The database refused a read or a write: a full disk, a lock held past its timeout,
+    a server that went away. Raised at the store's boundary in place of the driver's error;
+    the runner then terminates the pods it knows of, since it can record nothing.
+    ``cause`` is the driver's own words ("database or disk is full")."""
+
+    reason = Reason.database
+
+    def __init__(self, message: str, *, cause: str = "") -> None:
+        super().__init__(message)
+        self.cause = cause or message
 
 
 def first_line(exc: BaseException) -> str:

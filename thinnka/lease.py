@@ -4,15 +4,24 @@ A process that drives a run holds its lease and renews it in the background
 (``LeaseKeeper``), so ``resume`` and ``recover`` never drive a live run twice. A killed
 process leaves its lease until expiry; on the same host its death is visible at once
 (``owner_is_dead``), so nobody there has to wait for the expiry.
+
+A holder that must stop because the database itself fails cannot record why there. It
+leaves a *stop note* in the state folder instead (``runs/<run-id>/stopped.json``), whose
+space is reserved when it takes the run, so that even a full disk takes it; ``recover``
+reads it and records what happened.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import json
 import os
 import socket
 import threading
 import uuid
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -28,12 +37,16 @@ __all__ = [
     "make_owner_id",
     "owner_host",
     "owner_is_dead",
+    "read_stop_note",
+    "reserve_stop_note",
     "take_lease",
+    "write_stop_note",
 ]
 
 logger = structlog.get_logger(__name__)
 
 DEFAULT_LEASE_SECONDS = 60.0
+_NOTE_BYTES = 2048  # reserved: a note of a few pod ids and one line fits many times
 
 
 def host_name() -> str:
@@ -119,3 +132,49 @@ class LeaseKeeper:
                     return
             except Exception:  # a locked database now and then: try again next beat
                 logger.warning("lease renewal failed; retrying", run_id=self._run_id)
+
+
+def _note_path(state_dir: Path, run_id: str) -> Path:
+    return state_dir / "runs" / run_id / "stopped.json"
+
+
+def reserve_stop_note(state_dir: Path, run_id: str) -> None:
+    """Blank the run's stop note and reserve its space (a note of an earlier holder is
+    read before a run is taken, by ``recover``). Best effort: a disk full already means
+    there is no space to reserve, and the run goes on without."""
+    path = _note_path(state_dir, run_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as handle:
+            handle.write(b" " * _NOTE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        logger.warning("could not reserve the stop note", run_id=run_id, error=str(exc))
+
+
+def write_stop_note(state_dir: Path, run_id: str, owner: str, **facts: Any) -> bool:
+    """Say why this holder stopped, over the reserved space (a full disk still takes it:
+    no new block is needed). False when even that failed."""
+    note = {"run_id": run_id, "owner": owner, "at": dt.datetime.now(dt.UTC).isoformat()}
+    data = json.dumps({**note, **facts}).encode()
+    path = _note_path(state_dir, run_id)
+    try:
+        with open(path, "r+b" if path.exists() else "wb") as handle:
+            handle.write(data.ljust(_NOTE_BYTES))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        logger.warning("could not write the stop note", run_id=run_id, error=str(exc))
+        return False
+    return True
+
+
+def read_stop_note(state_dir: Path, run_id: str) -> dict[str, Any] | None:
+    """The note a holder of ``run_id`` left when it stopped, or None."""
+    with contextlib.suppress(OSError, ValueError):
+        text = _note_path(state_dir, run_id).read_text().strip()
+        note = json.loads(text) if text else None
+        if isinstance(note, dict) and note.get("run_id") == run_id:
+            return note
+    return None

@@ -37,7 +37,7 @@ class Reason(StrEnum):
     push_failed = "push_failed"  # training ended but the Hub shows no final push of this run
     max_duration = "max_duration"  # --max-hours reached
     max_cost = "max_cost"  # the cost limit reached
-    cancelled = "cancelled"  # thinnka cancel, Ctrl-C or SIGTERM
+    cancelled = "cancelled"  # thinnka cancel, Ctrl-C, SIGTERM or SIGHUP
     pod_lost = "pod_lost"  # the pod vanished or stopped under the run
     internal = "internal"  # a bug in thinnka, or an error nothing more specific names
     invalid_config = "invalid_config"  # refused input (exit 2, nothing created)
@@ -63,6 +63,7 @@ class Reason(StrEnum):
     conflict = "conflict"  # another process moved the run (not a run failure)
     lease_held = "lease_held"
     run_not_found = "run_not_found"
+    database = "database"  # the database could not be written (disk full, locked, gone)
 
     @property
     def failure(self) -> Reason:
@@ -101,6 +102,7 @@ _FAILURE: dict[Reason, Reason] = {
     Reason.conflict: Reason.internal,
     Reason.lease_held: Reason.internal,
     Reason.run_not_found: Reason.invalid_config,
+    Reason.database: Reason.internal,
 }
 
 _RETRY: dict[Reason, RetryClass] = {
@@ -123,6 +125,7 @@ _RETRY: dict[Reason, RetryClass] = {
     Reason.transient: RetryClass.retryable,
     Reason.conflict: RetryClass.retryable,
     Reason.lease_held: RetryClass.retryable,
+    Reason.database: RetryClass.retryable,  # once there is space again, or the lock is gone
 }
 
 # A step that ran past its deadline fails with the code of what that step waits for.

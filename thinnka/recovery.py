@@ -8,7 +8,8 @@ its bound) is finished: push verified, pod terminated, outcome recorded. A run
 that failed is cleaned up; a run whose process died before training is
 cancelled (its pod terminated), not continued unattended, unless its pod is
 gone already (its watchdog ended it between jobs): that run fails with
-``pod_lost``.
+``pod_lost``. A holder that stopped because the database failed left a stop note
+(``thinnka.lease``): that run fails with what the note says.
 
 ``reap`` terminates pods that carry this installation's ``THINNKA_OWNER`` but
 that no live run owns. Pods of other installations, and pods thinnka did not
@@ -19,6 +20,7 @@ a restore of it may drive that run) only once it is past its own bound.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -201,8 +203,13 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
 
     before = run.state.value
     action = "driven"
-    abandon = None
-    if run.state in _NOT_CONTINUED and not run.cancel_requested and not _pod_gone(session, run):
+    abandon: Callable[[RunRecord], ThinnkaError | None] | None = None
+    # A holder stopped by the database said why: the run fails with that, it is not
+    # "cancelled", which nobody asked for.
+    stopped = _stopped_by_the_database(session, run)
+    if stopped is not None:
+        abandon = _stop_with(stopped)
+    elif run.state in _NOT_CONTINUED and not run.cancel_requested and not _pod_gone(session, run):
         abandon = _abandon_before_training
         action = "cancelled"
     elif run.state is RunState.training and not run.cancel_requested:
@@ -238,6 +245,39 @@ def _abandon_before_training(run: RunRecord) -> ThinnkaError | None:
         "`thinnka recover` stopped the run and cleans up its pod.",
         reason=Reason.process_died,
     )
+
+
+def _stopped_by_the_database(session: Session, run: RunRecord) -> ThinnkaError | None:
+    """Why the holder of a run that died before training stopped, when it could not
+    record it itself: the database had failed (its stop note says so, and which pods
+    it terminated)."""
+    from thinnka.lease import read_stop_note
+    from thinnka.reasons import Reason
+
+    note = read_stop_note(session.settings.state_dir, run.id)
+    if note is None or run.state not in _NOT_CONTINUED or run.cancel_requested:
+        return None
+    said = [
+        f"The process driving the run stopped: {note.get('why') or 'the database was unavailable'}"
+    ]
+    if note.get("terminated"):
+        said.append(f"it terminated pod {', '.join(map(str, note['terminated']))} first")
+    for pod_id, why in dict(note.get("left") or {}).items():
+        said.append(f"pod {pod_id} was left ({why})")
+    return ThinnkaError("; ".join(said) + ". Recorded by `thinnka recover`.",
+                        reason=Reason.database)  # fmt: skip
+
+
+def _stop_with(error: ThinnkaError) -> Callable[[RunRecord], ThinnkaError | None]:
+    """``abandon`` for a run whose holder stopped when the database failed: asked once the
+    lease is held, so a run another process finished meanwhile records nothing."""
+
+    def abandon(current: RunRecord) -> ThinnkaError | None:
+        if current.state not in _NOT_CONTINUED or current.cancel_requested:
+            return None
+        return error
+
+    return abandon
 
 
 def _pod_gone(session: Session, run: RunRecord) -> bool:

@@ -16,18 +16,29 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import structlog
 
-from thinnka.errors import Cancelled, LeaseHeld, StateConflict, StepTimeout, ThinnkaError
+from thinnka.errors import (
+    Cancelled,
+    LeaseHeld,
+    StateConflict,
+    StepTimeout,
+    StoreError,
+    ThinnkaError,
+)
 from thinnka.handlers.base import Handler
+from thinnka.handlers.terminate import terminate_without_store
 from thinnka.lease import (
     DEFAULT_LEASE_SECONDS,
     LeaseKeeper,
     host_name,
     make_owner_id,
     owner_host,
+    reserve_stop_note,
     take_lease,
+    write_stop_note,
 )
 from thinnka.logs import redact
 from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
@@ -95,6 +106,8 @@ class Runner:
         self.services: Services = services or LiveServices(settings, store)
         self.owner = owner or make_owner_id()
         self.lease_seconds = lease_seconds
+        self._run: RunRecord | None = None  # the run as last known (the store may fail)
+        self._pods: set[str] = set()  # its pods as known in memory (the store may fail)
 
     # ------------------------------------------------------------------ API
     def create(
@@ -131,9 +144,14 @@ class Runner:
         ``abandon`` (``recover``) is asked, once the lease is held, whether the run as it
         is now must be stopped, and with which error: asked only then, so that a process
         that loses the lease (or finds the run finished) records nothing it did not do.
+        When the database fails, the run's pods are terminated anyway and a ``StoreError``
+        says so (see ``_without_store``).
         """
         run = self._acquire(run_id, wait=wait_for_lease)
+        reserve_stop_note(self.settings.state_dir, run_id)
+        self._run, self._pods = run, {run.pod_id} if run.pod_id else set()
         interrupted: KeyboardInterrupt | None = None
+        store_failed = False
         with (
             structlog.contextvars.bound_contextvars(run_id=run_id),
             LeaseKeeper(self.store, run_id, self.owner, self.lease_seconds) as heartbeat,
@@ -143,55 +161,115 @@ class Runner:
                 if stop is not None and run.state not in (RunState.failed, RunState.terminated):
                     self.store.add_event(run.id, "abandoned", stop.message)
                     run = self._fail(run, stop)
-                while not run.state.is_final():
-                    if stop_at is not None and run.state is stop_at:
-                        break
-                    if heartbeat.lost:
-                        raise StateConflict(f"Lost the lease on run {run_id}; stopping.")
-                    if run.cancel_requested and run.state is not RunState.failed:
-                        run = self._fail(run, Cancelled("Run cancelled on request."))
-                        continue
+                while True:
                     try:
-                        run = self._step(run, heartbeat)
+                        run = self._advance(run, heartbeat, stop_at)
+                        break
                     except KeyboardInterrupt as exc:
-                        state = self.store.get(run_id).state
-                        if state is RunState.failed:
-                            raise  # interrupted during cleanup: `recover` finishes it
-                        if state is RunState.training:  # the pod's watchdog guards it
-                            self.output.event(
-                                "detached",
-                                f"Detached; the training goes on. Follow it: thinnka logs -f "
-                                f"{run_id}; stop it: thinnka cancel {run_id}.",
-                            )
-                            raise
+                        # Wherever the signal landed, in a step or between two of them.
+                        run = self._interrupted(run_id, exc)
                         interrupted = exc
-                        self.output.event("interrupted", "Interrupted; cleaning up.")
-                        run = self._fail(
-                            self.store.get(run_id),
-                            Cancelled("Interrupted by the user.", reason=Reason.interrupted),
-                        )
-                    except StateConflict:
-                        raise
-                    except ThinnkaError as exc:
-                        if run.state is RunState.failed:
-                            self._cleanup_failed(run, exc)
-                            break
-                        if run.state is RunState.pushed and not isinstance(exc, Cancelled):
-                            self._defer_termination(run, exc)
-                            break
-                        run = self._fail(self.store.get(run_id), exc)
-                    except Exception as exc:  # a bug: still clean up the pod
-                        logger.exception("step crashed", state=run.state.value)
-                        error = ThinnkaError(f"Internal error: {exc!r}", reason=Reason.internal)
-                        if run.state is RunState.failed:
-                            self._cleanup_failed(run, error)
-                            break
-                        run = self._fail(self.store.get(run_id), error)
+            except StoreError as exc:
+                store_failed = True
+                raise self._without_store(exc) from exc
             finally:
-                self.store.release_lease(run_id, self.owner)
+                if not store_failed:  # else the lease expires; the holder is gone by then
+                    self.store.release_lease(run_id, self.owner)
         if interrupted is not None:
             raise interrupted
         return self.store.get(run_id)
+
+    def _advance(
+        self, run: RunRecord, heartbeat: LeaseKeeper, stop_at: RunState | None
+    ) -> RunRecord:
+        """Step until the run is final (or at ``stop_at``); a failing step fails the run."""
+        while not run.state.is_final():
+            self._run = run
+            if run.pod_id:
+                self._pods.add(run.pod_id)
+            if stop_at is not None and run.state is stop_at:
+                break
+            if heartbeat.lost:
+                raise StateConflict(f"Lost the lease on run {run.id}; stopping.")
+            if run.cancel_requested and run.state is not RunState.failed:
+                run = self._fail(run, Cancelled("Run cancelled on request."))
+                continue
+            try:
+                run = self._step(run, heartbeat)
+            except (StateConflict, StoreError):
+                raise  # nothing can be recorded for this run here
+            except ThinnkaError as exc:
+                if run.state is RunState.failed:
+                    self._cleanup_failed(run, exc)
+                    break
+                if run.state is RunState.pushed and not isinstance(exc, Cancelled):
+                    self._defer_termination(run, exc)
+                    break
+                run = self._fail(self.store.get(run.id), exc)
+            except Exception as exc:  # a bug: still clean up the pod
+                logger.exception("step crashed", state=run.state.value)
+                error = ThinnkaError(f"Internal error: {exc!r}", reason=Reason.internal)
+                if run.state is RunState.failed:
+                    self._cleanup_failed(run, error)
+                    break
+                run = self._fail(self.store.get(run.id), error)
+        return run
+
+    def _interrupted(self, run_id: str, interrupt: KeyboardInterrupt) -> RunRecord:
+        """Ctrl-C, SIGTERM or SIGHUP: cancel and clean up, or detach from a training."""
+        state = self.store.get(run_id).state
+        if state is RunState.failed or state.is_final():
+            raise interrupt  # interrupted during cleanup: `recover` finishes it
+        if state is RunState.training:  # the pod's watchdog guards it
+            self.output.event(
+                "detached",
+                f"Detached; the training goes on. Follow it: thinnka logs -f "
+                f"{run_id}; stop it: thinnka cancel {run_id}.",
+            )
+            raise interrupt
+        self.output.event("interrupted", "Interrupted; cleaning up.")
+        return self._fail(
+            self.store.get(run_id),
+            Cancelled("Interrupted by the user.", reason=Reason.interrupted),
+        )
+
+    def _without_store(self, error: StoreError) -> StoreError:
+        """The database failed: nothing about the run can be recorded, so no step can go
+        on. The pods this process knows of (in memory: a create whose id could not be
+        written included) are terminated now, unless their training runs (then the
+        pod's watchdog ends it, as after Ctrl-C); a note in the state folder tells
+        ``recover`` why the run stopped. Returns the one line to show."""
+        run = self._run
+        assert run is not None  # set by drive before anything can fail
+        following = run.state in (RunState.training, RunState.pushed)
+        done: list[str] = []
+        left: dict[str, str] = {}
+        if following:
+            left = dict.fromkeys(sorted(self._pods), "left to its watchdog")
+        else:
+            for pod_id in sorted(self._pods):
+                self.output.event("cleanup_start", f"Terminating pod {pod_id}.")
+            done, left = terminate_without_store(self.services, run.id, sorted(self._pods))
+        write_stop_note(
+            self.settings.state_dir, run.id, self.owner, why=f"the database was unavailable "
+            f"({error.cause})", state=run.state.value, terminated=done, left=left,
+        )  # fmt: skip
+        said = [f"{error.message} Run {run.id} stopped"]
+        if following:
+            said.append(f"following its training; the pod's watchdog ends pod "
+                        f"{', '.join(left)} once the training has ended")  # fmt: skip
+        else:
+            if done:
+                said.append(f"pod {', '.join(done)} terminated")
+            said += [f"pod {pod_id} could not be terminated ({why}): run `thinnka reap`"
+                     for pod_id, why in left.items()]  # fmt: skip
+            if not done and not left:
+                said.append("before any pod existed")
+        then = f"`thinnka resume {run.id}`" if following else "`thinnka recover`"
+        return StoreError(
+            "; ".join(said) + f". Once the database works again, {then} records the run.",
+            cause=error.cause,
+        )
 
     def _acquire(self, run_id: str, *, wait: bool = False) -> RunRecord:
         try:
@@ -231,6 +309,8 @@ class Runner:
         started = time.monotonic()
         crash_point(transition.trigger, "before")
         result = handler.run(ctx)
+        if result.updates.get("pod_id"):
+            self._pods.add(str(result.updates["pod_id"]))
         crash_point(transition.trigger, "after_call")
         model = _Model()
         build_machine(model, run.state)
@@ -272,10 +352,16 @@ class Runner:
             services=self.services,
             output=self.output,
             deadline=time.monotonic() + handler.timeout_s(run),
-            record=lambda facts: self.store.record(run.id, owner=self.owner, updates=facts),
+            record=lambda facts: self._record(run.id, facts),
             note=lambda kind, message: self.store.add_event(run.id, kind, message),
             check_cancelled=check_cancelled,
         )
+
+    def _record(self, run_id: str, facts: Mapping[str, Any]) -> RunRecord:
+        """A step's facts, written now; a pod id is known in memory before it is written."""
+        if facts.get("pod_id"):
+            self._pods.add(str(facts["pod_id"]))
+        return self.store.record(run_id, owner=self.owner, updates=facts)
 
     def _fail(self, run: RunRecord, error: ThinnkaError) -> RunRecord:
         """Record the error and move to ``failed``; cleanup follows in the loop."""

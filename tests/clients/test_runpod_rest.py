@@ -128,6 +128,29 @@ def test_the_create_body_maps_every_option_to_a_v2_field() -> None:
     assert body["disk"] == 40 and body["env"]["THINNKA_OWNER"] == "inst-x"
     assert "cloud" not in create_body(_spec(cloud="ALL"))  # old plans: v2's default, SECURE
     assert "mounts" not in create_body(_spec(volume_gb=0))
+    assert "args" not in body  # no start command: the image's own CMD
+    assert create_body(_spec(start_command="sh -c 'x'"))["args"] == "sh -c 'x'"
+
+
+@pytest.mark.parametrize("transport", ["rest", "graphql"])
+def test_the_start_command_reaches_the_pod_on_both_transports(
+    runpod_account: FakeRunpod, transport: str
+) -> None:
+    """REST v2 ``args`` and GraphQL ``dockerArgs``: the pod runs it once it boots, with
+    its env (the emulator plays the container)."""
+    runpod_account.set_boot_delay(0.0)
+    client: RestRunpod | GraphQLRunpod = (
+        _client(runpod_account)
+        if transport == "rest"
+        else GraphQLRunpod(runpod_account.base_url, runpod_account.api_key)
+    )
+    command = "sh -c 'echo started-$RUNPOD_POD_ID-$THINNKA_RUN_ID; sleep 30'"
+    pod = client.create_pod(_spec(start_command=command))
+    deadline = time.monotonic() + 10
+    while f"started-{pod.id}-r-abc123" not in runpod_account.container_log(pod.id):
+        assert time.monotonic() < deadline, runpod_account.container_log(pod.id)
+        time.sleep(0.05)
+    client.terminate_pod(pod.id)
 
 
 def test_waiting_for_ssh_never_takes_the_proxy_or_a_runtime_port(

@@ -50,6 +50,14 @@ STORIES: dict[str, tuple[str, str]] = {
         "failed (`pod_lost`, after `resume` or `recover`)",
         "tests/e2e/test_watchdog.py::test_the_orchestrator_dies_between_jobs_the_idle_pod_ends_itself_then_pod_lost",
     ),
+    "process killed while the pod boots or waits for SSH, nothing run afterwards": (
+        "failed (`pod_lost`, after `resume` or `recover`)",
+        "tests/e2e/test_boot_guard.py::test_the_orchestrator_dies_while_the_pod_boots_the_pod_ends_itself_then_pod_lost",
+    ),
+    "process killed after SSH, before the first job, nothing run afterwards": (
+        "failed (`pod_lost`, after `resume` or `recover`)",
+        "tests/e2e/test_boot_guard.py::test_the_orchestrator_dies_after_ssh_before_the_first_job_the_pod_ends_itself",
+    ),
     "process killed during training, nothing run afterwards": (
         "succeeded (after `resume`)",
         "tests/e2e/test_watchdog.py::test_kill_9_during_training_the_pod_ends_itself_and_resume_records_success",
@@ -81,6 +89,18 @@ STORIES: dict[str, tuple[str, str]] = {
     "Ctrl-C during training": (
         "still training",
         "tests/e2e/test_watchdog.py::test_ctrl_c_in_training_detaches_and_recover_leaves_the_training_running",
+    ),
+    "terminal closed (SIGHUP) while the pod boots": (
+        "cancelled",
+        "tests/e2e/test_hangup.py::test_closing_the_terminal_while_the_pod_boots_cancels_the_run_and_terminates_its_pod",
+    ),
+    "terminal closed (SIGHUP) during training": (
+        "still training",
+        "tests/e2e/test_hangup.py::test_closing_the_terminal_during_training_detaches_like_ctrl_c",
+    ),
+    "the database fails (disk full, locked past its timeout) after the pod exists": (
+        "failed (`internal`, after `recover`)",
+        "tests/e2e/test_store_failure.py::test_the_database_fails_after_the_pod_exists_the_pod_is_terminated_and_recover_says_why",
     ),
     "`cancel` while another process drives": (
         "cancelled",

@@ -307,6 +307,7 @@ def test_an_event_the_outbox_cannot_take_is_logged_and_the_run_goes_on(tmp_path:
     assert notifier.inner.events == ["note"]  # type: ignore[attr-defined]
     [logged] = [entry for entry in logs if entry["event"].startswith("could not write")]
     assert logged["kind"] == "note" and logged["log_level"] == "error"
+    assert "exc_info" not in logged  # one line: the store said what is wrong
     notifier.close(timeout=1)
 
 

@@ -256,3 +256,42 @@ def test_processes_claiming_one_repo_at_once_create_exactly_one_run(tmp_path: Pa
     assert len(created) == 1, outcomes
     assert all(f"Run {created[0]} " in text for kind, text in outcomes if kind == "refused")
     assert [run.id for run in store.list_runs()] == created
+
+
+def test_a_database_locked_past_its_timeout_is_one_store_error_then_fails_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's boundary: the driver's OperationalError becomes a StoreError that
+    names the database and the driver's words; for a while after, every call fails at
+    once instead of waiting out the lock timeout again (a stopping run's cleanup and
+    event lines would each wait that long)."""
+    import sqlite3
+    import time
+
+    from sqlalchemy import event
+
+    from thinnka.errors import StoreError
+    from thinnka.store import db
+
+    monkeypatch.setattr(db, "FAIL_FAST_S", 1.0)
+    store = _store(tmp_path)
+    run = store.create_run(RunOptions())
+    # A short wait for the lock than thinnka's 30 s, set on this test's own engine.
+    event.listen(store.engine, "connect", lambda conn, _: conn.execute("PRAGMA busy_timeout=100"))
+    store.engine.dispose()
+    holder = sqlite3.connect(tmp_path / "thinnka.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writes and keeps the lock
+    try:
+        with pytest.raises(StoreError) as failed:
+            store.request_cancel(run.id)
+        assert failed.value.cause == "database is locked"
+        assert str(tmp_path / "thinnka.db") in failed.value.message
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="database is locked"):
+            store.get(run.id)  # a read, refused at once: the store is known down
+        assert time.monotonic() - started < 0.05
+    finally:
+        holder.rollback()
+        holder.close()
+    time.sleep(1.0)
+    assert store.get(run.id).cancel_requested is False  # usable again, nothing half-written

@@ -154,6 +154,9 @@ class _Handler(BaseHTTPRequestHandler):
         surface = "v2" if rest else "graphql" if url.path == "/graphql" else "other"
         text = f"{method} {url.path} {raw.decode('utf-8', 'replace')}"
         fault = world.take_fault(text)
+        if fault is not None and fault.kind == "delay":  # a slow answer, then the real one
+            time.sleep(fault.delay_s)
+            fault = None
         lost: Fault | None = None  # a random fault that comes after routing
         if fault is None:
             fault, lost = self._random_fault(method, url.path, body)
@@ -168,6 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
                 reply = (500, {"errors": [{"message": message}]}, "application/json", {})
             # A fault after routing: the request took effect, then its answer is lost.
             fault = world.take_fault(text, after=True) or lost
+        if fault is not None and fault.kind == "delay":
+            time.sleep(fault.delay_s)  # the request took effect; its answer comes late
+            fault = None
         status = 0 if fault is not None and fault.kind == "drop" else None
         if fault is not None and fault.kind == "status":
             status = fault.status

@@ -15,6 +15,12 @@ terminate its pod, so the emulator plays it:
 * an image may bring env of its own (its Dockerfile's ``ENV``, e.g. a ``PATH`` with a
   virtualenv first: ``set_image_env``), which pods of that image get as well, under the
   pod's own; Runpod's images export it to SSH sessions, and so does the emulated pod.
+* a pod created with a start command (GraphQL ``dockerArgs``, REST v2 ``args``) runs it
+  once its container "starts" (after the boot delay, never for a pod that never boots),
+  as Runpod runs it in place of the image's CMD. The emulated image has no ENTRYPOINT
+  and no start script of its own (the shared sshd plays its SSH service), so the command
+  is the container's whole life; it runs on this machine with the pod's env, its output
+  in ``container_log(pod_id)``, and dies with the pod (stop, terminate, reset).
 
 Kept apart from ``_runpod_state.World`` (which calls ``on_pod_created``,
 ``on_pod_terminated`` and ``on_reset``) so the core state module stays small.
@@ -24,8 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
+import shlex
 import signal
+import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PodKeys",
+    "container_log",
     "handle_pod_scoped",
     "is_pod_key",
     "on_pod_created",
@@ -49,6 +60,8 @@ __all__ = [
     "pod_env",
     "pod_keys",
     "set_image_env",
+    "start_container",
+    "stop_container",
 ]
 
 PROBLEM = "application/problem+json"
@@ -63,6 +76,8 @@ class PodKeys:
     env_of: dict[str, dict[str, str]] = field(default_factory=dict)
     image_env: dict[str, dict[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    containers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    logs: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fake-pods-")))
 
 
 def pod_keys(world: World) -> PodKeys:
@@ -125,19 +140,63 @@ def on_pod_terminated(world: World, pod_id: str) -> None:
         for key in [k for k, owner in registry.by_key.items() if owner == pod_id]:
             del registry.by_key[key]
         registry.env_of.pop(pod_id, None)
-    kill_pod_processes(pod_id)
+    stop_container(world, pod_id)
 
 
 def on_reset(world: World) -> None:
     """A fresh account: pods of the last test are gone, so are their processes."""
     registry = pod_keys(world)
     with registry.lock:
-        pods = list(registry.env_of)
+        pods = {*registry.env_of, *registry.containers}
         registry.by_key.clear()
         registry.env_of.clear()
         registry.image_env.clear()
     for pod_id in pods:
-        kill_pod_processes(pod_id)
+        stop_container(world, pod_id)
+
+
+# Host files the start command would run as the image's start script: on this machine
+# they are not the emulated image's, so a start command is not run where they exist.
+_HOST_START_SCRIPTS = ("/start.sh", "/opt/thinnka/start.sh")
+
+
+def container_log(world: World, pod_id: str) -> Path:
+    """What the pod's start command printed (its container log)."""
+    return pod_keys(world).logs / f"{pod_id}.log"
+
+
+def start_container(world: World, pod: Pod, delay: float) -> None:
+    """Run the pod's start command once its container is up (``delay`` s from now)."""
+    if not pod.docker_args or math.isinf(delay):
+        return
+    log = container_log(world, pod.id)
+    found = [path for path in _HOST_START_SCRIPTS if os.path.exists(path)]
+    if found:
+        log.write_text(f"fake runpod: not run, this machine has {found} (not the pod's)\n")
+        return
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "THINNKA_"))}
+    env.update(pod.env_dict())
+    env.update(pod_env(world, pod.id))
+    argv = ["sh", "-c", 'sleep "$0"; exec "$@"', f"{delay:.3f}", *shlex.split(pod.docker_args)]
+    registry = pod_keys(world)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv, env=env, cwd=registry.logs, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    with registry.lock:
+        registry.containers[pod.id] = process
+
+
+def stop_container(world: World, pod_id: str) -> None:
+    """The container ends: every process of the pod dies (and is reaped)."""
+    with pod_keys(world).lock:
+        process = pod_keys(world).containers.pop(pod_id, None)
+    kill_pod_processes(pod_id)
+    if process is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
 
 
 def kill_pod_processes(pod_id: str) -> int:

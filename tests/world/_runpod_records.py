@@ -195,7 +195,7 @@ class PodLedgerEntry:
 class Fault:
     """One queued transport fault; `match` limits it to requests whose text contains it."""
 
-    kind: str  # "status" or "drop"
+    kind: str  # "status", "drop" or "delay" (the real answer, late)
     status: int = 500
     remaining: int = 1
     retry_after: float | None = None
@@ -204,3 +204,4 @@ class Fault:
     # answer is replaced or lost, as when a proxy drops a reply that Runpod already acted on.
     after: bool = False
     skip: int = 0  # let this many matching requests through before the fault starts
+    delay_s: float = 0.0  # "delay": how long the answer waits

@@ -36,6 +36,8 @@ from tests.world._runpod_podkeys import (
     on_pod_created,
     on_pod_terminated,
     on_reset,
+    start_container,
+    stop_container,
 )
 from tests.world._runpod_records import (
     CATALOG,
@@ -308,6 +310,7 @@ class World:
         delay = self.boot_delay if delay is None else delay
         pod.boot_from, pod.failed = self.now(), False
         pod.boot_at = math.inf if self.never_boot else self.now() + delay
+        start_container(self, pod, pod.boot_at - self.now())  # its start command, if any
         pod.public_ports = {
             port: self.ssh_port
             if port == 22 and self.ssh_port is not None
@@ -316,6 +319,7 @@ class World:
         }
 
     def _set_exited(self, pod: Pod, reason: str = "User") -> None:
+        stop_container(self, pod.id)
         self._release_stock(pod)
         pod.desired_status = "EXITED"
         pod.boot_at = math.inf

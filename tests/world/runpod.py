@@ -26,7 +26,13 @@ from typing import Any, Unpack
 
 from tests.world._random_faults import FaultSettings, RandomFaults, injected
 from tests.world._runpod_http import Server, make_server
-from tests.world._runpod_podkeys import pod_env, pod_keys, set_image_env
+from tests.world._runpod_podkeys import (
+    container_log,
+    on_reset,
+    pod_env,
+    pod_keys,
+    set_image_env,
+)
 from tests.world._runpod_records import (
     AccountKeys,
     Fault,
@@ -93,6 +99,7 @@ class FakeRunpod:
         return self
 
     def stop(self) -> None:
+        on_reset(self.world)  # the pods' processes (start commands, jobs) end with it
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -200,22 +207,26 @@ class FakeRunpod:
         status: int | None = None,
         count: int = 1,
         drop: bool = False,
+        delay: float | None = None,
         retry_after: float | None = None,
         match: str | None = None,
         after: bool = False,
         skip: int = 0,
     ) -> None:
         """The next `count` API requests (whose `METHOD /path body` text contains `match`, if
-        given) answer `status` (with `Retry-After` if given) or lose their connection.
+        given) answer `status` (with `Retry-After` if given), lose their connection, or get
+        their real answer `delay` seconds late.
 
         With `after=True` the request is carried out first (the pod is created or deleted)
-        and only its answer is replaced or lost: "the create succeeded, the answer was lost".
+        and only its answer is replaced, lost or held back: "the create succeeded, the
+        answer was lost" (or is slow, while the pod already exists and bills).
         `skip` lets that many matching requests through first.
         """
-        if drop == (status is not None):
-            raise ValueError("give exactly one of status=... or drop=True")
+        if sum((status is not None, drop, delay is not None)) != 1:
+            raise ValueError("give exactly one of status=..., drop=True or delay=...")
+        kind = "drop" if drop else "delay" if delay is not None else "status"
         self.world.add_fault(
-            Fault("drop" if drop else "status", status or 0, count, retry_after, match, after, skip)
+            Fault(kind, status or 0, count, retry_after, match, after, skip, delay or 0.0)
         )
 
     def clear_faults(self) -> None:
@@ -358,6 +369,13 @@ class FakeRunpod:
         it in their sessions, as Runpod's images export it (until the next reset). ``*``
         stands for every image without env of its own."""
         set_image_env(self.world, image, env)
+
+    def container_log(self, pod_id: str) -> str:
+        """What the pod's start command printed so far (empty without one)."""
+        try:
+            return container_log(self.world, pod_id).read_text(errors="replace")
+        except OSError:
+            return ""
 
     def ledger(self) -> list[PodLedgerEntry]:
         """Every pod ever created since the last reset, terminated ones included."""

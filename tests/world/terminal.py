@@ -19,12 +19,13 @@ import signal
 import struct
 import subprocess
 import termios
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["PtyResult", "run_on_pty", "screen", "strip_ansi"]
+__all__ = ["PtyResult", "Terminal", "run_on_pty", "screen", "strip_ansi"]
 
 _CSI = re.compile(r"\x1b\[([0-9;?]*)([A-Za-z])")
 _OTHER_ESCAPE = re.compile(r"\x1b[()][A-Za-z0-9]|\x1b[=>78]")
@@ -87,6 +88,63 @@ def run_on_pty(
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
     return PtyResult(returncode, bytes(received))
+
+
+class Terminal:
+    """A command whose controlling terminal is a new pty, as in a person's terminal window.
+
+    ``hang_up()`` closes the terminal (the master side), as closing the window or losing
+    the SSH session does: the kernel sends SIGHUP to the command (the session leader of its
+    terminal), and its writes to the terminal fail from then on (EIO). Until then a thread
+    reads what the command writes, so it never blocks on a full pty buffer.
+    """
+
+    def __init__(self, argv: Sequence[str], *, cwd: Path, env: dict[str, str]) -> None:
+        self._master, slave = os.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+        try:
+            self.proc = subprocess.Popen(
+                list(argv), cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
+                start_new_session=True,
+                # After setsid: the pty becomes the session's controlling terminal.
+                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+            )  # fmt: skip
+        finally:
+            os.close(slave)
+        self.output = bytearray()
+        self._open = True
+        self._reader = threading.Thread(target=self._read, name="terminal", daemon=True)
+        self._reader.start()
+
+    @property
+    def text(self) -> str:
+        return bytes(self.output).decode("utf-8", errors="replace")
+
+    def _read(self) -> None:
+        while self._open:
+            ready, _, _ = select.select([self._master], [], [], 0.1)
+            if not ready or not self._open:
+                continue
+            try:
+                chunk = os.read(self._master, 65536)
+            except OSError:  # EIO: the command closed its side
+                return
+            if not chunk:
+                return
+            self.output += chunk
+
+    def hang_up(self) -> None:
+        """Close the terminal: SIGHUP for the command, EIO for its writes."""
+        if self._open:
+            self._open = False
+            self._reader.join(timeout=5)
+            os.close(self._master)
+
+    def close(self) -> None:
+        self.hang_up()
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
 
 
 def strip_ansi(text: str) -> str:

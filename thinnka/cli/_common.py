@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import stat
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +46,32 @@ def print_json(data: Any) -> None:
 
 
 def sigterm_as_interrupt() -> None:
-    """SIGTERM (a closed terminal, `kill`, a container stop) cleans up like Ctrl-C."""
+    """SIGTERM (`kill`, a container stop) and SIGHUP (a closed terminal or SSH session)
+    clean up like Ctrl-C: before training the run is cancelled and its pod terminated,
+    during training thinnka detaches and the pod's watchdog takes over."""
 
     def handler(signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            _leave_the_terminal()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+
+
+def _leave_the_terminal() -> None:
+    """The terminal hung up: every write to it now fails (EIO), and the first failing
+    event line would stop the cleanup half-way, leaving the pod running. The standard
+    streams that were that terminal go to /dev/null; a pipe or a file is kept."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        null = os.fstat(devnull)
+        for fd in (0, 1, 2):
+            try:
+                info = os.fstat(fd)
+            except OSError:
+                continue
+            if stat.S_ISCHR(info.st_mode) and not os.path.samestat(info, null):
+                os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)

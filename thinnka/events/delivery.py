@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from thinnka.errors import StoreError
 from thinnka.events.sinks import Sink
 from thinnka.store.outbox import DELIVERED, FAILED, PENDING, OutboxItem, OutboxTable
 
@@ -154,6 +155,8 @@ class Deliverer:
                     break
                 self._round()
             self._drain()
+        except StoreError as exc:  # the database is down: the runner says so, once
+            logger.warning("outbox delivery stopped; events stay pending", error=exc.cause)
         except Exception:  # delivery must never take the run down with it
             logger.exception("outbox delivery crashed; events stay pending")
         finally:

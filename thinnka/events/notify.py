@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from thinnka.errors import StoreError
 from thinnka.events.delivery import Deliverer, DeliveryPolicy
 from thinnka.events.metrics import LoggingSteps, ingest_metrics, is_step_bar, parse_metrics
 from thinnka.events.sinks import Sink, discord_text, sink_secrets
@@ -129,6 +130,7 @@ class Notifier:
         self._latest: dict[str, Any] = {}
         self._unsent = False
         self._last_sent: float | None = None
+        self._store_down = False  # said once: every later event would say it again
         if run_id is not None:
             self.run_id = run_id
 
@@ -162,10 +164,14 @@ class Notifier:
         if _TAIL_MARK in message:
             message, _, tail = message.partition(_TAIL_MARK)
             extra["tail"] = tail.splitlines()[-30:]
-        if name in _FINAL_EVENTS:
-            extra.update(self._final_facts())
-        elif name in _RUN_FACTS:
-            extra.update(self._run_facts(name))
+        try:
+            if name in _FINAL_EVENTS:
+                extra.update(self._final_facts())
+            elif name in _RUN_FACTS:
+                extra.update(self._run_facts(name))
+        except StoreError as exc:  # the terminal has the event; the run's record cannot
+            self._store_failed(name, exc)
+            return
         self._write(name, message, fields.get("stage"), extra)
 
     def line(self, stage: str, text: str) -> None:
@@ -246,11 +252,21 @@ class Notifier:
             return
         try:
             self.store.outbox.add(self._run_id, event, message, stage=stage, extra=extra)
+        except StoreError as exc:
+            self._store_failed(event, exc)
+            return
         except Exception:  # the run goes on; the terminal and the run's events have it
             logger.exception("could not write an event to the outbox", kind=event)
             return
         if self._deliverer is not None:
             self._deliverer.wake()
+
+    def _store_failed(self, kind: str, error: StoreError, what: str = "an event") -> None:
+        """The database is unavailable (the runner deals with that): logged once, without
+        a traceback, and the terminal still shows every event."""
+        if not self._store_down:
+            self._store_down = True
+            logger.error(f"could not write {what} to the database", kind=kind, error=error.cause)
 
     def _ingest(self) -> None:
         if self.store is None or self._run_id is None or self._log_path is None:
@@ -263,6 +279,8 @@ class Notifier:
                 self.store.metrics, self._run_id, self._log_path(self._run_id), every=every,
                 first_step_logged=self._first_logged,
             )  # fmt: skip
+        except StoreError as exc:
+            self._store_failed("metrics", exc, "metrics")
         except Exception:
             logger.exception("could not store metrics")
 

@@ -15,7 +15,9 @@ from typing import ClassVar
 from thinnka.clients.runpod import Pod
 from thinnka.clients.ssh import load_ssh_client
 from thinnka.errors import RemoteError, StepTimeout
+from thinnka.pod.paths import run_dir_for
 from thinnka.pod.shell import open_shell
+from thinnka.pod.watchdog import touch_heartbeat
 from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
@@ -87,5 +89,10 @@ class ConnectHandler:
         shell = open_shell(ctx, timeout=max(30.0, ctx.remaining()))
         if ctx.run.host_key is None:
             ctx.save(host_key=shell.host_key)
+        # First contact: from now on the pod's boot guard allows the orphan grace until the
+        # first job starts (thinnka.pod.bootguard), measured from this heartbeat.
+        run_dir = run_dir_for(ctx.settings, ctx.run.id)
+        shell.make_dirs(run_dir)
+        touch_heartbeat(shell, run_dir)
         ctx.output.event("ssh_connected", "SSH connected.")
         return StepResult(message=f"SSH open at {port.ip}:{port.public_port}.")

@@ -1,5 +1,8 @@
 """estimated → provisioned: a pod exists and its id is recorded.
 
+Every pod bounds itself from its first second (``thinnka.pod.bootguard``): its start
+command runs a guard that terminates it when nobody connects, or no job starts, in time.
+
 Idempotent by construction: the pod's name and its ``THINNKA_RUN_ID`` env are
 written down before the create call, and before every create the account is
 searched for a pod of this run, which is adopted instead of creating a
@@ -17,7 +20,9 @@ from thinnka.clients.runpod import Pod, PodSpec
 from thinnka.errors import CapacityError, TransientError
 from thinnka.options.limits import max_hours_for
 from thinnka.planning.facts import GateFacts, PlanCandidate
+from thinnka.pod.bootguard import START_COMMAND, boot_guard_env
 from thinnka.pod.keys import resolve_key_pair
+from thinnka.pod.paths import run_dir_for
 from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
@@ -97,7 +102,13 @@ class ProvisionHandler:
             ctx.check_cancelled()
             where = f"{candidate.display_name} ({cloud})"
             ctx.output.event("gpu_try", f"Trying {where}.")
-            spec = self._spec(ctx, name, candidate.id, cloud, gate, env)
+            guard = boot_guard_env(
+                run.options,
+                run_dir_for(ctx.settings, run.id),
+                utcnow(),
+                candidate.price_per_hour,
+            )
+            spec = self._spec(ctx, name, candidate.id, cloud, gate, {**env, **guard})
             try:
                 pod = self._create(ctx, spec, owner)
             except CapacityError as exc:
@@ -178,6 +189,7 @@ class ProvisionHandler:
             min_vcpu=options.min_vcpu,
             min_memory_gb=options.min_memory,
             env=env,
+            start_command=START_COMMAND,  # the boot guard, then the image's start script
         )
 
     def _result(

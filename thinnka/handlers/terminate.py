@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from thinnka.clients.runpod import RunpodApi
-from thinnka.errors import NotFoundError, RemoteError, TransientError
+from thinnka.errors import NotFoundError, RemoteError, ThinnkaError, TransientError
 from thinnka.handlers.provision import find_run_pods
 from thinnka.machine import RunState
 from thinnka.pod.shell import close_shells
@@ -28,7 +30,10 @@ from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
 from thinnka.store.records import TerminationFacts
 
-__all__ = ["TerminateHandler", "terminate_and_confirm"]
+if TYPE_CHECKING:
+    from thinnka.services import Services
+
+__all__ = ["TerminateHandler", "terminate_and_confirm", "terminate_without_store"]
 
 
 def terminate_and_confirm(runpod: RunpodApi, pod_id: str, deadline: float) -> None:
@@ -72,6 +77,34 @@ def _terminate_with_retries(ctx: StepContext, runpod: RunpodApi, pod_id: str) ->
             )
             time.sleep(delay)
             delay = min(delay * 2, 20.0)
+
+
+def terminate_without_store(
+    services: Services, run_id: str, known: Iterable[str], seconds: float = 120.0
+) -> tuple[list[str], dict[str, str]]:
+    """Terminate a run's pods when nothing can be recorded (the database failed).
+
+    ``known`` are the pod ids this process holds in memory; pods tagged with the run's
+    id are added where the account can be read (a create whose answer was lost). Bounded
+    by ``seconds`` overall (the client retries each call a bounded number of times).
+    Returns (terminated, {pod id: why it is left}).
+    """
+    deadline = time.monotonic() + seconds
+    pods = list(dict.fromkeys(known))
+    with contextlib.suppress(ThinnkaError):  # the installation id may need the database
+        tagged = find_run_pods(services.runpod.list_pods(), run_id, services.owner)
+        pods += [pod.id for pod in tagged if pod.id not in pods]
+    close_shells(services)
+    done: list[str] = []
+    left: dict[str, str] = {}
+    for pod_id in pods:
+        try:
+            terminate_and_confirm(services.runpod, pod_id, deadline)
+        except ThinnkaError as exc:
+            left[pod_id] = exc.message
+        else:
+            done.append(pod_id)
+    return done, left
 
 
 class TerminateHandler:

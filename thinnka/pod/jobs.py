@@ -84,8 +84,8 @@ def require_pod(ctx: StepContext, before: str) -> None:
         idle = orphan_grace_s(ctx.run.options)
         raise PodGone(
             f"Pod {ctx.run.pod_id} is gone before {before}: either nobody continued the run "
-            f"after its last job ended (the pod's watchdog ends a pod left idle between jobs "
-            f"after {idle:g} s), or the pod was lost."
+            f"(a pod left idle before its first job or between jobs ends itself after "
+            f"{idle:g} s), or the pod was lost."
         )
 
 

@@ -21,7 +21,7 @@ from thinnka.settings import Settings
 if TYPE_CHECKING:
     from thinnka.planning.facts import RemotePaths
 
-__all__ = ["remote_paths", "venv_for"]
+__all__ = ["remote_paths", "run_dir_for", "venv_for"]
 
 DEFAULT_REMOTE_ROOT = "/workspace"
 DEFAULT_VENVS = {"trl": "/opt/thinnka-trl-venv", "openr1": "/opt/openr1-venv"}
@@ -29,6 +29,12 @@ DEFAULT_VENVS = {"trl": "/opt/thinnka-trl-venv", "openr1": "/opt/openr1-venv"}
 
 def venv_for(settings: Settings, trainer: str) -> str:
     return settings.extra.get("THINNKA_REMOTE_VENV") or DEFAULT_VENVS[trainer]
+
+
+def run_dir_for(settings: Settings, run_id: str) -> str:
+    """The run's folder on the pod (known before anything else about the run's files)."""
+    root = (settings.extra.get("THINNKA_REMOTE_ROOT") or DEFAULT_REMOTE_ROOT).rstrip("/")
+    return f"{root}/thinnka/{run_id}"
 
 
 def remote_paths(
@@ -39,7 +45,7 @@ def remote_paths(
     root = (settings.extra.get("THINNKA_REMOTE_ROOT") or DEFAULT_REMOTE_ROOT).rstrip("/")
     dashed = gate.hub_model_id.replace("/", "-")
     return RemotePaths(
-        run_dir=f"{root}/thinnka/{run_id}",
+        run_dir=run_dir_for(settings, run_id),
         output_dir=options.output_dir or f"{root}/models/{dashed}",
         venv=venv_for(settings, options.trainer),
         hf_home=f"{root}/.cache/huggingface",

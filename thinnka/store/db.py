@@ -13,16 +13,24 @@ import contextlib
 import fcntl
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.engine import URL, ExceptionContext, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    DBAPIError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+)
 
-from thinnka.errors import ConfigError
+from thinnka.errors import ConfigError, StoreError, first_line
 from thinnka.resources import resource_dir
 
 __all__ = [
@@ -100,15 +108,54 @@ def create_db_engine(url: str, state_dir: Path, *, read_only: bool = False) -> E
     if is_sqlite:
         engine = create_engine(parsed, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    try:
-        # A run holds its engine for hours: connections the server dropped
-        # meanwhile are noticed (pre-ping), and a dead server fails in 10 s.
-        return create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
-    except ModuleNotFoundError:
-        raise ConfigError(
-            "PostgreSQL needs its driver: pip install 'thinnka[postgres]' (psycopg 3)."
-        ) from None
+    else:
+        try:
+            # A run holds its engine for hours: connections the server dropped
+            # meanwhile are noticed (pre-ping), and a dead server fails in 10 s.
+            engine = create_engine(parsed, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+        except ModuleNotFoundError:
+            raise ConfigError(
+                "PostgreSQL needs its driver: pip install 'thinnka[postgres]' (psycopg 3)."
+            ) from None
+    _Availability().watch(engine)
+    return engine
+
+
+# The driver errors that say "the database cannot be used now" (a full disk, a lock held
+# past the timeout, a server gone), as opposed to a bug in a statement or a constraint that
+# the store handles itself (IntegrityError).
+_UNAVAILABLE = (OperationalError, InterfaceError, InternalError)
+# After such an error every statement fails at once for this long instead of waiting out
+# the lock timeout (30 s) again: the runner is stopping and cleaning up, and each event it
+# prints, each lease write, would otherwise wait that long in turn.
+FAIL_FAST_S = 60.0
+
+
+class _Availability:
+    """The store's boundary: nothing above it sees a driver's exception, only a
+    ``StoreError`` with one line that names the database (never its password)."""
+
+    def __init__(self) -> None:
+        self.down: StoreError | None = None
+        self.until = 0.0
+
+    def watch(self, engine: Engine) -> None:
+        event.listen(engine, "handle_error", self._on_error)
+        event.listen(engine, "before_cursor_execute", self._before)
+
+    def _on_error(self, context: ExceptionContext) -> None:
+        error = context.sqlalchemy_exception
+        if isinstance(error, _UNAVAILABLE) or type(error) is DatabaseError:
+            engine = context.engine
+            where = shown_url(engine.url) if engine is not None else "the database"
+            cause = first_line(context.original_exception)
+            self.down = StoreError(f"The database {where} is unavailable: {cause}.", cause=cause)
+            self.until = time.monotonic() + FAIL_FAST_S
+            raise self.down
+
+    def _before(self, *_args: Any) -> None:
+        if self.down is not None and time.monotonic() < self.until:
+            raise StoreError(self.down.message, cause=self.down.cause)
 
 
 def open_engine(url: str, state_dir: Path, *, read_only: bool = False) -> Engine:
@@ -131,9 +178,11 @@ def open_engine(url: str, state_dir: Path, *, read_only: bool = False) -> Engine
         migrate(engine, state_dir)
     except OSError as exc:
         raise ConfigError(_unwritable(state_dir, exc)) from None
+    except StoreError as exc:
+        raise ConfigError(f"Cannot open the database {shown_url(url)}: {exc.cause}") from None
     except DBAPIError as exc:
-        first_line = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise ConfigError(f"Cannot open the database {shown_url(url)}: {first_line}") from None
+        cause = first_line(exc.orig) if exc.orig else type(exc).__name__
+        raise ConfigError(f"Cannot open the database {shown_url(url)}: {cause}") from None
     return engine
 
 

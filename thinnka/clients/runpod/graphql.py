@@ -217,7 +217,7 @@ class GraphQLRunpod:
                 "containerDiskInGb": spec.container_disk_gb,
                 "minVcpuCount": spec.min_vcpu,
                 "minMemoryInGb": spec.min_memory_gb,
-                "dockerArgs": "",
+                "dockerArgs": spec.start_command,
                 "ports": spec.ports,
                 "volumeMountPath": spec.volume_mount_path,
                 "supportPublicIp": spec.support_public_ip,

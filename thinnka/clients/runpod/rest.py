@@ -231,6 +231,8 @@ def create_body(spec: PodSpec) -> dict[str, Any]:
         "env": dict(spec.env),
         "startSsh": True,
     }
+    if spec.start_command:  # v2's name for the container start command (GraphQL dockerArgs)
+        body["args"] = spec.start_command
     if spec.cloud_type != "ALL":  # an omitted cloud is SECURE; ALL comes from old plans
         body["cloud"] = spec.cloud_type
     if spec.volume_gb > 0:

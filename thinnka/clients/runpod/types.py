@@ -68,6 +68,8 @@ class PodSpec:
     ports: str = "22/tcp"
     volume_mount_path: str = "/workspace"
     support_public_ip: bool = True
+    # Replaces the image's CMD (its ENTRYPOINT stays); empty: the image's own.
+    start_command: str = ""
 
 
 class RunpodApi(Protocol):
