@@ -19,6 +19,7 @@ huggingface_hub exception.
         LeaseHeld          another live process drives this run
       RunNotFound          no run with that id
       Cancelled            the run was cancelled while a step was working
+      PodHeld              cleanup must not terminate the pod yet: it holds an unpushed model
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
     "ConfigError",
     "LeaseHeld",
     "NotFoundError",
+    "PodHeld",
     "PreflightError",
     "RefusedChoice",
     "RemoteError",
@@ -146,6 +148,13 @@ class Cancelled(ThinnkaError):
     """The run was cancelled (``thinnka cancel``, Ctrl-C or SIGTERM) while a step worked."""
 
     reason = Reason.cancelled
+
+
+class PodHeld(ThinnkaError):
+    """A failed run's pod keeps a trained model its push could not deliver: cleanup leaves
+    it until the push hold ends (``RemoteFacts.push_hold_until``), then terminates it."""
+
+    reason = Reason.push_failed
 
 
 def first_line(exc: BaseException) -> str:

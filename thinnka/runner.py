@@ -19,7 +19,14 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
-from thinnka.errors import Cancelled, LeaseHeld, StateConflict, StepTimeout, ThinnkaError
+from thinnka.errors import (
+    Cancelled,
+    LeaseHeld,
+    PodHeld,
+    StateConflict,
+    StepTimeout,
+    ThinnkaError,
+)
 from thinnka.handlers.base import Handler
 from thinnka.lease import (
     DEFAULT_LEASE_SECONDS,
@@ -172,6 +179,11 @@ class Runner:
                         )
                     except StateConflict:
                         raise
+                    except PodHeld as held:
+                        # Not a failed cleanup: the pod is kept on purpose (a model to push).
+                        self.store.add_event(run.id, "pod_kept", held.message)
+                        self.output.event("pod_kept", held.message)
+                        break
                     except ThinnkaError as exc:
                         if run.state is RunState.failed:
                             self._cleanup_failed(run, exc)
