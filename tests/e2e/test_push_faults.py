@@ -27,6 +27,7 @@ from tests.world.standin_trainer import (  # noqa: F401 - fixtures
     standin_run,
     standin_venv_fixture,
     standin_world_fixture,
+    tell_standin,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -119,3 +120,25 @@ def test_a_final_push_that_keeps_failing_keeps_the_pod_for_the_hold_then_ends_it
     )
     assert pushed.returncode == 0, pushed.stderr[-2000:]
     assert "End of training" in [c.summary for c in world.hub.commits(repo)]
+
+
+def test_a_trainer_that_fails_before_saving_a_model_is_training_failed_not_held(
+    standin_world: World,
+) -> None:
+    """No model saved by this job (a stale one from before does not count): nothing to
+    push and nothing to keep, so the trainer's failure stands and the pod goes at once."""
+    world = standin_world
+    tell_standin(world, fail=True)
+    repo = f"{world.hub.user}/{REPO}"
+    stale = world.remote_root / "models" / repo.replace("/", "-") / "model.safetensors"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an earlier run's weights")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    argv = standin_run(world, "--hub-model-id", repo, "--watchdog-grace", str(GRACE))
+    done = world.thinnka(*argv, timeout=240)
+    assert done.returncode == 1, done.stderr[-3000:]
+    shown = world.show(done.stdout.split()[1])
+    assert (shown["state"], shown["outcome"]) == ("terminated", "failed"), shown["error"]
+    assert shown["error"]["reason"] == "training_failed", shown["error"]
+    assert "did not push it" not in done.stdout + done.stderr  # thinnka_push.py stayed out
+    assert world.runpod.pods() == []
