@@ -181,8 +181,11 @@ class Runner:
                         raise
                     except PodHeld as held:
                         # Not a failed cleanup: the pod is kept on purpose (a model to push).
-                        self.store.add_event(run.id, "pod_kept", held.message)
-                        self.output.event("pod_kept", held.message)
+                        # Said once: every `recover` pass of the hold would repeat it.
+                        said = self.store.events(run.id)
+                        if not any(e.kind == "pod_kept" for e in said):
+                            self.store.add_event(run.id, "pod_kept", held.message)
+                            self.output.event("pod_kept", held.message)
                         break
                     except ThinnkaError as exc:
                         if run.state is RunState.failed:

@@ -189,6 +189,7 @@ def test_cleanup_keeps_a_pod_holding_an_unpushed_model_until_its_hold_or_a_cance
     rig.record(run, pod_id=pod_id, remote=hold)
     kept = rig.runner().drive(run.id)
     assert kept.state is RunState.failed
+    rig.runner().drive(run.id)  # a `recover` pass later in the hold: still kept, said once
     assert rig.runpod.pod(pod_id) is not None
     events = [e for e in rig.store.events(run.id) if e.kind == "pod_kept"]
     assert len(events) == 1 and "thinnka cancel" in events[0].message
