@@ -20,6 +20,7 @@ huggingface_hub exception.
       RunNotFound          no run with that id
       Cancelled            the run was cancelled while a step was working
       StoreError           the database cannot be read or written (disk full, locked, gone)
+      PodHeld              cleanup must not terminate the pod yet: it holds an unpushed model
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "ConfigError",
     "LeaseHeld",
     "NotFoundError",
+    "PodHeld",
     "PreflightError",
     "RefusedChoice",
     "RemoteError",
@@ -162,6 +164,13 @@ class StoreError(ThinnkaError):
     def __init__(self, message: str, *, cause: str = "") -> None:
         super().__init__(message)
         self.cause = cause or message
+
+
+class PodHeld(ThinnkaError):
+    """A failed run's pod keeps a trained model its push could not deliver: cleanup leaves
+    it until the push hold ends (``RemoteFacts.push_hold_until``), then terminates it."""
+
+    reason = Reason.push_failed
 
 
 def first_line(exc: BaseException) -> str:

@@ -23,6 +23,7 @@ import structlog
 from thinnka.errors import (
     Cancelled,
     LeaseHeld,
+    PodHeld,
     StateConflict,
     StepTimeout,
     StoreError,
@@ -198,6 +199,14 @@ class Runner:
                 run = self._step(run, heartbeat)
             except (StateConflict, StoreError):
                 raise  # nothing can be recorded for this run here
+            except PodHeld as held:
+                # Not a failed cleanup: the pod is kept on purpose (a model to push).
+                # Said once: every `recover` pass of the hold would repeat it.
+                said = self.store.events(run.id)
+                if not any(e.kind == "pod_kept" for e in said):
+                    self.store.add_event(run.id, "pod_kept", held.message)
+                    self.output.event("pod_kept", held.message)
+                break
             except ThinnkaError as exc:
                 if run.state is RunState.failed:
                     self._cleanup_failed(run, exc)

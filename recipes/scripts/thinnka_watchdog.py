@@ -14,6 +14,8 @@ Every few seconds it reads ``watchdog.json`` (written by thinnka) and the jobs'
   started, and no thinnka process has touched the heartbeat for ``orphan_grace_s``
   (default five grace periods): the orchestrator died between jobs, and nobody is
   left to start the next one;
+* the training saved its model but could not push it (``push.held``): not before the
+  push hold (``push_hold_s``) has passed, so the model can be pushed by hand meanwhile;
 * the run's deadline has passed (``--max-hours``, or ``--max-cost`` at the
   pod's price): then the jobs are stopped first, whoever is attached.
 
@@ -48,6 +50,10 @@ DEFAULT_GRACE_S = 120.0
 # idle there this many grace periods has nobody left to start it (thinnka writes the
 # figure into watchdog.json as orphan_grace_s; this is the fallback).
 ORPHAN_GRACE_FACTOR = 5.0
+# A training whose model could not be pushed (thinnka_push.py exits 75) keeps its pod this
+# many grace periods (thinnka writes push_hold_s into watchdog.json; this is the fallback).
+PUSH_HOLD_FACTOR = 30.0
+PUSH_HELD_EXIT = 75
 COST_MARGIN_S = 60.0  # stop this long before the cost would pass --max-cost
 _ATTEMPTS = 4  # per API surface, with backoff; then the next surface, then the next loop
 
@@ -150,6 +156,15 @@ def idle_between_jobs(run_dir: str, chain: list[str]) -> tuple[float, str] | Non
             ended = os.path.getmtime(os.path.join(run_dir, name + ".exit"))
             return ended, f"{name} ended, {following} never started"
     return None
+
+
+def push_held(run_dir: str, chain: list[str]) -> bool:
+    """True when the training saved its model but could not push it (thinnka_push.py's
+    exit 75 and its ``push.held``): the pod holds the only copy."""
+    if "train" not in chain:
+        return False
+    code = _read_int(os.path.join(run_dir, "train.exit"))
+    return code == PUSH_HELD_EXIT and os.path.isfile(os.path.join(run_dir, "push.held"))
 
 
 def last_follow(run_dir: str) -> float:
@@ -263,7 +278,15 @@ def watch(run_dir: str) -> int:
         else:
             ended = chain_end(run_dir, chain)
             idle = idle_between_jobs(run_dir, chain) if ended is None else None
-            if ended is not None:
+            held = push_held(run_dir, chain)
+            if ended is not None and held:
+                # The model is on this pod only: kept for a push by hand, then ended (the
+                # deadline above still bounds it), whoever follows or not.
+                hold = float(config.get("push_hold_s", grace * PUSH_HOLD_FACTOR))
+                if now - ended[0] >= hold:
+                    detail = f"{ended[1]}; the unpushed model was kept {hold:.0f} s"
+                    action = ("push_hold_ended", detail)
+            elif ended is not None:
                 quiet = now - max(ended[0], last_follow(run_dir))
                 if quiet >= grace:
                     reason = "succeeded" if ended[1].endswith("succeeded") else "job_failed"

@@ -25,7 +25,23 @@ if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
 # what thinnka's push check looks for (every earlier commit may be a checkpoint). A job the
 # watchdog stops at the deadline is killed with its session, so it never gets here.
 if [ -n "${THINNKA_FINAL_JOB:-}" ] && [ "${THINNKA_JOB:-}" = "${THINNKA_FINAL_JOB}" ]; then
-  "$@"
+  # A trainer that saved its model and then failed only in its final push (one Hub 5xx
+  # fails transformers' create_commit) must not cost the model: thinnka_push.py pushes the
+  # output folder with retries (exit 0), or finds no model this job saved (3: the trainer's
+  # own status stands), or keeps it on the pod for a push by hand (75: push_failed).
+  export THINNKA_JOB_STAMP="${PWD}/${THINNKA_JOB}.stamp"
+  touch "${THINNKA_JOB_STAMP}"
+  status=0
+  "$@" || status=$?
+  # Only the training's output folder: a merge pushes a model of its own (merge.py).
+  if [ "${status}" -ne 0 ] && [ "${THINNKA_JOB}" = "train" ]; then
+    pushed=0
+    python thinnka_push.py || pushed=$?
+    if [ "${pushed}" -eq 3 ]; then exit "${status}"; fi
+    if [ "${pushed}" -ne 0 ]; then exit "${pushed}"; fi
+  elif [ "${status}" -ne 0 ]; then
+    exit "${status}"
+  fi
   exec python thinnka_mark.py
 fi
 exec "$@"

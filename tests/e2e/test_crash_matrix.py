@@ -118,6 +118,14 @@ STORIES: dict[str, tuple[str, str]] = {
         "still training",
         "tests/e2e/test_races.py::test_reap_with_a_copy_of_the_database_keeps_the_pod_the_original_drives",
     ),
+    "the Hub answers 5xx to the trainer's final push (transformers does not retry its commit)": (
+        "succeeded",
+        "tests/e2e/test_push_faults.py::test_a_hub_5xx_on_the_final_push_is_retried_on_the_pod_and_the_run_succeeds",
+    ),
+    "the Hub keeps failing the final push": (
+        "failed (`push_failed`)",
+        "tests/e2e/test_push_faults.py::test_a_final_push_that_keeps_failing_keeps_the_pod_for_the_hold_then_ends_it",
+    ),
     "Runpod answers 5xx to the terminate of a pushed run": (
         "succeeded",
         "tests/e2e/test_cleanup_faults.py::test_runpod_5xx_on_terminate_is_retried_and_the_pushed_run_succeeds",

@@ -174,3 +174,29 @@ def test_an_adopted_pod_records_the_gpu_type_id_like_a_created_one(rig: Rig) -> 
     adopted = rig.store.get(run.id)
     assert adopted.state is RunState.provisioned and adopted.pod_id == pod_id
     assert adopted.gpu_type == GPU_ID  # before: the display name "RTX 4090"
+
+
+def test_cleanup_keeps_a_pod_holding_an_unpushed_model_until_its_hold_or_a_cancel(
+    rig: Rig,
+) -> None:
+    """A push_failed run whose model is only on its pod: cleanup (the run's process,
+    `recover`, `resume`) leaves the pod during the push hold, and says so; `cancel` ends it."""
+    from thinnka.store.records import RemoteFacts
+
+    run = rig.run_at(RunState.failed, pod_name="p", cost_per_hr=0.69)
+    pod_id = rig.create_pod(run)
+    hold = RemoteFacts(push_hold_until=utcnow() + dt.timedelta(hours=1))
+    rig.record(run, pod_id=pod_id, remote=hold)
+    kept = rig.runner().drive(run.id)
+    assert kept.state is RunState.failed
+    rig.runner().drive(run.id)  # a `recover` pass later in the hold: still kept, said once
+    assert rig.runpod.pod(pod_id) is not None
+    events = [e for e in rig.store.events(run.id) if e.kind == "pod_kept"]
+    assert len(events) == 1 and "thinnka cancel" in events[0].message
+    assert not [e for e in rig.store.events(run.id) if e.kind == "cleanup_error"]
+
+    rig.store.request_cancel(run.id)
+    done = rig.runner().drive(run.id)
+    assert done.state is RunState.terminated
+    pod = rig.runpod.pod(pod_id)
+    assert pod is None or pod.desired_status == "TERMINATED"

@@ -179,6 +179,23 @@ def test_a_pod_left_idle_between_jobs_ends_after_the_orphan_grace(
     assert _terminated_by(runpod_account, pod_id) == "pod:rest"
 
 
+def test_a_model_that_could_not_be_pushed_holds_the_pod_for_the_push_hold(
+    runpod_account: FakeRunpod, tmp_path: Path
+) -> None:
+    """train.sh's exit 75 with push.held: the pod holds the only copy of the model, so it is
+    kept past the grace (nobody follows: the run already failed) until the push hold."""
+    pod_id = _pod(runpod_account)
+    run_dir = _run_dir(tmp_path, grace_s=0.3, push_hold_s=2.5)
+    _finished(run_dir, 75)
+    (run_dir / "push.held").write_text("{}")
+    proc = _start(run_dir, runpod_account, pod_id)
+    took = _gone_within(runpod_account, pod_id, 15)
+    assert 2.4 <= took < 6.5  # not at the grace, soon after the hold
+    assert proc.wait(timeout=10) in (0, -signal.SIGKILL)
+    verdict = json.loads((run_dir / "watchdog.verdict").read_text())
+    assert verdict["reason"] == "push_hold_ended", verdict
+
+
 def test_between_jobs_is_only_a_finished_job_whose_successor_never_started(
     tmp_path: Path,
 ) -> None:

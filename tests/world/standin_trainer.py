@@ -88,6 +88,11 @@ if behaviour.get("fail"):
     print("stand-in trainer: failing as told", file=sys.stderr, flush=True)
     sys.exit(1)
 if push:
+    # As Trainer.push_to_hub does: save_model into output_dir first, then one commit.
+    output_dir = Path(recipe.get("output_dir") or ".")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "model.safetensors").write_bytes(b"stand-in weights")
+    (output_dir / "config.json").write_text("{{}}")
     api.upload_file(path_or_fileobj=b"stand-in weights", path_in_repo="model.safetensors",
                     repo_id=recipe["hub_model_id"], commit_message="End of training")
     print("stand-in trainer: pushed", flush=True)

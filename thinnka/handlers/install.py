@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from thinnka.handlers.base import rendered_for_run
+from thinnka.options.limits import push_pause_s
 from thinnka.pod.jobs import follow_job, require_pod
 from thinnka.pod.shell import open_shell
 from thinnka.resources import resource_dir
@@ -27,7 +28,7 @@ __all__ = ["InstallHandler", "final_push_job", "run_env"]
 
 _OWN_SCRIPTS = (
     "job.sh", "train.sh", "check_stack.py", "setup_common.sh", "prefetch.py", "thinnka_mark.py",
-    "probe_python.py",
+    "probe_python.py", "thinnka_push.py",
 )  # fmt: skip
 
 
@@ -63,6 +64,9 @@ def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[st
         "THINNKA_FINAL_JOB": final_push_job(rendered),
         "THINNKA_PUSH_REPO": ctx.run.hub_model_id or "",
         "THINNKA_OUTPUT_DIR": paths.output_dir,
+        # When the trainer saved its model but its final push failed, train.sh pushes the
+        # output folder itself (thinnka_push.py), pausing this long after the first failure.
+        "THINNKA_PUSH_PAUSE_S": f"{push_pause_s(ctx.run.options):.3g}",
     }
     # THINNKA_POD_INSTALLER=pip|uv and THINNKA_POD_PYTHON (the image's python) are overrides
     # for pods whose image needs them (README, Development); the default probes the image.

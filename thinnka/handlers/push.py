@@ -17,18 +17,21 @@ failure says what the Hub holds (a checkpoint at step N), so it can be used.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar, TypeVar
 
 from thinnka.clients.hub import HubCommit
+from thinnka.clients.ssh import PodShell
 from thinnka.errors import RemoteError, ThinnkaError, TransientError
 from thinnka.handlers.base import rendered_for_run
-from thinnka.options.limits import run_limit
+from thinnka.options.limits import push_hold_s, run_limit
 from thinnka.pod.jobs import PodGone, follow_job, pod_is_gone, start_job
-from thinnka.pod.shell import open_shell
+from thinnka.pod.shell import open_shell, ssh_user
 from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 from thinnka.store.models import utcnow
@@ -46,6 +49,9 @@ RUN_MARKER = "thinnka-run.json"
 _VERIFY_S = 120.0
 _VERIFY_PAUSE_S = 1.0
 _LIMIT_REASONS = frozenset({"max_duration", "max_cost"})
+# train.sh's exit status when the trainer saved its model but neither it nor thinnka_push.py
+# (with its own bounded retries) could push it: the model is only on the pod.
+PUSH_HELD_EXIT = 75  # recipes/scripts/thinnka_push.py's HELD, thinnka_watchdog.py's too
 # transformers' commit titles for a checkpoint pushed during training (hub_strategy).
 _CHECKPOINT = re.compile(r"Training in progress, (step|epoch) (\d+)")
 
@@ -157,7 +163,10 @@ class PushHandler:
         if pod_is_gone(ctx):  # ask the API first: SSH to a gone pod waits out its timeout
             raise PodGone(f"Pod {ctx.run.pod_id} is gone.")
         shell = open_shell(ctx)
-        follow_job(ctx, shell, "train", "train").require_success("Training", "training_failed")
+        trained = follow_job(ctx, shell, "train", "train")
+        if trained.exit_code == PUSH_HELD_EXIT:
+            raise self._push_held(ctx, shell, paths.run_dir)
+        trained.require_success("Training", "training_failed")
         ctx.output.event("train_done", "Training finished.")
         if rendered.merge:
             ctx.output.event("merge_start", "Merging the LoRA adapter into the base model.")
@@ -176,6 +185,36 @@ class PushHandler:
         ctx.output.event("pushed", f"Model pushed to {hub_id}.")
         when = pushed.latest.created_at.isoformat()
         return StepResult(message=f"Pushed to {hub_id} (commit at {when}).")
+
+    def _push_held(self, ctx: StepContext, shell: PodShell, run_dir: str) -> RemoteError:
+        """The model is saved on the pod, its push failed for good: keep the pod for the
+        push hold (recorded, so cleanup and `recover` leave it until then) and say how to
+        push it by hand. The token is on the pod already; the command names none."""
+        run = ctx.run
+        try:
+            held = json.loads(shell.read_from(f"{run_dir}/push.held", 0) or b"{}")
+        except ValueError:
+            held = {}
+        hold = push_hold_s(run.options)
+        until = utcnow() + dt.timedelta(seconds=hold)
+        limit = run_limit(run.options, run.pod_started_at or utcnow(), run.cost_per_hr)
+        if limit is not None and limit.at < until:  # never billed past the run's own bound
+            until = limit.at
+        ctx.save(remote=replace(run.remote, push_hold_until=until))
+        kept = max((until - utcnow()).total_seconds(), 0.0)
+        command = str(held.get("command") or f"cd {run_dir} && python thinnka_push.py")
+        login = f"{ssh_user(ctx)}@{run.ssh_host}" if run.ssh_host else "the pod"
+        ssh = f"ssh -p {run.ssh_port} {login}" if run.ssh_port else f"ssh {login}"
+        output_dir = held.get("output_dir") or run.remote.output_dir or "its output folder"
+        error = held.get("error") or "see the log"
+        return RemoteError(
+            f"Training finished and saved the model in {output_dir} on pod {run.pod_id}, but "
+            f"pushing it to {run.hub_model_id} failed after retries ({error}). The pod is kept "
+            f"with the model for {_duration(kept)} (until "
+            f"{until.strftime('%Y-%m-%d %H:%M:%S')} UTC), then terminated; push it by hand "
+            f"meanwhile: {ssh} {shlex.quote(command)}",
+            reason="push_failed",
+        )
 
     def _after_pod_gone(self, ctx: StepContext, gone: PodGone) -> StepResult:
         """Finish from what is known: this run's final push, the deadline, else the pod was
@@ -204,3 +243,12 @@ class PushHandler:
             f"lost. {pushed.describe()}",
             reason="pod_lost",
         )
+
+
+def _duration(seconds: float) -> str:
+    """How long a pod is kept, for a message: 1 h, 25 min, 60 s."""
+    if seconds >= 3600 and seconds % 3600 < 60:
+        return f"{seconds / 3600:.0f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"

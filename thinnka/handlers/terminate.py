@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from thinnka.clients.runpod import RunpodApi
-from thinnka.errors import NotFoundError, RemoteError, ThinnkaError, TransientError
+from thinnka.errors import NotFoundError, PodHeld, RemoteError, ThinnkaError, TransientError
 from thinnka.handlers.provision import find_run_pods
 from thinnka.machine import RunState
 from thinnka.pod.shell import close_shells
@@ -119,6 +119,22 @@ class TerminateHandler:
     def run(self, ctx: StepContext) -> StepResult:
         close_shells(ctx.services)
         run = ctx.run
+        until = run.remote.push_hold_until
+        if (
+            self.trigger == "cleanup"
+            and until is not None
+            and run.pod_id is not None
+            and not run.cancel_requested  # `thinnka cancel` gives the model up at once
+            and utcnow() < until
+        ):
+            # The pod holds a trained model whose push failed: terminating it now would
+            # delete the weights. Its watchdog ends it when the hold ends, `recover` then.
+            raise PodHeld(
+                f"Pod {run.pod_id} is kept with the unpushed model until "
+                f"{until.strftime('%Y-%m-%d %H:%M:%S')} UTC (see the error for the command "
+                f"that pushes it); then its watchdog or `thinnka recover` terminates it; "
+                f"`thinnka cancel {run.id}` terminates it now."
+            )
         runpod = ctx.services.runpod
         pods = [run.pod_id] if run.pod_id else []
         if run.pod_name is not None:  # a create may have landed without its id recorded

@@ -17,11 +17,14 @@ from thinnka.options import RunOptions
 __all__ = [
     "COST_MARGIN_S",
     "ORPHAN_GRACE_FACTOR",
+    "PUSH_HOLD_FACTOR",
     "RunLimit",
     "default_max_hours",
     "limits_json",
     "max_hours_for",
     "orphan_grace_s",
+    "push_hold_s",
+    "push_pause_s",
     "run_limit",
 ]
 
@@ -38,6 +41,16 @@ _NO_STEP_COUNT_H = 24.0  # --max-steps -1 (epochs): no step count to derive from
 # ends it: long enough for a laptop's short sleep or a `resume` waiting out another host's
 # lease (a minute), far shorter than --max-hours, which bounded it before.
 ORPHAN_GRACE_FACTOR = 5.0
+# A trained model whose final push failed for good stays on its pod this many grace periods
+# (1 h by default) so it can be pushed by hand, instead of going with the pod: long enough
+# to notice the failure event and run one command, short enough not to bill an idle GPU for
+# long (the run's deadline bounds it too). Derived from --watchdog-grace, not an option of
+# its own, so that no user has to know about it.
+PUSH_HOLD_FACTOR = 30.0
+# The pod's own retries of that push (recipes/scripts/thinnka_push.py, 5 attempts) pause
+# grace/24 first, then twice as long each time: 5 + 10 + 20 + 40 s by default, about two
+# minutes of Hub outage ridden out.
+_PUSH_PAUSE_FRACTION = 1 / 24
 
 
 def default_max_hours(options: RunOptions) -> float:
@@ -51,6 +64,16 @@ def default_max_hours(options: RunOptions) -> float:
 def orphan_grace_s(options: RunOptions) -> float:
     """Seconds the pod's watchdog lets a pod idle between jobs with nobody following."""
     return ORPHAN_GRACE_FACTOR * options.watchdog_grace
+
+
+def push_hold_s(options: RunOptions) -> float:
+    """Seconds a pod whose final push failed is kept, with the model on it, for a hand push."""
+    return PUSH_HOLD_FACTOR * options.watchdog_grace
+
+
+def push_pause_s(options: RunOptions) -> float:
+    """The pod's first pause between attempts of its own final push."""
+    return options.watchdog_grace * _PUSH_PAUSE_FRACTION
 
 
 def max_hours_for(options: RunOptions) -> tuple[float, str]:

@@ -14,7 +14,7 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from thinnka.options.limits import max_hours_for, orphan_grace_s
+from thinnka.options.limits import max_hours_for, orphan_grace_s, push_hold_s
 from thinnka.resources import resource_dir
 
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ def watchdog_config(run: RunRecord, chain: list[str]) -> dict[str, object]:
         "grace_s": grace,
         # A pod idle between jobs (the orchestrator died after setup) waits this long.
         "orphan_grace_s": orphan_grace_s(options),
+        # A trained model the pod could not push stays on its pod this long (push.held).
+        "push_hold_s": push_hold_s(options),
         # A short grace (tests) wants a fast poll; a real one needs no more than 5 s.
         "poll_s": min(5.0, max(grace / 4, 0.25)),
         "max_hours": hours,

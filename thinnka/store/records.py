@@ -83,6 +83,9 @@ class RemoteFacts:
     hub_baseline: dt.datetime | None = None
     train_started_at: dt.datetime | None = None
     train_pid: int | None = None
+    # The training saved its model but could not push it: the pod is kept until then, for a
+    # push by hand (cleanup does not terminate it before; the pod's watchdog ends it then).
+    push_hold_until: dt.datetime | None = None
     logs: dict[str, LogPosition] = field(default_factory=dict)
     termination: TerminationFacts = field(default_factory=TerminationFacts)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -96,6 +99,8 @@ class RemoteFacts:
         if self.train_started_at is not None:
             data["train_started_at"] = self.train_started_at.isoformat()
             data["hub_baseline"] = self.hub_baseline.isoformat() if self.hub_baseline else None
+        if self.push_hold_until is not None:
+            data["push_hold_until"] = self.push_hold_until.isoformat()
         if self.logs:
             data["logs"] = {name: pos.to_json() for name, pos in self.logs.items()}
         if termination := self.termination.to_json():
@@ -113,6 +118,7 @@ class RemoteFacts:
             venv=data.get("venv"),
             hub_baseline=_when(data.get("hub_baseline")),
             train_started_at=_when(data.get("train_started_at")),
+            push_hold_until=_when(data.get("push_hold_until")),
             train_pid=None if pid is None else int(pid),
             logs={
                 name: LogPosition.from_json(pos or {})
