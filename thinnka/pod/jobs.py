@@ -84,7 +84,7 @@ def require_pod(ctx: StepContext, before: str) -> None:
         idle = orphan_grace_s(ctx.run.options)
         raise PodGone(
             f"Pod {ctx.run.pod_id} is gone before {before}: either nobody continued the run "
-            f"(a pod left idle before its first job or between jobs ends itself after "
+            f"(a pod left idle between jobs, or before its first job, ends itself after "
             f"{idle:g} s), or the pod was lost."
         )
 
