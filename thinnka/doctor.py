@@ -118,8 +118,12 @@ def _shared_installation(session: Session) -> list[Check]:
     database (a copy or a restore of this one) shares the id, and so the pods' owner tag."""
     from thinnka.errors import RunNotFound
 
+    # Read, never made here: doctor also runs on a read-only database, and without an id
+    # no pod can carry it.
+    owner = session.store.known_installation_id()
+    if owner is None:
+        return []
     services = session.get_services()
-    owner = services.owner
     try:
         pods = [pod for pod in services.runpod.list_pods() if pod.env.get("THINNKA_OWNER") == owner]
     except ThinnkaError as exc:
