@@ -209,7 +209,7 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
     stopped = _stopped_by_the_database(session, run)
     if stopped is not None:
         abandon = _stop_with(stopped)
-    elif run.state in _NOT_CONTINUED and not run.cancel_requested and not _pod_gone(session, run):
+    elif _died_before_training(run) and not _pod_gone(session, run):
         abandon = _abandon_before_training
         action = "cancelled"
     elif run.state is RunState.training and not run.cancel_requested:
@@ -234,11 +234,17 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
     )
 
 
+def _died_before_training(run: RunRecord) -> bool:
+    """Its holder died in a state no process continues (before training), and nobody
+    asked to cancel it (a cancel says so itself): ``recover`` stops such a run."""
+    return run.state in _NOT_CONTINUED and not run.cancel_requested
+
+
 def _abandon_before_training(run: RunRecord) -> ThinnkaError | None:
     """The error that stops a run whose process died before training, asked once this
     ``recover`` holds the lease: the run as it is then (another ``recover`` may have
     finished it meanwhile, or someone asked to cancel it, which says so itself)."""
-    if run.state not in _NOT_CONTINUED or run.cancel_requested:
+    if not _died_before_training(run):
         return None
     return Cancelled(
         f"Its process died in state {run.state.value}, before training; "
@@ -255,7 +261,7 @@ def _stopped_by_the_database(session: Session, run: RunRecord) -> ThinnkaError |
     from thinnka.reasons import Reason
 
     note = read_stop_note(session.settings.state_dir, run.id)
-    if note is None or run.state not in _NOT_CONTINUED or run.cancel_requested:
+    if note is None or not _died_before_training(run):
         return None
     said = [
         f"The process driving the run stopped: {note.get('why') or 'the database was unavailable'}"
@@ -273,9 +279,7 @@ def _stop_with(error: ThinnkaError) -> Callable[[RunRecord], ThinnkaError | None
     lease is held, so a run another process finished meanwhile records nothing."""
 
     def abandon(current: RunRecord) -> ThinnkaError | None:
-        if current.state not in _NOT_CONTINUED or current.cancel_requested:
-            return None
-        return error
+        return error if _died_before_training(current) else None
 
     return abandon
 
