@@ -138,8 +138,10 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
     from thinnka.planning.overrides import check_overrides
 
     check_overrides(options)
+    from thinnka.data.check import check_local_data
     from thinnka.preflight import refuse_impossible_choices
 
+    data = check_local_data(options)  # read and checked here: exit 2, no row, no pod
     gate = refuse_impossible_choices(session.get_services(), options)  # exit 2, no row
     notifier = notifier_for(session.settings, options, output, session.store)
     runner = session.runner(notifier)
@@ -148,9 +150,10 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
     # user); when it could not be asked, the gate step names the target unchecked, and the
     # push check's marker (this run's id) still keeps another run's push from counting.
     hub_model_id = gate.hub_model_id if gate else options.hub_model_id
-    run = runner.create(
-        options, plan={"gate": gate.to_json()} if gate else None, hub_model_id=hub_model_id
-    )
+    plan: dict[str, Any] = {"gate": gate.to_json()} if gate else {}
+    if data:  # their files and hashes: the upload skips what the pod holds already
+        plan["data"] = [item.to_json() for item in data]
+    run = runner.create(options, plan=plan or None, hub_model_id=hub_model_id)
     notifier.run_id = run.id
     notifier.event("start", f"Run {run.id} created.")
     return run.id, runner
@@ -276,7 +279,16 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
         data["plan"] = run.plan
         data["remote"] = run.remote.to_json()
         data["events"] = [event.to_json() for event in store.events(run.id)]
+        data["data"] = data_summary(run.plan)
+        data["scores"] = [score.to_json() for score in store.scores.of(run.id)]
     return data
+
+
+def data_summary(plan: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The run's local data sets as ``show`` gives them: where, which content, how much."""
+    keys = ("role", "path", "sha256", "bytes", "rows", "columns", "format")
+    found = (plan or {}).get("data") or []
+    return [{key: item.get(key) for key in keys} for item in found]
 
 
 def retry_class(reason: str | None) -> str | None:

@@ -23,6 +23,7 @@ from thinnka.planning.stacks import stack_for
 from thinnka.planning.vram import MemoryEstimate, estimate, shape_for
 
 if TYPE_CHECKING:
+    from thinnka.data import LocalData
     from thinnka.planning.training import TrainingPlan
     from thinnka.rendering import Rendered
     from thinnka.services import Services
@@ -168,6 +169,7 @@ class Plan:
     verdicts: list[GpuVerdict]
     rendered: Rendered
     warnings: list[str]
+    data: tuple[LocalData, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         r, t = self.rendered, self.training
@@ -212,6 +214,8 @@ class Plan:
             "notes": list(r.notes),
             "warnings": self.warnings,
             "limits": limits_json(self.options),
+            "data": [item.to_json() for item in self.data],
+            "evaluation": evaluation_json(self.options, self.data),
         }
 
 
@@ -224,11 +228,13 @@ def offer_json(offer: GpuOffer) -> dict[str, Any]:
 
 def make_plan(services: Services, options: RunOptions) -> Plan:
     """Gate, estimate, choose and render, without creating anything."""
+    from thinnka.data.check import check_local_data
     from thinnka.planning.overrides import check_overrides
     from thinnka.pod.paths import remote_paths
     from thinnka.rendering import render
 
     check_overrides(options)
+    data = check_local_data(options, tokens=True)  # a file that cannot train: exit 2
     gate = check_gate(services, options, require_write=False)
     training = training_plan(options, gate)  # decided once: estimate and recipe share it
     need = memory_estimate(options, gate, training)
@@ -236,4 +242,26 @@ def make_plan(services: Services, options: RunOptions) -> Plan:
     candidates, verdicts = choose_gpus(offers, options, need)
     paths = remote_paths(services.settings, "<run-id>", options, gate)
     rendered = render(options, gate.model_context(), paths, training)
-    return Plan(options, gate, training, need, candidates, verdicts, rendered, list(gate.warnings))
+    warnings = [*gate.warnings, *(w for item in data for w in item.warnings)]
+    return Plan(options, gate, training, need, candidates, verdicts, rendered, warnings, data)
+
+
+def evaluation_json(options: RunOptions, data: tuple[LocalData, ...]) -> dict[str, Any] | None:
+    """What the run scores before and after training (None: evaluation is off)."""
+    from thinnka.planning.datarules import EVAL_MAX_ROWS, eval_rows
+
+    source = options.eval_dataset_name or options.eval_dataset_path
+    if source is None and options.eval_fraction <= 0:
+        return None
+    rows = {item.role: item.rows for item in data}
+    if source is not None:
+        held = min(rows["eval"], EVAL_MAX_ROWS) if "eval" in rows else None
+        split = f"{source} (at most {EVAL_MAX_ROWS} rows)"
+    else:
+        held = eval_rows(rows["train"], options.eval_fraction) if "train" in rows else None
+        split = (
+            f"{options.eval_fraction:g} of the training rows held out (seed "
+            f"{options.dataset_seed}, at most {EVAL_MAX_ROWS} rows)"
+        )
+    metrics = "eval loss and perplexity" if options.sft else "mean of each reward function"
+    return {"split": split, "rows": held, "metrics": metrics}

@@ -150,6 +150,42 @@ def _cost_and_plan(run: dict[str, Any]) -> str:
     )
 
 
+def _evaluation(run: dict[str, Any]) -> str:
+    """The local data sets and the eval scores, before and after training."""
+    data = [
+        (f"{item['role']} data", f"{item['path']} ({item['rows']:,} rows, sha256 {item['sha256']})")
+        for item in run.get("data") or []
+    ]
+    scores = run.get("scores") or []
+    if not data and not scores:
+        return ""
+    text = "<h2>Data and evaluation</h2>"
+    if data:
+        text += f"<table>{_rows(data)}</table>"
+    if scores:
+        rows = "".join(
+            f"<tr><td>{_e(s['name'])}</td><td>{_e(_score(s['before']))}</td>"
+            f"<td>{_e(_score(s['after']))}</td><td>{_e(_change(s))}</td></tr>"
+            for s in scores
+        )
+        text += (
+            f'<p class="muted">On {_e(scores[0].get("split"))}: the base model before '
+            "training, the trained model after.</p><table><tr><th>score</th><th>before</th>"
+            f"<th>after</th><th>change</th></tr>{rows}</table>"
+        )
+    return text
+
+
+def _score(value: float | None) -> str:
+    return "-" if value is None else _num(value)
+
+
+def _change(score: dict[str, Any]) -> str:
+    if score.get("before") is None or score.get("after") is None:
+        return "-"
+    return f"{score['after'] - score['before']:+.4g}"
+
+
 def _main_first(item: tuple[str, Any]) -> tuple[int, str]:
     from thinnka.events.metrics import MAIN_METRICS
 
@@ -180,6 +216,7 @@ def render_report(data: ReportData) -> str:
         f"<h2>Summary</h2>{_summary(run)}"
         f"<h2>Timeline</h2>{_timeline(run)}"
         f"{_cost_and_plan(run)}"
+        f"{_evaluation(run)}"
         f"<h2>Metrics</h2>{_plots(data.series)}"
         "</body></html>\n"
     )

@@ -79,6 +79,12 @@ def merge(settings: dict[str, Any]) -> Path:
         if card_path
         else f"# {settings['hub_model_id']}\n"
     )
+    scores = Path(__file__).with_name("scores.json")  # thinnka_eval.py's, from the training
+    if scores.exists():
+        sys.path.insert(0, str(scores.parent))
+        from thinnka_eval import card_section
+
+        card = f"{card.rstrip()}\n\n{card_section(json.loads(scores.read_text()))}"
     appendix = _base_card(base, revision) if settings.get("include_base_card", True) else None
     if appendix:
         card = f"{card.rstrip()}\n\n## Base model card ({base})\n\n{appendix}"

@@ -6,6 +6,7 @@ to this file says what):
 * custom rewards: Open R1's ``get_reward_funcs`` only knows registry names, so dotted names
   (``thinnka_rewards.format_reward``) are imported here and the rest still go to the registry,
   in the recipe's order;
+* scores: the held-out split measured before and after training (``thinnka_eval.py``);
 * system folding: for chat templates that reject a system message (Gemma 1/2), GRPO prompts
   get the system prompt prepended to the user text, and SFT conversations get their system
   messages merged into the first user turn.
@@ -69,6 +70,52 @@ def folding_dataset(original: Any, mode: str, prefix: str | None) -> Any:
     return get_dataset
 
 
+def scoring(module: Any, mode: str, settings: dict[str, Any], training_args: Any) -> None:
+    """Hold the eval split out of the data set and score it before and after training
+    (thinnka_eval.py). Open R1 hands ``dataset[dataset_test_split]`` to its trainer when
+    ``eval_strategy`` is not "no": the held-out rows become that split (after Open R1's own
+    prompt mapping, which runs over every split), and a step interval no run reaches
+    keeps the trainer from evaluating on the way."""
+    from thinnka_eval import add_scores_to_card, held_out, scored_train
+
+    original = module.get_dataset
+    label: dict[str, str] = {}
+
+    def get_dataset(script_args: Any) -> Any:
+        from datasets import load_dataset
+
+        dataset = original(script_args)
+        split = script_args.dataset_train_split
+        train, held, label["text"] = held_out(settings, dataset[split], load_dataset)
+        if held is not None:
+            dataset[split], dataset["thinnka_eval"] = train, held
+            script_args.dataset_test_split = "thinnka_eval"
+        return dataset
+
+    module.get_dataset = get_dataset
+    training_args.eval_strategy = "steps"
+    training_args.eval_steps = 10**9
+    if mode == "grpo" and training_args.per_device_eval_batch_size % training_args.num_generations:
+        training_args.per_device_eval_batch_size = training_args.num_generations
+    name = "GRPOTrainer" if mode == "grpo" else "SFTTrainer"
+    base = getattr(module, name)
+
+    class Scored(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            add_scores_to_card(self)
+
+        def train(self, *args: Any, **kwargs: Any) -> Any:
+            result: list[Any] = []
+            run = super().train
+            scored_train(
+                self, mode, label.get("text", ""), lambda: result.append(run(*args, **kwargs))
+            )
+            return result[0] if result else None
+
+    setattr(module, name, Scored)
+
+
 def main() -> None:
     settings = json.loads((HERE / "thinnka_train.json").read_text(encoding="utf-8"))
     mode = settings["mode"]
@@ -88,6 +135,8 @@ def main() -> None:
         prefix = settings.get("system_prompt") or getattr(training_args, "system_prompt", None)
         training_args.system_prompt = None
         module.get_dataset = folding_dataset(module.get_dataset, mode, prefix)
+    if settings.get("eval"):
+        scoring(module, mode, settings["eval"], training_args)
     module.main(script_args, training_args, model_args)
 
 

@@ -11,7 +11,9 @@ not do comes from ``thinnka_train.json`` next to this file:
 * a chat template set on the tokenizer (models without one);
 * ``dataset_fraction``: a seeded shuffle, then that share of the train split;
 * SFT with folding: system messages merged into the first user turn;
-* resuming from the newest checkpoint in ``output_dir`` (thinnka resume).
+* resuming from the newest checkpoint in ``output_dir`` (thinnka resume);
+* the held-out split scored before and after training (``thinnka_eval.py``), the scores
+  written into the model card.
 """
 
 from __future__ import annotations
@@ -108,6 +110,10 @@ def main() -> None:
         keep = max(1, int(len(train) * fraction))
         train = train.shuffle(seed=int(settings.get("dataset_seed") or 0)).select(range(keep))
         print(f"thinnka: dataset fraction {fraction}: kept {keep} rows", flush=True)
+    # The held-out split (thinnka_eval.py): scored before and after training.
+    from thinnka_eval import add_scores_to_card, held_out, scored_train
+
+    train, held, label = held_out(settings.get("eval"), train, lambda name: load_dataset(name))
 
     tokenizer = AutoTokenizer.from_pretrained(
         model_args.model_name_or_path,
@@ -129,6 +135,10 @@ def main() -> None:
         train = train.map(lambda row: {"prompt": _prompt(row[column], system, fold)})
         if column != "prompt":
             train = train.remove_columns([column])
+        if held is not None:
+            held = held.map(lambda row: {"prompt": _prompt(row[column], system, fold)})
+            if column != "prompt":
+                held = held.remove_columns([column])
         limit = settings.get("max_prompt_length")
         if limit:
             before = len(train)
@@ -150,10 +160,18 @@ def main() -> None:
 
         if fold and "messages" in train.column_names:
             train = train.map(lambda row: {"messages": _fold_messages(row["messages"])})
+            if held is not None:
+                held = held.map(lambda row: {"messages": _fold_messages(row["messages"])})
 
-    eval_dataset = None
-    if training_args.eval_strategy != "no":
+    eval_dataset = held
+    if eval_dataset is None and training_args.eval_strategy != "no":
         eval_dataset = dataset[script_args.dataset_test_split]
+    if mode == "grpo" and eval_dataset is not None:
+        # TRL's GRPO evaluation generates num_generations completions per prompt: its eval
+        # batch must hold whole groups.
+        groups = training_args.num_generations
+        if training_args.per_device_eval_batch_size % groups:
+            training_args.per_device_eval_batch_size = groups
     trainer = Trainer(
         model=model_args.model_name_or_path,
         args=training_args,
@@ -167,13 +185,19 @@ def main() -> None:
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and os.path.isdir(training_args.output_dir):
         checkpoint = get_last_checkpoint(training_args.output_dir)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    if held is not None:
+        add_scores_to_card(trainer)
+        scored_train(trainer, mode, label, lambda: trainer.train(resume_from_checkpoint=checkpoint))
+    else:
+        trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
         tokenizer.save_pretrained(training_args.output_dir)
     trainer.accelerator.print(f"thinnka: model saved to {training_args.output_dir}")
     if training_args.push_to_hub:
-        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+        # A local data set's pod folder is no data set name for the card's metadata.
+        local = bool(settings.get("local_data"))
+        trainer.push_to_hub(dataset_name=None if local else script_args.dataset_name)
         trainer.accelerator.print(f"thinnka: pushed to {trainer.hub_model_id}")
 
 

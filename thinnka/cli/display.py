@@ -30,11 +30,15 @@ def _age(created_at: str) -> str:
     return f"{int(max(0, seconds))}s"
 
 
-def print_runs_table(rows: list[dict[str, Any]]) -> None:
+def print_runs_table(rows: list[dict[str, Any]], *, score: str | None = None) -> None:
+    """The runs; with ``score``, a column of that eval score (before → after)."""
     if not rows:
         _console.print("No runs.")
         return
-    table = Table("id", "model", "mode", "state", "gpu", "cost", "age")
+    from thinnka.cli.scores import score_cell
+
+    columns = ["id", "model", "mode", "state", "gpu", "cost", "age"]
+    table = Table(*columns, *([score] if score else []))
     for row in rows:
         gpu = f"{row['gpu_count']}× {row['gpu_type']}" if row["gpu_type"] else "-"
         state = row["state"] + (f" ({_outcome(row)})" if row["outcome"] else "")
@@ -46,6 +50,7 @@ def print_runs_table(rows: list[dict[str, Any]]) -> None:
             gpu,
             _money(row["cost_usd"]),
             _age(row["created_at"]),
+            *([score_cell(row, score)] if score else []),
         )
     _console.print(table)
 
@@ -134,6 +139,7 @@ def print_plan(plan: Plan) -> None:
         f"({limits['watchdog_orphan_grace_s']:g} s idle between jobs)",
         markup=False,
     )
+    print_plan_data(data)
     for note in data["notes"]:
         _console.print(f"  note: {note}")
     for warning in data["warnings"]:
@@ -146,3 +152,36 @@ def print_plan(plan: Plan) -> None:
         # The trainer's entry point is what trains; thinnka's launcher is how it is started.
         wrapper = data["wrapper"]
         _console.print(f"  run via {', '.join(wrapper['scripts'])}: {wrapper['why']}", markup=False)
+
+
+def print_plan_data(data: dict[str, Any]) -> None:
+    """The local data sets (rows, columns, lengths) and what evaluation scores."""
+    for item in data.get("data") or []:
+        lengths = item.get("lengths")
+        _console.print(
+            f"  data ({item['role']})  {item['path']}: {item['rows']:,} rows, "
+            f"{item['bytes'] / 1024**2:.2f} MB {item['format']}, sha256 {item['sha256'][:16]}…",
+            markup=False,
+        )
+        _console.print(f"    columns  {', '.join(item['columns'])}", markup=False)
+        if lengths:
+            _console.print(
+                f"    lengths  {lengths['unit']}: min {lengths['minimum']:,}, median "
+                f"{lengths['median']:,}, 95th percentile {lengths['p95']:,}, "
+                f"max {lengths['maximum']:,}",
+                markup=False,
+            )
+    evaluation = data.get("evaluation")
+    if evaluation is None:
+        _console.print("  evaluation  off (--eval-fraction 0)", markup=False)
+        return
+    rows = (
+        f"{evaluation['rows']:,} rows"
+        if evaluation["rows"] is not None
+        else "rows known on the pod"
+    )
+    _console.print(
+        f"  evaluation  {evaluation['metrics']} before and after training, on "
+        f"{evaluation['split']}: {rows}",
+        markup=False,
+    )

@@ -72,8 +72,13 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
          "Minimum vCPUs of the pod."),
     _run("min_memory", "--min-memory", int,
          "Minimum system memory of the pod in GB."),
-    _run("dataset_name", "--dataset-name", str,
-         "Training data set repo."),
+    # Given or not matters (--dataset-path excludes it), so the flag's default is None.
+    _o("dataset_name", "--dataset-name", str | None, None,
+       f"Training data set repo on the Hub (default {_DEFAULTS['dataset_name']}); "
+       "not with --dataset-path."),
+    _run("dataset_path", "--dataset-path", str | None,
+         "Train on a local JSONL, JSON, CSV or Parquet file (or a folder of one format): "
+         "checked here, uploaded to the pod over SFTP. Not with --dataset-name."),
     _run("dataset_prompt_column", "--dataset-prompt-column", str,
          "Column holding the prompt (GRPO)."),
     _run("reasoning_tag", "--reasoning-tag", str,
@@ -105,7 +110,15 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     _run("dataset_fraction", "--dataset-fraction", float,
          "Train on this fraction of the data set (0 < f <= 1)."),
     _run("dataset_seed", "--dataset-seed", int,
-         "Seed of the data set subsample."),
+         "Seed of the data set subsample (and of the held-out split)."),
+    _run("eval_fraction", "--eval-fraction", float,
+         "Hold out this share of the data (at most 200 rows) and score it before and "
+         "after training; 0 turns evaluation off."),
+    _run("eval_dataset_name", "--eval-dataset-name", str | None,
+         "Score on this Hub data set (its train split, at most 200 rows) instead of a "
+         "held-out share."),
+    _run("eval_dataset_path", "--eval-dataset-path", str | None,
+         "Score on this local file or folder (at most 200 rows) instead of a held-out share."),
     _run("sft", "--sft", bool,
          "Supervised fine-tuning instead of GRPO."),
     _run("shard_model", "--shard-model", bool,
@@ -217,9 +230,26 @@ def options_from_kwargs(values: dict[str, Any]) -> RunOptions:
             flag = "--" + name.replace("_", "-")
             raise ConfigError(f"{flag} must be one of {', '.join(allowed)}; got {data[name]!r}.")
     data["chat_template"] = _read_chat_template(data["chat_template"])
+    _resolve_data_paths(data)
     data["custom_dependencies"] = parse_custom_dependencies(data["custom_dependencies"])
     data["overrides"] = parse_overrides(data["overrides"] or [])
     return RunOptions(**data)
+
+
+def _resolve_data_paths(data: dict[str, Any]) -> None:
+    """Local data paths become absolute (a resume from another folder finds them); a local
+    data set leaves no Hub one (``dataset_name`` ""), and both given is refused."""
+    from pathlib import Path
+
+    from thinnka.errors import ConfigError
+
+    for name in ("dataset_path", "eval_dataset_path"):
+        if data.get(name):
+            data[name] = str(Path(data[name]).expanduser().absolute())
+    if data["dataset_path"] is not None and data["dataset_name"] is not None:
+        raise ConfigError("--dataset-path and --dataset-name exclude each other; give one.")
+    if data["dataset_name"] is None:
+        data["dataset_name"] = "" if data["dataset_path"] else _DEFAULTS["dataset_name"]
 
 
 def _read_chat_template(value: str | None) -> str | None:

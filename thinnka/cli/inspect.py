@@ -18,20 +18,41 @@ from thinnka.cli.flags import COMMON_OPTIONS, with_options
 def ls_command(
     show_all: bool = typer.Option(False, "--all", help="Include terminated runs."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    sort: str | None = typer.Option(
+        None,
+        "--sort",
+        help="score:NAME: best eval score after training first (loss and "
+        "perplexity lowest, rewards and accuracies highest); runs without it last.",
+    ),
+    score: list[str] | None = typer.Option(
+        None,
+        "--score",
+        help="Only runs whose eval score after training passes NAME>=VALUE "
+        "(or <=, >, <, =); repeatable.",
+    ),
     **values: Any,
 ) -> int:
-    """List runs (those not yet terminated, unless --all)."""
+    """List runs (those not yet terminated, unless --all), their eval scores with --json."""
+    from thinnka.cli.scores import keep_passing, parse_score_filter, parse_sort, sort_by_score
     from thinnka.operations import run_summary
 
+    by = parse_sort(sort)
+    tests = [parse_score_filter(item) for item in score or []]
     session = open_command_session(values["env_file"], values["log_json"], read_only=True)
     runs = session.store.list_runs(include_terminated=show_all)
     rows = [run_summary(session.store, run, events=False) for run in runs]
+    scores = session.store.scores.of_runs(row["id"] for row in rows)
+    for row in rows:
+        row["scores"] = [s.to_json() for s in scores[row["id"]]]
+    rows = keep_passing(rows, tests)
+    if by is not None:
+        rows = sort_by_score(rows, by)
     if as_json:
         print_json(rows)
         return 0
     from thinnka.cli.display import print_runs_table
 
-    print_runs_table(rows)
+    print_runs_table(rows, score=by or (tests[0][0] if tests else None))
     return 0
 
 
@@ -60,6 +81,9 @@ def show_command(
     from thinnka.events.metrics import MAIN_METRICS
 
     print_run(data)
+    from thinnka.cli.scores import print_run_extras
+
+    print_run_extras(data)
     for sink, counts in data["outbox"].items():
         typer.echo(
             f"  {sink:9} {counts['pending']} events pending, {counts['delivered']} delivered"

@@ -250,6 +250,21 @@ class PodShell:
                 handle.write(text.encode("utf-8"))
             sftp.posix_rename(temporary, path)
 
+    def put_file(self, local: str, path: str, *, mode: int = 0o644) -> None:
+        """Copy a local file to the pod over SFTP; it appears whole or not at all."""
+        sftp = self.sftp()
+        temporary = f"{path}.tmp-{int(time.time() * 1000)}"
+        with _ssh_errors(f"Uploading {path} to the pod"):
+            sftp.put(local, temporary, confirm=True)
+            sftp.chmod(temporary, mode)
+            sftp.posix_rename(temporary, path)
+
+    def sha256_of(self, path: str) -> str | None:
+        """The sha256 of a file on the pod (``sha256sum``, coreutils), None when absent."""
+        result = self.run(f"sha256sum -- {shlex.quote(path)} 2>/dev/null", timeout=600.0)
+        found = result.stdout.split()
+        return found[0] if result.ok and found else None
+
     def read_from(self, path: str, offset: int, limit: int = 1 << 20) -> bytes:
         """Bytes of ``path`` from ``offset`` (empty when it does not exist yet)."""
         sftp = self.sftp()

@@ -236,6 +236,9 @@ class Notifier:
         facts: dict[str, Any] = {"duration_s": round((end - run.created_at).total_seconds(), 1)}
         if run.hub_model_id and run.outcome is not None and run.outcome.value == "succeeded":
             facts["hub_url"] = f"{self._hub}/{run.hub_model_id}"
+        scores = self.store.scores.of(run.id)
+        if scores:  # before/after on the eval split: what a receiver compares runs by
+            facts["scores"] = [score.to_json() for score in scores]
         return facts
 
     def _run_facts(self, name: str) -> dict[str, Any]:

@@ -139,7 +139,20 @@ def _final_text(payload: Mapping[str, Any]) -> str:
     if payload.get("duration_s") is not None:
         lines.append(f"duration: {_duration_text(float(payload['duration_s']))}")
     lines.append(f"cost: ${float(payload.get('cost_usd') or 0):.4f}")
+    for score in payload.get("scores") or []:
+        lines.append(_score_text(score))
     return "\n".join(lines)
+
+
+def _score_text(score: Mapping[str, Any]) -> str:
+    """``eval: accuracy_reward 0.31 → 0.58 (200 held-out rows)``."""
+
+    def shown(value: Any) -> str:
+        return "-" if value is None else f"{float(value):.4g}"
+
+    split = f" ({score.get('split')})" if score.get("split") else ""
+    change = f"{shown(score.get('before'))} → {shown(score.get('after'))}"
+    return f"eval: {score.get('name')} {change}{split}"
 
 
 def discord_text(payload: Mapping[str, Any]) -> str:

@@ -12,6 +12,7 @@ import posixpath
 from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
+from thinnka.data.upload import upload_run_data
 from thinnka.handlers.base import rendered_for_run
 from thinnka.options.limits import push_pause_s
 from thinnka.pod.jobs import follow_job, require_pod
@@ -57,7 +58,7 @@ def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[st
         "UV_SPEC": f"=={POD_TOOLS['uv']}",
         # Downloaded while the stack installs (prefetch.py), into HF_HOME.
         "THINNKA_PREFETCH_MODEL": ctx.run.options.repo_id,
-        "THINNKA_PREFETCH_DATASET": ctx.run.options.dataset_name,
+        "THINNKA_PREFETCH_DATASET": ctx.run.options.dataset_name,  # "" for a local one
         # After the job that makes the final push exits 0, train.sh runs thinnka_mark.py,
         # which writes thinnka-run.json (this run's id) to that repo: the push check's proof
         # that the final model is there, not a checkpoint pushed on the way.
@@ -113,6 +114,7 @@ class InstallHandler:
             shell.put_text(f"{paths.run_dir}/{name}", text)
         shell.put_text(f"{paths.run_dir}/run.env", write_env_file(run_env(ctx, paths, rendered)))
         ctx.output.event("config_uploaded", f"Recipe and scripts uploaded to {paths.run_dir}.")
+        upload_run_data(ctx, shell, paths.run_dir)
 
         label = "Checking the image" if ctx.run.options.setup_skipped else "Installing the trainer"
         ctx.output.event("setup_start", f"{label} ({ctx.run.options.trainer}).")

@@ -31,6 +31,7 @@ from thinnka.errors import RemoteError, ThinnkaError, TransientError
 from thinnka.handlers.base import rendered_for_run
 from thinnka.options.limits import push_hold_s, run_limit
 from thinnka.pod.jobs import PodGone, follow_job, pod_is_gone, start_job
+from thinnka.pod.scores import collect_scores
 from thinnka.pod.shell import open_shell, ssh_user
 from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
@@ -183,6 +184,7 @@ class PushHandler:
                 reason="push_failed",
             )
         ctx.output.event("pushed", f"Model pushed to {hub_id}.")
+        collect_scores(ctx, shell, paths.run_dir)  # before/after, when the run evaluated
         when = pushed.latest.created_at.isoformat()
         return StepResult(message=f"Pushed to {hub_id} (commit at {when}).")
 

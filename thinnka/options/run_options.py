@@ -60,8 +60,12 @@ class RunOptions:
     container_disk_gb: int | None = None
     min_vcpu: int = 4
     min_memory: int = 16
+    # A Hub data set, or "" when the data is a local file (``dataset_path``).
     dataset_name: str = "open-r1/OpenR1-Math-220k"
     dataset_prompt_column: str = "problem"
+    # A local JSONL/JSON/CSV/Parquet file or a folder of them (absolute): checked here,
+    # uploaded into the run folder over SFTP (thinnka.data).
+    dataset_path: str | None = None
     reasoning_tag: str = "<think>"
     reasoning_end_tag: str = "</think>"
     answer_tag: str = ""
@@ -77,6 +81,11 @@ class RunOptions:
     max_completion_length: int = 2048
     dataset_fraction: float = 1.0
     dataset_seed: int = 42
+    # The held-out split scored before and after training (thinnka.planning.evaluation):
+    # a seeded share of the training data, or a data set of its own.
+    eval_fraction: float = 0.05
+    eval_dataset_name: str | None = None
+    eval_dataset_path: str | None = None
     sft: bool = False
     shard_model: bool = False
     merge_model: bool = False

@@ -62,7 +62,7 @@ def validate(options: RunOptions) -> RunOptions:
     check_hub_id("--repo-id", o.repo_id)
     if o.hub_model_id is not None:
         check_hub_id("--hub-model-id", o.hub_model_id)
-    check_hub_id("--dataset-name", o.dataset_name, what="dataset repo id")
+    _check_data_sources(o)
     _check_texts(o)
     _check_numbers(o)
 
@@ -185,6 +185,27 @@ def _check_texts(o: RunOptions) -> None:
         check_chat_template("--chat-template", o.chat_template)
     for item in o.custom_dependencies:
         check_requirement("--custom-dependencies", item)
+
+
+# Above half, the "held-out" part would be most of the data: a mistake, not a split.
+MAX_EVAL_FRACTION = 0.5
+
+
+def _check_data_sources(o: RunOptions) -> None:
+    """One training source (a Hub data set or a local path), at most one eval source."""
+    if o.dataset_path is not None:
+        if o.dataset_name:  # --set dataset_name=... with --dataset-path
+            raise ConfigError("--dataset-path and --dataset-name exclude each other; give one.")
+        check_line("--dataset-path", o.dataset_path, limit=4096)
+    else:
+        check_hub_id("--dataset-name", o.dataset_name, what="dataset repo id")
+    if o.eval_dataset_name is not None and o.eval_dataset_path is not None:
+        raise ConfigError("--eval-dataset-name and --eval-dataset-path exclude each other.")
+    if o.eval_dataset_name is not None:
+        check_hub_id("--eval-dataset-name", o.eval_dataset_name, what="dataset repo id")
+    if o.eval_dataset_path is not None:
+        check_line("--eval-dataset-path", o.eval_dataset_path, limit=4096)
+    check_number("--eval-fraction", o.eval_fraction, low=0, high=MAX_EVAL_FRACTION)
 
 
 def _check_version(value: str) -> None:

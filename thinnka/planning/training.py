@@ -180,7 +180,9 @@ def decide(
     if options.merge_model and method == "full":
         raise ConfigError("--merge-model merges a LoRA adapter, but use_peft was set to false.")
 
-    wrapper, why = _wrapper(stack, chat.fold_system, reward_names)
+    from thinnka.planning.datarules import evaluation_on
+
+    wrapper, why = _wrapper(stack, chat.fold_system, reward_names, evaluation_on(options))
     return TrainingPlan(
         stack=stack,
         mode=options.mode,
@@ -287,7 +289,7 @@ def _generations(
 
 
 def _wrapper(
-    stack: TrainerStack, fold_system: bool, rewards: tuple[str, ...]
+    stack: TrainerStack, fold_system: bool, rewards: tuple[str, ...], evaluating: bool = False
 ) -> tuple[str | None, str | None]:
     if stack.always_wrapped:
         return stack.launcher, (
@@ -300,6 +302,8 @@ def _wrapper(
     if any("." in name for name in rewards):
         # Open R1's registry only takes names: dotted ones need the wrapper to import them.
         reasons.append("imports the dotted reward functions")
+    if evaluating:
+        reasons.append("scores the held-out split before and after training")
     if not reasons:
         return None, None
     return stack.launcher, f"thinnka's launcher {' and '.join(reasons)}"

@@ -40,7 +40,8 @@ def model_card(
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
         "tags": ["thinnka", "sft", "qlora", "merged", "trl"],
-        "datasets": [options.dataset_name],
+        # A local data set has no Hub name; its path is this machine's business.
+        "datasets": [options.dataset_name] if options.dataset_name else [],
     }
     zero = f"ZeRO-{stage}" if stage else "none (single process, no DeepSpeed)"
     steps = str(recipe["max_steps"]) if recipe.get("max_steps") else "Default (full epochs)"
@@ -58,7 +59,9 @@ def model_card(
         ("Trainer", trainer_label),
         (
             "Dataset",
-            f"[{options.dataset_name}](https://huggingface.co/datasets/{options.dataset_name})",
+            f"[{options.dataset_name}](https://huggingface.co/datasets/{options.dataset_name})"
+            if options.dataset_name
+            else "a local data set (uploaded to the training pod only, not published)",
         ),
     ]
     if options.dataset_fraction < 1:

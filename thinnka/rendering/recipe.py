@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from thinnka.errors import ConfigError
+from thinnka.planning.datarules import hub_dataset
 from thinnka.planning.schema import Schema, check_keys
 from thinnka.rendering.launch import SERVER_HOST, SERVER_PORT
 from thinnka.resources import resource_dir
@@ -74,7 +75,7 @@ def base_recipe(
         model_name_or_path=options.repo_id,
         attn_implementation=options.attn_implementation,
         trust_remote_code=options.trust_remote_code,
-        dataset_name=options.dataset_name,
+        dataset_name=hub_dataset(options, paths.run_dir),
         gradient_accumulation_steps=options.gradient_accumulation_steps,
         hub_model_id=hub_id,
         num_train_epochs=options.num_train_epochs,
@@ -121,7 +122,7 @@ def base_recipe(
         recipe["dataset_mixture"] = {
             "datasets": [
                 {
-                    "id": options.dataset_name,
+                    "id": hub_dataset(options, paths.run_dir),
                     "config": None,
                     "split": "train",
                     "weight": options.dataset_fraction,

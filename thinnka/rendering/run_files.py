@@ -16,6 +16,7 @@ import yaml
 
 from thinnka.errors import ConfigError
 from thinnka.planning.chat import system_prompt
+from thinnka.planning.datarules import eval_settings
 from thinnka.planning.facts import ModelContext, RemotePaths
 from thinnka.planning.rewards import MODULE, check_rewards
 from thinnka.planning.schema import load_schema
@@ -47,10 +48,13 @@ def _json(data: Any) -> str:
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
-def _train_settings(options: RunOptions, plan: TrainingPlan) -> dict[str, Any]:
+def _train_settings(options: RunOptions, plan: TrainingPlan, run_dir: str) -> dict[str, Any]:
     """thinnka_train.json: what thinnka's launch wrappers add to the trainer's own script."""
     grpo, chat = plan.grpo, plan.chat
     settings: dict[str, Any] = {"mode": options.mode, "fold_system_prompt": chat.fold_system}
+    evaluation = eval_settings(options, run_dir)
+    if evaluation is not None or options.dataset_path:
+        settings.update(eval=evaluation, local_data=bool(options.dataset_path))
     if plan.stack.recipe_system_prompt:
         # The recipe carries the prompt keys; the wrapper only needs the folded text.
         settings["system_prompt"] = system_prompt(options) if grpo and chat.fold_system else None
@@ -137,8 +141,10 @@ def render(
     files["recipe.yaml"] = _dump(recipe)
     files["accelerate.yaml"] = _dump(accelerate)
     if plan.wrapper is not None:
-        files["thinnka_train.json"] = _json(_train_settings(options, plan))
+        files["thinnka_train.json"] = _json(_train_settings(options, plan, paths.run_dir))
         files[plan.wrapper] = script_text(plan.wrapper)
+        if eval_settings(options, paths.run_dir) is not None:
+            files["thinnka_eval.py"] = script_text("thinnka_eval.py")
     if any(str(n).startswith(f"{MODULE}.") for n in recipe.get("reward_funcs") or []):
         assert plan.rewards is not None
         files["thinnka_rewards.py"] = script_text("thinnka_rewards.py")

@@ -26,7 +26,7 @@ from sqlalchemy.types import TypeDecorator
 
 __all__ = [
     "Base", "MetaRow", "MetricRow", "OutboxDeliveryRow", "OutboxEventRow", "RunEventRow", "RunRow",
-    "UTCDateTime", "utcnow",
+    "ScoreRow", "UTCDateTime", "utcnow",
 ]  # fmt: skip
 
 # Named constraints, so SQLite batch migrations can alter them later.
@@ -178,3 +178,18 @@ class MetricRow(Base):
     name: Mapped[str] = mapped_column(String(96))
     value: Mapped[float] = mapped_column(Float)
     log_end: Mapped[int] = mapped_column(Integer)
+
+
+class ScoreRow(Base):
+    """One evaluation score of a run: a metric on its eval split, before and after training."""
+
+    __tablename__ = "run_scores"
+    __table_args__ = (UniqueConstraint("run_id", "name", name="uq_run_scores_run_id_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(96))
+    before: Mapped[float | None] = mapped_column(Float)
+    after: Mapped[float | None] = mapped_column(Float)
+    split: Mapped[str] = mapped_column(Text, default="")
+    rows: Mapped[int | None] = mapped_column(Integer)

@@ -26,6 +26,7 @@ from thinnka.store.metric_table import MetricsTable
 from thinnka.store.models import MetaRow, RunEventRow, RunRow, utcnow
 from thinnka.store.outbox import OutboxTable, enqueue
 from thinnka.store.records import EventRecord, RemoteFacts, RunRecord
+from thinnka.store.score_table import ScoresTable
 
 __all__ = ["EventRecord", "RunRecord", "Store"]
 
@@ -52,6 +53,7 @@ class Store:
         # Events to deliver (webhook, Discord); scrubbed of ``secrets`` when written.
         self.outbox = OutboxTable(self._sessions, secrets or [])
         self.metrics = MetricsTable(self._sessions)
+        self.scores = ScoresTable(self._sessions)
 
     # ------------------------------------------------------------ installation
     def known_installation_id(self) -> str | None:
@@ -193,8 +195,10 @@ class Store:
         return self.get(run_id)
 
     def record(self, run_id: str, *, owner: str, updates: Mapping[str, Any]) -> RunRecord:
-        """Write step facts (pod id, offsets, ...) if ``owner`` still holds the lease."""
-        values = self._facts(updates)
+        """Write step facts (pod id, offsets, ...) if ``owner`` still holds the lease;
+        ``scores`` (evaluation ``Score`` list) go to their own table, in the same write."""
+        scores = updates.get("scores")
+        values = self._facts({k: v for k, v in updates.items() if k != "scores"})
         values["updated_at"] = utcnow()
         with self._sessions.begin() as session:
             result = session.execute(
@@ -204,6 +208,8 @@ class Store:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise self._conflict(session, run_id, "record facts")
+            if scores is not None:
+                self.scores.write(session, run_id, scores)
         return self.get(run_id)
 
     def add_event(self, run_id: str, kind: str, message: str) -> None:
