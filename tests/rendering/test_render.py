@@ -27,6 +27,7 @@ _SCRIPTS = {
     "thinnka_trl_train.py",
     "thinnka_openr1.py",
     "thinnka_rewards.py",
+    "thinnka_eval.py",
     "serve_and_train.py",
     "merge.py",
 }
@@ -140,6 +141,15 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {},
     ),
     "sft_skip_setup": ({"sft": True, "skip_setup": True}, {}),
+    # A local data set: the recipe reads the folder it is uploaded to, the card names no
+    # Hub data set; an eval data set of its own replaces the held-out share.
+    "sft_local_data": (
+        {"sft": True, "dataset_name": "", "dataset_path": "/home/me/data/chats.jsonl",
+         "eval_dataset_path": "/home/me/data/eval.jsonl", "merge_model": True},
+        {},
+    ),
+    "grpo_eval_off": ({"eval_fraction": 0.0}, {}),
+    "grpo_eval_hub_dataset": ({"eval_dataset_name": "me/math-eval"}, {}),
     "sft_custom_deps_debug": (
         {
             "sft": True,
