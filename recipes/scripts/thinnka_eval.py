@@ -50,9 +50,35 @@ def held_out(settings: dict[str, Any] | None, train: Any, load: Any) -> tuple[An
     return parts["train"], parts["test"], f"{count} held-out rows"
 
 
+def _no_cpu_packing(model: Any) -> None:
+    """bitsandbytes repacks 4-bit weights for a CPU fast path the first time a layer runs
+    in eval mode without gradients, and that repacking fails for layers narrower than its
+    block (64): on a CPU run (``use_cpu``) evaluation keeps the plain 4-bit kernel."""
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
 def measure(trainer: Any, mode: str) -> dict[str, float]:
     """The trainer's evaluation of its eval set, as thinnka's score names."""
-    returned = trainer.evaluate()
+    if trainer.args.use_cpu:
+        _no_cpu_packing(trainer.model)
+    # The evaluation's progress bar has no description, like the training's own: thinnka
+    # would read its "1/1" as training steps. The scores are printed instead.
+    bars = [
+        cb for cb in trainer.callback_handler.callbacks if type(cb).__name__ == "ProgressCallback"
+    ]
+    for bar in bars:
+        bar.on_prediction_step = _quiet
+    try:
+        returned = trainer.evaluate()
+    finally:
+        for bar in bars:
+            del bar.on_prediction_step
     logged: dict[str, Any] = {}
     for entry in reversed(trainer.state.log_history):  # GRPO logs its rewards, not returns
         if any(str(k).startswith("eval_") for k in entry):
