@@ -116,6 +116,10 @@ BILLION_LAUGHS = (
         (["--discord-webhook-url", "gopher://h/x"], "--discord-webhook-url must be an http://"),
         (["--chat-template", "{% for m in messages %}{{ m }}"], "is not a valid Jinja template"),
         (["--chat-template", "{{ x " + "y" * 70000 + " }}"], "at most 65536 are allowed"),
+        # Refused by the plan the run makes before its row (it used to be a failed run).
+        (["--chat-template", "[.nan]"], "neither an existing file nor a Jinja template"),
+        (["--eval-fraction", "0.9"], "--eval-fraction must be a number at least 0 and at most"),
+        (["--eval-dataset-name", "a/b", "--eval-dataset-path", "x.jsonl"], "exclude each other"),
         (["--set", f"lr_scheduler_kwargs={BILLION_LAUGHS}"], "YAML anchors and aliases"),
         (["--gpu-type", "L40S\n"], "--gpu-type may hold"),
         (["--set", "learning_rate=1e-5\nX"], "--set learning_rate must be one line"),
