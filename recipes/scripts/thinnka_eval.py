@@ -168,6 +168,8 @@ def add_scores_to_card(trainer: Any) -> None:
         if "after" not in scores:
             return
         card = Path(trainer.args.output_dir) / "README.md"
+        if not card.parent.is_dir():
+            return
         text = card.read_text(encoding="utf-8") if card.exists() else ""
         card.write_text(text.rstrip("\n") + "\n\n" + card_section(scores), encoding="utf-8")
 

@@ -380,29 +380,63 @@ _FAKE_OPENR1 = {
         @dataclass
         class ScriptArguments:
             dataset_name: Optional[str] = None
+            dataset_train_split: str = "train"
+            dataset_test_split: str = "test"
         @dataclass
         class GRPOScriptArguments(ScriptArguments):
             reward_funcs: list[str] = field(default_factory=lambda: ["accuracy"])
             dataset_prompt_column: str = "prompt"
         @dataclass
-        class GRPOConfig:
+        class GRPOConfig:  # the fields of TRL's config that thinnka's wrapper touches
             output_dir: str = "out"
             system_prompt: Optional[str] = None
+            eval_strategy: str = "no"
+            eval_steps: Optional[int] = None
+            per_device_eval_batch_size: int = 8
+            num_generations: int = 3
+            use_cpu: bool = False
         SFTConfig = GRPOConfig
     """,
     "grpo.py": """\
-        import json
+        import json, types
         from datasets import Dataset, DatasetDict
         def get_reward_funcs(script_args):
             return ["registry:" + name for name in script_args.reward_funcs]
         def get_dataset(script_args):
-            return DatasetDict({"train": Dataset.from_list([{"problem": "1+1?"}])})
+            rows = [{"problem": f"{n}+1?", "solution": str(n + 1)} for n in range(1, 21)]
+            return DatasetDict({"train": Dataset.from_list(rows)})
+        class GRPOTrainer:  # what thinnka_eval.py uses of transformers' Trainer
+            def __init__(self, args, train_dataset, eval_dataset):
+                self.args, self.train_dataset, self.eval_dataset = args, train_dataset, eval_dataset
+                self.trained = False
+                self.state = types.SimpleNamespace(log_history=[])
+                self.callback_handler = types.SimpleNamespace(callbacks=[])
+                self.accelerator = types.SimpleNamespace(is_main_process=True)
+                self.model = types.SimpleNamespace(modules=lambda: [])
+            def evaluate(self):
+                value = 0.75 if self.trained else 0.25
+                self.state.log_history.append(
+                    {"eval_rewards/accuracy/mean": value, "eval_reward": value})
+                return {"eval_loss": 0.0}
+            def train(self, resume_from_checkpoint=None):
+                self.trained = True
+            def create_model_card(self, **kwargs):
+                with open(self.args.output_dir + ".card", "w") as card:
+                    card.write("# card")
         def main(script_args, training_args, model_args):
             funcs = [f if isinstance(f, str) else f.__module__ + "." + f.__name__
                      for f in get_reward_funcs(script_args)]
-            rows = list(get_dataset(script_args)["train"])
+            dataset = get_dataset(script_args)
+            rows = list(dataset[script_args.dataset_train_split])
             with open(training_args.output_dir, "w") as out:
                 json.dump({"rewards": funcs, "rows": rows}, out)
+            trainer = GRPOTrainer(
+                training_args, dataset[script_args.dataset_train_split],
+                dataset[script_args.dataset_test_split]
+                if training_args.eval_strategy != "no" else None,
+            )
+            trainer.train()
+            trainer.create_model_card()
     """,
 }
 
@@ -450,7 +484,16 @@ def test_openr1_wrapper_resolves_rewards_and_folds(tmp_path: Path) -> None:
         "thinnka_rewards.tag_count_reward",
     ]
     assert result["rows"][0]["problem"].startswith("You are a helpful AI Assistant")
-    assert result["rows"][0]["problem"].endswith("\n\n1+1?")
+    assert result["rows"][0]["problem"].endswith("+1?")
+    # The held-out split (5 % of 20 rows: 1) is out of training, scored before and after.
+    assert len(result["rows"]) == 19
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores == {
+        "split": "1 held-out rows",
+        "rows": 1,
+        "before": {"accuracy": 0.25, "reward": 0.25},
+        "after": {"accuracy": 0.75, "reward": 0.75},
+    }
 
 
 # ------------------------------------------------------------------ thinnka_rewards.py
