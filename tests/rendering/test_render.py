@@ -144,8 +144,13 @@ CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     # A local data set: the recipe reads the folder it is uploaded to, the card names no
     # Hub data set; an eval data set of its own replaces the held-out share.
     "sft_local_data": (
-        {"sft": True, "dataset_name": "", "dataset_path": "/home/me/data/chats.jsonl",
-         "eval_dataset_path": "/home/me/data/eval.jsonl", "merge_model": True},
+        {
+            "sft": True,
+            "dataset_name": "",
+            "dataset_path": "/home/me/data/chats.jsonl",
+            "eval_dataset_path": "/home/me/data/eval.jsonl",
+            "merge_model": True,
+        },
         {},
     ),
     "grpo_eval_off": ({"eval_fraction": 0.0}, {}),
