@@ -134,21 +134,28 @@ def test_sft_from_a_local_jsonl_is_scored_before_and_after(world: World, tmp_pat
 
 def test_grpo_from_a_local_csv_is_scored_per_reward(world: World, tmp_path: Path) -> None:
     data = _grpo_file(tmp_path)
+    # An eval set of its own, in another format: uploaded beside the training data.
+    held = tmp_path / "held-out.jsonl"
+    held.write_text("".join(json.dumps(row) + "\n" for row in grpo_rows(42)[40:]))
     result = world.thinnka(
         "run", "--repo-id", world.hub.models.chat, "--max-steps", "1",
-        "--dataset-path", str(data), "--eval-fraction", "0.05", *GRPO_SMALL, *CPU,
+        "--dataset-path", str(data), "--eval-dataset-path", str(held), *GRPO_SMALL, *CPU,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     shown = world.show(_run_id(result.stdout))
     assert (shown["state"], shown["outcome"]) == ("terminated", "succeeded")
-    assert shown["data"][0]["path"] == str(data) and shown["data"][0]["format"] == "csv"
+    assert [(d["role"], d["path"], d["format"]) for d in shown["data"]] == [
+        ("train", str(data), "csv"), ("eval", str(held), "json")
+    ]  # fmt: skip
+    run_dir = Path(shown["remote"]["run_dir"])
+    assert (run_dir / "data" / "eval" / "part-00000.jsonl").read_bytes() == held.read_bytes()
     scores = _scores(shown)
     # thinnka's rewards for the default <think> tags: accuracy (reads `solution`), format,
-    # tag count; each a mean over the 2 held-out prompts' generations, before and after.
+    # tag count; each a mean over the 2 eval prompts' generations, before and after.
     assert {"accuracy_reward", "format_reward", "tag_count_reward"} <= set(scores), scores
     for score in scores.values():
         assert isinstance(score["before"], float) and isinstance(score["after"], float)
-        assert score["rows"] == 2
+        assert score["rows"] == 2 and score["split"] == "2 rows of the eval data set (local)"
     card = world.hub.files(shown["hub_model_id"])["README.md"].decode()
     assert "## Evaluation" in card and "| accuracy_reward |" in card
 
