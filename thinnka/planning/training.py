@@ -294,7 +294,7 @@ def _wrapper(
     if stack.always_wrapped:
         return stack.launcher, (
             "thinnka's launcher runs TRL's own script with what it lacks (prompt column, "
-            "system prompt, chat template, dataset fraction, resume)"
+            "system prompt, chat template, dataset fraction, held-out scores, resume)"
         )
     reasons = []
     if fold_system:
