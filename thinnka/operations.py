@@ -156,6 +156,8 @@ def start_run(session: Session, options: RunOptions, output: Output) -> tuple[st
     run = runner.create(options, plan=plan or None, hub_model_id=hub_model_id)
     notifier.run_id = run.id
     notifier.event("start", f"Run {run.id} created.")
+    for warning in (w for item in data for w in item.warnings):
+        notifier.event("warning", warning)  # a large file: a Hub data set would do better
     return run.id, runner
 
 

@@ -16,6 +16,7 @@ trainer left a ``trainer_state.json``), ``THINNKA_JOB``. The token comes from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -59,6 +60,11 @@ def marker(run_id: str, head: str | None, job: str | None, output_dir: str | Non
         "max_steps": max_steps,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    # The eval scores (thinnka_eval.py's, in this run folder) travel with the marker: a run
+    # whose pod ended before thinnka read them (detached, followed by `recover`) keeps them.
+    scores = Path(__file__).with_name("scores.json")
+    with contextlib.suppress(OSError, ValueError):  # none, or half-written: no scores
+        body["scores"] = json.loads(scores.read_text(encoding="utf-8"))
     return (json.dumps(body, indent=1) + "\n").encode()
 
 

@@ -141,9 +141,11 @@ def read_local_data(
         )
     warnings: list[str] = []
     if size > WARN_DATA_BYTES:
+        # No path in it: a warning is an event too, and events never name the file.
         warnings.append(
-            f"{path} is {size / 1024**2:.0f} MB: it is uploaded to each pod over SFTP. A "
-            "private Hub data set (--dataset-name, read with your token) downloads faster."
+            f"The local {role} data is {size / 1024**2:.0f} MB: it is uploaded to each pod "
+            "over SFTP. A private Hub data set (--dataset-name, read with your token) "
+            "downloads faster."
         )
     columns: list[str] = []
     shape = None

@@ -31,7 +31,7 @@ from thinnka.errors import RemoteError, ThinnkaError, TransientError
 from thinnka.handlers.base import rendered_for_run
 from thinnka.options.limits import push_hold_s, run_limit
 from thinnka.pod.jobs import PodGone, follow_job, pod_is_gone, start_job
-from thinnka.pod.scores import collect_scores
+from thinnka.pod.scores import collect_marker_scores, collect_scores
 from thinnka.pod.shell import open_shell, ssh_user
 from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
@@ -226,6 +226,7 @@ class PushHandler:
         pushed = hub_push(ctx)
         if pushed.final and pushed.latest is not None:
             ctx.output.event("pushed", f"Model pushed to {hub_id}; the pod had already ended.")
+            collect_marker_scores(ctx, RUN_MARKER)  # the pod's scores.json went with it
             return StepResult(
                 message=f"Pushed to {hub_id} (commit at {pushed.latest.created_at.isoformat()}); "
                 "the pod had terminated itself."

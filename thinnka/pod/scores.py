@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from thinnka.clients.ssh import PodShell
     from thinnka.step import StepContext
 
-__all__ = ["SCORES_FILE", "collect_scores", "describe_scores"]
+__all__ = ["SCORES_FILE", "collect_marker_scores", "collect_scores", "describe_scores"]
 
 SCORES_FILE = "scores.json"
 
@@ -39,6 +39,21 @@ def collect_scores(ctx: StepContext, shell: PodShell, run_dir: str) -> list[Scor
     except ValueError:
         ctx.output.event("warning", f"{run_dir}/{SCORES_FILE} is not JSON: no scores recorded.")
         return []
+    return _record(ctx, data)
+
+
+def collect_marker_scores(ctx: StepContext, marker: str) -> list[Score]:
+    """The scores the final-push marker on the Hub carries (thinnka_mark.py), for a run
+    whose pod ended before they were read from it."""
+    try:
+        found = ctx.services.hub.json_at_head(ctx.run.hub_model_id or "", marker)
+    except ThinnkaError as exc:
+        ctx.output.event("warning", f"The eval scores could not be read ({exc.message}).")
+        return []
+    return _record(ctx, (found or {}).get("scores"))
+
+
+def _record(ctx: StepContext, data: object) -> list[Score]:
     scores = scores_from_file(data) if isinstance(data, dict) else []
     if scores:
         ctx.save(scores=scores)
