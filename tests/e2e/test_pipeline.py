@@ -200,6 +200,9 @@ def test_kill_9_while_training_then_resume_reattaches(world: World, runpod_api: 
     assert (after["state"], after["outcome"]) == ("terminated", "succeeded")
     assert after["pod_id"] == before["pod_id"]
     assert after["remote"]["train_pid"] == before["remote"]["train_pid"]
+    # Scored once before training (the base model) and after, across the kill and resume.
+    assert {s["name"] for s in after["scores"]} >= {"eval_loss", "perplexity"}
+    assert all(s["before"] is not None and s["after"] is not None for s in after["scores"])
     assert int((run_dir / "train.pid").read_text()) == before["remote"]["train_pid"]
     assert len(world.runpod.ledger()) == 1
     assert world.hub.commits(after["hub_model_id"])
@@ -232,6 +235,7 @@ def test_sft_merge_pushes_the_merged_model_and_keeps_the_adapter_apart(world: Wo
     assert "model.safetensors" in merged and "adapter_config.json" not in merged
     card = merged["README.md"].decode()
     assert card.startswith("---") and "base_model" in card
+    assert "## Evaluation" in card and "| eval_loss |" in card  # the training's scores
     adapter = world.hub.files(shown["hub_model_id"] + "-adapter")
     assert "adapter_config.json" in adapter
     # The merge makes the final push: it, not the adapter's push, is recorded, where it went.
