@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "thinnka-run.json"  # thinnka/handlers/push.py's RUN_MARKER
+# transformers' folder of the last checkpoint (hub_strategy="checkpoint"): deleted in the
+# marker's commit, so the repo's head holds the final model only (thinnka.planning.checkpoints).
+CHECKPOINT_FOLDER = "last-checkpoint"
 _ATTEMPTS = 4  # with 2, 4, 8 s between: a Hub hiccup, not an outage
 
 
@@ -69,7 +72,7 @@ def main() -> int:
         print("thinnka: no THINNKA_RUN_ID/THINNKA_PUSH_REPO; the final push is not recorded",
               file=sys.stderr, flush=True)  # fmt: skip
         return 2
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     api = HfApi()
     delay = 2.0
@@ -77,10 +80,14 @@ def main() -> int:
         try:
             head = api.repo_info(repo).sha
             job, output_dir = os.environ.get("THINNKA_JOB"), os.environ.get("THINNKA_OUTPUT_DIR")
-            api.upload_file(
-                path_or_fileobj=marker(run_id, head, job, output_dir),
-                path_in_repo=MARKER,
-                repo_id=repo,
+            operations: list[Any] = [
+                CommitOperationAdd(MARKER, marker(run_id, head, job, output_dir)),
+            ]
+            if any(f.startswith(f"{CHECKPOINT_FOLDER}/") for f in api.list_repo_files(repo)):
+                operations.append(CommitOperationDelete(f"{CHECKPOINT_FOLDER}/", is_folder=True))
+            api.create_commit(
+                repo,
+                operations=operations,
                 commit_message=f"thinnka: final push of run {run_id}",
             )
         except Exception as exc:  # any Hub or network error: retried a bounded number of times

@@ -75,6 +75,14 @@ def print_run(data: dict[str, Any]) -> None:
     if data["error"]:
         _console.print(f"  [red]error[/red]     {data['error']['message']}")
         _console.print(f"  {'reason':9} {data['error']['reason']}")
+    if len(data.get("pods") or []) > 1:  # pods lost under the training, then the current one
+        pods = Table("pod", "gpu", "$/hour", "cost", "ended")
+        for pod in data["pods"]:
+            price = "-" if pod["cost_per_hr"] is None else f"{pod['cost_per_hr']:.2f}"
+            ended = (pod["ended_at"] or "")[:19].replace("T", " ") or pod["why"]
+            pods.add_row(pod["pod_id"], pod["gpu_type"] or "", price,
+                         _money(pod["cost_usd"]), ended)  # fmt: skip
+        _console.print(pods)
     table = Table("at", "event", "from", "to", "message")
     for event in data["events"]:
         table.add_row(
