@@ -124,6 +124,9 @@ def test_a_pod_lost_after_a_hub_checkpoint_is_replaced_and_the_training_resumes(
     step = int(re.search(r"checkpoint at step (\d+) on the Hub", event["message"])[1])  # type: ignore[index]
     assert first_pod in event["message"] and "restart 1 of 2" in event["message"]
     _assert_resumed(world, run_id, step)
+    # The lost pod's disk went with it: the new pod fetched the checkpoint from the Hub.
+    log = (world.workdir / "state" / "runs" / run_id / "remote.log").read_text()
+    assert f"thinnka: restored checkpoint-{step} from {repo}" in log
     _final_model_only(world, repo, run_id)
     # Both pods are the run's cost, and `show` lists them.
     assert len(shown["pods"]) == 2 and shown["pods"][0]["pod_id"] == first_pod
