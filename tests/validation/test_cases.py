@@ -204,3 +204,25 @@ def test_a_hub_model_id_in_a_namespace_the_token_cannot_write_is_a_usage_error(
     _refused(
         plan_world, ["--hub-model-id", "other-org/overwrite-me"], "cannot write to 'other-org'"
     )
+
+
+# ------------------------------------------------------------------ durable runs (issue 22)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-restarts", "11"], "--max-restarts must be between 0 and 10"),
+        (["--max-restarts", "-1"], "--max-restarts must be between 0 and 10"),
+        (["--network-volume", "a b"], "--network-volume may hold"),
+        (["--network-volume", "vol", "--cloud-type", "COMMUNITY"], "needs Secure Cloud"),
+    ],
+)
+def test_durable_run_options_out_of_range_cost_nothing(
+    plan_world: PlanWorld, args: list[str], message: str
+) -> None:
+    _refused(plan_world, args, message)
+
+
+def test_a_network_volume_on_the_graphql_transport_is_refused(plan_world: PlanWorld) -> None:
+    """Volumes are a REST v2 resource: a run on GraphQL could not attach one."""
+    plan_world.write_dotenv(THINNKA_RUNPOD_API="graphql")
+    _refused(plan_world, ["--network-volume", "vol"], "--network-volume needs Runpod's REST v2")

@@ -142,6 +142,23 @@ def print_plan(plan: Plan) -> None:
         f"({limits['watchdog_orphan_grace_s']:g} s idle between jobs)",
         markup=False,
     )
+    ckpt = data.get("checkpoints") or {}
+    if ckpt:
+        place = "the Hub (last-checkpoint/)" if ckpt["where"] == "hub" else "the network volume"
+        upload = f", about {ckpt['upload_s']:g} s to upload" if ckpt["upload_s"] else ""
+        _console.print(
+            f"  checkpoints  every {ckpt['save_steps']} steps to {place}, {ckpt['keep']} kept; "
+            f"about {ckpt['size_gb']:g} GB each{upload}; up to {ckpt['max_restarts']} new "
+            "pods if one is lost"
+        )
+    volume = data.get("network_volume")
+    if volume:
+        state = f"exists ({volume['id']})" if volume["exists"] else "will be created"
+        there = ", ".join(volume["candidates"]) or "none of the candidates has stock there"
+        _console.print(
+            f"  volume  {volume['name']} {state} in {volume['data_center'] or '?'}; "
+            f"candidates there: {there}"
+        )
     for note in data["notes"]:
         _console.print(f"  note: {note}")
     for warning in data["warnings"]:

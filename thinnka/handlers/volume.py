@@ -12,14 +12,14 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from thinnka.clients.runpod.volumes import NetworkVolume, VolumeApi, volume_api
+from thinnka.clients.runpod.volumes import NetworkVolume, VolumeApi, find_volume, volume_api
 from thinnka.errors import CapacityError, ConfigError
 
 if TYPE_CHECKING:
     from thinnka.planning.facts import PlanCandidate
     from thinnka.step import StepContext
 
-__all__ = ["find_volume", "volume_attempts", "volume_size_gb"]
+__all__ = ["volume_attempts", "volume_size_gb"]
 
 
 def _api(ctx: StepContext) -> VolumeApi:
@@ -32,11 +32,6 @@ def _api(ctx: StepContext) -> VolumeApi:
 def volume_size_gb(num_parameters: int, volume_gb: int) -> int:
     """--volume-gb, or (0) twice the bf16 weights with room for caches, at least 40 GB."""
     return volume_gb or max(40, math.ceil(num_parameters * 2 / 1e9 * 2))
-
-
-def find_volume(api: VolumeApi, name: str) -> NetworkVolume | None:
-    """The account's first volume called ``name``."""
-    return next((v for v in api.list_volumes() if v.name == name), None)
 
 
 def volume_attempts(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote
 
-__all__ = ["NetworkVolume", "VolumeApi", "VolumeCalls", "volume_api"]
+__all__ = ["NetworkVolume", "VolumeApi", "VolumeCalls", "find_volume", "volume_api"]
 
 # Catalog availability levels that mean "a pod of this type can be placed there now".
 _IN_STOCK = frozenset({"HIGH", "MEDIUM", "LOW"})
@@ -53,6 +53,11 @@ class VolumeApi(Protocol):
 def volume_api(runpod: object) -> VolumeApi | None:
     """``runpod`` as a ``VolumeApi`` when its transport speaks volumes (REST v2)."""
     return runpod if isinstance(runpod, VolumeApi) else None
+
+
+def find_volume(api: VolumeApi, name: str) -> NetworkVolume | None:
+    """The account's first volume called ``name`` (names are not unique on Runpod)."""
+    return next((v for v in api.list_volumes() if v.name == name), None)
 
 
 class VolumeCalls:
