@@ -163,6 +163,8 @@ def test_a_pod_lost_with_a_network_volume_resumes_from_the_volume_in_its_data_ce
     _final_model_only(world, repo, run_id)
     # Checkpoints went to the volume, never to the Hub.
     assert not _hub_checkpoint(world, repo)
+    doctor = world.thinnka("doctor")
+    assert f"durable-vol ({volumes[0]['id']}, 20 GB, {volumes[0]['dataCenter']})" in doctor.stdout
 
 
 def test_recover_restarts_a_training_whose_pod_and_orchestrator_both_died(
@@ -195,11 +197,21 @@ def test_recover_restarts_a_training_whose_pod_and_orchestrator_both_died(
     assert step >= 2
 
 
-def test_max_restarts_bounds_a_pod_lost_every_time(world: World, tmp_path: Path) -> None:
-    """Lost before any checkpoint, twice: the first loss restarts from scratch (and says so),
-    the second is past --max-restarts 1: failed with pod_lost, nothing left running."""
+@pytest.mark.parametrize(
+    ("max_restarts", "stopped_by"),
+    [
+        ("1", "--max-restarts 1 reached"),
+        ("2", "no checkpoint was saved, and the run already restarted from scratch once"),
+    ],
+)
+def test_max_restarts_bounds_a_pod_lost_every_time(
+    world: World, tmp_path: Path, max_restarts: str, stopped_by: str
+) -> None:
+    """Lost before any checkpoint, twice: the first loss restarts from scratch (and says so);
+    the second is past --max-restarts 1, or (with 2) a second restart from scratch: failed
+    with pod_lost, nothing left running."""
     _durable(world, tmp_path, step_s=5.0)
-    run_id, proc = _start(world, tmp_path, "--max-restarts", "1")
+    run_id, proc = _start(world, tmp_path, "--max-restarts", max_restarts)
     lost: list[str] = []
     for _ in range(2):
 
@@ -214,6 +226,6 @@ def test_max_restarts_bounds_a_pod_lost_every_time(world: World, tmp_path: Path)
     shown = world.show(run_id)
     assert (shown["state"], shown["outcome"]) == ("terminated", "failed")
     assert shown["error"]["reason"] == "pod_lost"
-    assert "--max-restarts 1 reached" in shown["error"]["message"]
+    assert stopped_by in shown["error"]["message"]
     assert "restarts from scratch (once)" in _restart_event(shown)["message"]
     assert world.runpod.pods() == [] and len(world.runpod.ledger()) == 2

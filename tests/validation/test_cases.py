@@ -226,3 +226,22 @@ def test_a_network_volume_on_the_graphql_transport_is_refused(plan_world: PlanWo
     """Volumes are a REST v2 resource: a run on GraphQL could not attach one."""
     plan_world.write_dotenv(THINNKA_RUNPOD_API="graphql")
     _refused(plan_world, ["--network-volume", "vol"], "--network-volume needs Runpod's REST v2")
+
+
+def test_plan_shows_checkpoints_and_the_volume_it_would_create(plan_world: PlanWorld) -> None:
+    """`plan` creates nothing: it says where the volume would be made and which candidates
+    have stock there, and where checkpoints go and what a save costs."""
+    result = plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft",
+                            "--network-volume", "ckpt-vol")  # fmt: skip
+    assert result.code == 0, result.err
+    plan = json.loads(result.out)
+    volume, checkpoints = plan["network_volume"], plan["checkpoints"]
+    assert (volume["name"], volume["exists"]) == ("ckpt-vol", False)
+    assert volume["data_center"] and plan["gpu"] in volume["candidates"]
+    assert (checkpoints["where"], checkpoints["save_steps"]) == ("volume", 60)
+    assert checkpoints["upload_s"] is None and plan["recipe"]["hub_strategy"] == "end"
+    hub = json.loads(plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft").out)
+    assert hub["checkpoints"]["where"] == "hub" and hub["checkpoints"]["upload_s"] is not None
+    assert hub["network_volume"] is None
+    plan_world.assert_nothing_created()
+    assert plan_world.runpod.volumes() == []
