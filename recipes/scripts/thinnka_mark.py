@@ -65,6 +65,25 @@ def marker(run_id: str, head: str | None, job: str | None, output_dir: str | Non
     return (json.dumps(body, indent=1) + "\n").encode()
 
 
+def _drop_checkpoint(api: Any, checkpoints: str, repo: str) -> None:
+    """With --merge-model the checkpoints went to the adapter's repo: its last-checkpoint/
+    goes too (best effort: the final model is recorded already)."""
+    if checkpoints == repo:
+        return  # deleted in the marker's own commit
+    from huggingface_hub import CommitOperationDelete
+
+    try:
+        if any(f.startswith(f"{CHECKPOINT_FOLDER}/") for f in api.list_repo_files(checkpoints)):
+            api.create_commit(
+                checkpoints,
+                operations=[CommitOperationDelete(f"{CHECKPOINT_FOLDER}/", is_folder=True)],
+                commit_message="thinnka: the final model is pushed; last checkpoint removed",
+            )
+    except Exception as exc:  # never fails the recorded push
+        print(f"thinnka: {CHECKPOINT_FOLDER}/ of {checkpoints} not removed: "
+              f"{type(exc).__name__}", file=sys.stderr, flush=True)  # fmt: skip
+
+
 def main() -> int:
     run_id = os.environ.get("THINNKA_RUN_ID", "")
     repo = os.environ.get("THINNKA_PUSH_REPO", "")
@@ -102,6 +121,7 @@ def main() -> int:
             delay *= 2
             continue
         print(f"thinnka: final push of run {run_id} recorded on {repo} ({MARKER})", flush=True)
+        _drop_checkpoint(api, os.environ.get("THINNKA_CHECKPOINT_REPO") or repo, repo)
         return 0
     return 1
 

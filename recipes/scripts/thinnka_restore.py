@@ -4,7 +4,8 @@ Run by ``train.sh`` before the training of a run whose earlier pod was lost (thi
 restarts it on a new pod). Values come from ``run.env``: ``THINNKA_RESTORE_STEP`` (the
 checkpoint's step), ``THINNKA_RESTORE_COMMIT`` (the Hub commit holding it in
 ``last-checkpoint/``; empty when it lies on the network volume already),
-``THINNKA_PUSH_REPO`` and ``THINNKA_OUTPUT_DIR``. The trainer then resumes from the newest
+``THINNKA_CHECKPOINT_REPO`` (the repo the trainer pushes checkpoints to) and
+``THINNKA_OUTPUT_DIR``. The trainer then resumes from the newest
 ``checkpoint-N`` there (``get_last_checkpoint``), as after any interruption.
 
 Exit 0 when the checkpoint is in place (or none was asked for), 1 when it could not be
@@ -66,7 +67,7 @@ def main() -> int:
         print(f"thinnka: checkpoint-{wanted} is not in {output_dir}; the training starts from "
               f"{'checkpoint-' + str(max(have)) if have else 'scratch'}", flush=True)  # fmt: skip
         return 0
-    repo = os.environ.get("THINNKA_PUSH_REPO", "")
+    repo = os.environ.get("THINNKA_CHECKPOINT_REPO") or os.environ.get("THINNKA_PUSH_REPO", "")
     delay = 2.0
     for attempt in range(1, _ATTEMPTS + 1):
         try:

@@ -243,5 +243,9 @@ def test_plan_shows_checkpoints_and_the_volume_it_would_create(plan_world: PlanW
     hub = json.loads(plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft").out)
     assert hub["checkpoints"]["where"] == "hub" and hub["checkpoints"]["upload_s"] is not None
     assert hub["network_volume"] is None
+    text = plan_world.cli("plan", "--repo-id", plan_world.model, "--sft",
+                          "--network-volume", "ckpt-vol")  # fmt: skip
+    assert "checkpoints  every 60 steps to the network volume" in text.out
+    assert f"volume  ckpt-vol will be created in {volume['data_center']}" in text.out
     plan_world.assert_nothing_created()
     assert plan_world.runpod.volumes() == []

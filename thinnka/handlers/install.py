@@ -64,6 +64,9 @@ def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[st
         # that the final model is there, not a checkpoint pushed on the way.
         "THINNKA_FINAL_JOB": final_push_job(rendered),
         "THINNKA_PUSH_REPO": ctx.run.hub_model_id or "",
+        # Where the trainer pushes checkpoints (last-checkpoint/): the target, or the adapter's
+        # repo with --merge-model. A restart fetches from it; the final mark cleans it.
+        "THINNKA_CHECKPOINT_REPO": str(rendered.recipe.get("hub_model_id") or ""),
         "THINNKA_OUTPUT_DIR": paths.output_dir,
         # When the trainer saved its model but its final push failed, train.sh pushes the
         # output folder itself (thinnka_push.py), pausing this long after the first failure.

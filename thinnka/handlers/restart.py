@@ -50,11 +50,20 @@ class Restart:
     updates: dict[str, Any]
 
 
+def checkpoint_repo(ctx: StepContext) -> str:
+    """The repo the trainer pushes its checkpoints to: the target, or with --merge-model the
+    adapter's own repo (the merged model goes to the target)."""
+    from thinnka.handlers.base import rendered_for_run
+
+    _, rendered = rendered_for_run(ctx)
+    return str(rendered.recipe.get("hub_model_id") or ctx.run.hub_model_id or "")
+
+
 def checkpoint_on_hub(ctx: StepContext) -> tuple[int, str] | None:
-    """(step, commit) of this run's newest checkpoint upload to the target repo: a commit
+    """(step, commit) of this run's newest checkpoint upload to the trainer's repo: a commit
     made after the training started (the repo has one live run at a time)."""
     baseline = ctx.run.remote.hub_baseline
-    for commit in ctx.services.hub.commits(ctx.run.hub_model_id or ""):
+    for commit in ctx.services.hub.commits(checkpoint_repo(ctx)):
         if baseline is not None and commit.created_at <= baseline:
             break
         found = _HUB_CHECKPOINT.search(commit.title)
