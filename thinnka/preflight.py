@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from thinnka.clients.hub import HubModel
-from thinnka.errors import AuthError, PreflightError, RefusedChoice, ThinnkaError
+from thinnka.errors import AuthError, ConfigError, PreflightError, RefusedChoice, ThinnkaError
 from thinnka.options import RunOptions
 from thinnka.options.limits import limits_json
 
@@ -110,8 +110,8 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
         need = memory_estimate(options, gate)
         offers = services.runpod.gpu_offers(options.gpu_count, options.cloud_type)
         choose_gpus(offers, options, need)
-    except RefusedChoice:
-        raise
+    except (RefusedChoice, ConfigError):
+        raise  # the user's own choice or input: exit 2, before any row (as `plan` says it)
     except ThinnkaError:
         return None
     return gate

@@ -249,3 +249,11 @@ def test_plan_shows_checkpoints_and_the_volume_it_would_create(plan_world: PlanW
     assert f"volume  ckpt-vol will be created in {volume['data_center']}" in text.out
     plan_world.assert_nothing_created()
     assert plan_world.runpod.volumes() == []
+
+
+def test_a_chat_template_that_is_neither_file_nor_template_creates_no_run(
+    plan_world: PlanWorld,
+) -> None:
+    """`run` created the row and failed in the estimate step, where `plan` refused (exit 2):
+    the template check now runs before the row, as the GPU checks do."""
+    _refused(plan_world, ["--chat-template", "[.nan]"], "neither an existing file nor a Jinja")
