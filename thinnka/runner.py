@@ -449,7 +449,7 @@ class Runner:
                 return None, error
             return None, ThinnkaError(f"{error.message} {planned}", reason=error.reason)
         message = redact(planned.message, self.settings.secrets())
-        self.output.event("restart", message)
+        self.output.event("restart", message, **planned.fields)
         updated = self.store.transition(
             run.id,
             owner=self.owner,

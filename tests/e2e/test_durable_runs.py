@@ -24,6 +24,7 @@ import pytest
 
 from tests.plugins.thinnka_world import World
 from tests.world.images import POD_PATH
+from tests.world.webhook import WebhookReceiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -109,12 +110,16 @@ def test_a_pod_lost_after_a_hub_checkpoint_is_replaced_and_the_training_resumes(
     world: World, tmp_path: Path
 ) -> None:
     _durable(world, tmp_path)
-    run_id, proc = _start(world, tmp_path)
-    repo = _wait_for("the target", lambda: world.show(run_id).get("hub_model_id"), 60)
-    _wait_for("a checkpoint on the Hub", lambda: _hub_checkpoint(world, repo), 300)
-    first_pod = world.show(run_id)["pod_id"]
-    world.runpod.lose_pod(first_pod)  # a host failure: the pod and its disk are gone
-    assert proc.wait(timeout=600) == 0, _said(tmp_path)
+    with WebhookReceiver() as hook:
+        world.write_dotenv(PROGRESS_WEBHOOK_URL=hook.url)
+        run_id, proc = _start(world, tmp_path)
+        repo = _wait_for("the target", lambda: world.show(run_id).get("hub_model_id"), 60)
+        _wait_for("a checkpoint on the Hub", lambda: _hub_checkpoint(world, repo), 300)
+        first_pod = world.show(run_id)["pod_id"]
+        world.runpod.lose_pod(first_pod)  # a host failure: the pod and its disk are gone
+        assert proc.wait(timeout=600) == 0, _said(tmp_path)
+    [restarted] = [e for e in hook.received if e.get("event") == "restart"]
+    assert (restarted["restart"], restarted["lost_pod"]) == (1, first_pod)
     shown = world.show(run_id)
     assert (shown["state"], shown["outcome"]) == ("terminated", "succeeded")
     ledger = world.runpod.ledger()
@@ -123,6 +128,7 @@ def test_a_pod_lost_after_a_hub_checkpoint_is_replaced_and_the_training_resumes(
     event = _restart_event(shown)
     step = int(re.search(r"checkpoint at step (\d+) on the Hub", event["message"])[1])  # type: ignore[index]
     assert first_pod in event["message"] and "restart 1 of 2" in event["message"]
+    assert restarted["step"] == step
     _assert_resumed(world, run_id, step)
     # The lost pod's disk went with it: the new pod fetched the checkpoint from the Hub.
     log = (world.workdir / "state" / "runs" / run_id / "remote.log").read_text()

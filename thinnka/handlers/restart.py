@@ -48,6 +48,9 @@ class Restart:
 
     message: str
     updates: dict[str, Any]
+    # For the `restart` event's payload: the checkpoint's step (None: from scratch), the
+    # restart's number, the lost pod.
+    fields: dict[str, Any]
 
 
 def checkpoint_repo(ctx: StepContext) -> str:
@@ -165,4 +168,5 @@ def plan_restart(ctx: StepContext) -> Restart | str:
             "remote": remote,
             "cost_usd": restarts.earlier_cost,
         },
+        fields={"step": step, "restart": count, "lost_pod": lost},
     )
