@@ -340,7 +340,7 @@ class Runner:
         if transition is None:  # pragma: no cover - the completeness test forbids it
             raise StateConflict(f"No way forward from {run.state.value}")
         handler = self.handlers[transition.trigger]
-        ctx = self._context(run, handler, heartbeat)
+        ctx = self._context(run, handler.timeout_s(run), heartbeat)
         started = time.monotonic()
         crash_point(transition.trigger, "before")
         result = handler.run(ctx)
@@ -374,7 +374,7 @@ class Runner:
         )
         return updated
 
-    def _context(self, run: RunRecord, handler: Handler, heartbeat: LeaseKeeper) -> StepContext:
+    def _context(self, run: RunRecord, timeout_s: float, heartbeat: LeaseKeeper) -> StepContext:
         def check_cancelled() -> None:
             if heartbeat.lost:
                 raise StateConflict(f"Lost the lease on run {run.id}; stopping.")
@@ -386,7 +386,7 @@ class Runner:
             settings=self.settings,
             services=self.services,
             output=self.output,
-            deadline=time.monotonic() + handler.timeout_s(run),
+            deadline=time.monotonic() + timeout_s,
             record=lambda facts: self._record(run.id, facts),
             note=lambda kind, message: self.store.add_event(run.id, kind, message),
             check_cancelled=check_cancelled,
@@ -421,33 +421,15 @@ class Runner:
     def _restart(
         self, run: RunRecord, error: ThinnkaError, heartbeat: LeaseKeeper
     ) -> tuple[RunRecord | None, ThinnkaError]:
-        """The pod was lost under the training: move the run back to ``estimated`` so that a
-        new pod resumes it (``plan_restart`` says whether and from where); else the error,
-        saying why there was no restart."""
-        from thinnka.handlers.restart import plan_restart
+        """The pod was lost under the training: fire ``restart`` (back to ``estimated``, a new
+        pod resumes it) when ``restart_for`` plans one; else the error, saying why not."""
+        from thinnka.handlers.restart import RESTART_TIMEOUT_S, restart_for
 
         if run.cancel_requested:
             return None, error
-        ctx = StepContext(
-            run=run,
-            settings=self.settings,
-            services=self.services,
-            output=self.output,
-            deadline=time.monotonic() + 300.0,
-            record=lambda facts: self._record(run.id, facts),
-            note=lambda kind, message: self.store.add_event(run.id, kind, message),
-            check_cancelled=lambda: None,
-        )
-        try:
-            planned = plan_restart(ctx)
-        except (StateConflict, StoreError):
-            raise
-        except ThinnkaError as exc:  # the Hub or Runpod could not be asked: no restart
-            planned = f"Not restarted: {exc.message}"
-        if isinstance(planned, str):
-            if not planned:
-                return None, error
-            return None, ThinnkaError(f"{error.message} {planned}", reason=error.reason)
+        planned, error = restart_for(self._context(run, RESTART_TIMEOUT_S, heartbeat), error)
+        if planned is None:
+            return None, error
         message = redact(planned.message, self.settings.secrets())
         self.output.event("restart", message, **planned.fields)
         updated = self.store.transition(

@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from thinnka.errors import StateConflict, StoreError, ThinnkaError
 from thinnka.planning.checkpoints import checkpoint_cadence
 from thinnka.store.models import utcnow
 from thinnka.store.records import TerminationFacts
@@ -40,6 +41,7 @@ _HUB_CHECKPOINT = re.compile(r"Training in progress, step (\d+), checkpoint")
 _SAVED = re.compile(rb"Saving model checkpoint to \S*checkpoint-(\d+)")
 _JOBS = ("setup", "train", "merge")
 _TERMINATE_S = 120.0
+RESTART_TIMEOUT_S = 300.0  # asking the Hub, and ending what is left of the old pod
 
 
 @dataclass(frozen=True)
@@ -170,3 +172,19 @@ def plan_restart(ctx: StepContext) -> Restart | str:
         },
         fields={"step": step, "restart": count, "lost_pod": lost},
     )
+
+
+def restart_for(ctx: StepContext, error: ThinnkaError) -> tuple[Restart | None, ThinnkaError]:
+    """(the restart to record, ``error``), or (None, ``error`` saying why there is none).
+    The Hub or Runpod failing to answer means no restart: the run fails as it would have."""
+    try:
+        planned = plan_restart(ctx)
+    except (StateConflict, StoreError):
+        raise  # nothing can be recorded for this run here
+    except ThinnkaError as exc:
+        planned = f"Not restarted: {exc.message}"
+    if isinstance(planned, Restart):
+        return planned, error
+    if not planned:  # --max-restarts 0: today's failure, unchanged
+        return None, error
+    return None, ThinnkaError(f"{error.message} {planned}", reason=error.reason)
