@@ -86,6 +86,10 @@ STORIES: dict[str, tuple[str, str]] = {
         "succeeded",
         "tests/e2e/test_durable_runs.py::test_a_pod_lost_with_a_network_volume_resumes_from_the_volume_in_its_data_center",
     ),
+    "pod lost during training and the orchestrator killed too, then `resume`": (
+        "succeeded",
+        "tests/e2e/test_durable_runs.py::test_resume_restarts_and_follows_a_training_whose_pod_and_orchestrator_died",
+    ),
     "pod lost during training and the orchestrator killed too, then `recover`": (
         "succeeded (after `recover` passes)",
         "tests/e2e/test_durable_runs.py::test_recover_restarts_a_training_whose_pod_and_orchestrator_both_died",

@@ -173,9 +173,8 @@ def test_a_pod_lost_with_a_network_volume_resumes_from_the_volume_in_its_data_ce
     assert f"durable-vol ({volumes[0]['id']}, 20 GB, {volumes[0]['dataCenter']})" in doctor.stdout
 
 
-def test_recover_restarts_a_training_whose_pod_and_orchestrator_both_died(
-    world: World, tmp_path: Path
-) -> None:
+def _killed_and_lost(world: World, tmp_path: Path) -> tuple[str, str]:
+    """A run whose orchestrator was SIGKILLed after a Hub checkpoint, then its pod lost."""
     _durable(world, tmp_path)
     run_id, proc = _start(world, tmp_path)
     repo = _wait_for("the target", lambda: world.show(run_id).get("hub_model_id"), 60)
@@ -183,6 +182,27 @@ def test_recover_restarts_a_training_whose_pod_and_orchestrator_both_died(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     world.runpod.lose_pod(world.show(run_id)["pod_id"])
+    return run_id, repo
+
+
+def test_resume_restarts_and_follows_a_training_whose_pod_and_orchestrator_died(
+    world: World, tmp_path: Path
+) -> None:
+    run_id, repo = _killed_and_lost(world, tmp_path)
+    resumed = world.thinnka("resume", run_id, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "succeeded")
+    assert len(world.runpod.ledger()) == 2 and world.runpod.pods() == []
+    step = int(re.search(r"at step (\d+) on the Hub", _restart_event(shown)["message"])[1])  # type: ignore[index]
+    _assert_resumed(world, run_id, step)
+    _final_model_only(world, repo, run_id)
+
+
+def test_recover_restarts_a_training_whose_pod_and_orchestrator_both_died(
+    world: World, tmp_path: Path
+) -> None:
+    run_id, repo = _killed_and_lost(world, tmp_path)
     recovered = world.thinnka("recover", "--json", timeout=300)
     assert recovered.returncode == 0, recovered.stderr[-3000:]
     shown = world.show(run_id)
