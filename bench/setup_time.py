@@ -8,10 +8,14 @@ they share the machine's noise:
   3. a new venv on case 2's volume (warm uv cache: on Runpod, the same pod restarted, as
      a pod's volume is deleted with the pod)
   4. --skip-setup on a prepared image (case 3's venv: the stack is there already)
+  5. a fresh pod with a new, empty network volume (--network-volume; pods get disks of their
+     own, FakeRunpod.use_disks): uv's cache and HF_HOME start empty on the volume
+  6. a second fresh pod with that volume, now warm (a second run, or a restart after a lost
+     pod): a new venv, but uv's cache and the model are on the volume already
 The pods' image is stood in for by a copy of this Python with only torch installed (as the
 Runpod PyTorch image has torch and nothing else), so fresh installs download the trl stack
 from PyPI for real, while torch comes from the image. Needs network access to PyPI.
-Run: python bench/setup_time.py [--keep DIR]
+Run: python bench/setup_time.py [--keep DIR] [--only-volume]
 """
 
 from __future__ import annotations
@@ -110,20 +114,29 @@ def run_case(label: str, world: World, hub: FakeHub, args: list[str]) -> dict[st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="keep the worlds in this folder")
+    parser.add_argument("--only-volume", action="store_true", help="cases 5 and 6 only")
     options = parser.parse_args()
     python = image_python()
     results = []
     with emulated_world(options.keep) as emulated:
         root = emulated.root
+        network = ["--network-volume", "bench-vol", "--volume-gb", "20"]
         cases = [
             ("fresh pod, pip", "pip", "volume-pip", "venv-pip", []),
             ("fresh pod, uv", "uv", "volume-uv", "venv-uv1", []),
             ("new venv, warm uv cache", "uv", "volume-uv", "venv-uv2", []),
             ("--skip-setup, prepared image", "uv", "volume-uv", "venv-uv2", ["--skip-setup"]),
+            ("fresh pod, new network volume", "uv", "workspace-nv", "venv-nv1", network),
+            ("fresh pod, warm network volume", "uv", "workspace-nv", "venv-nv2", network),
         ]
+        if options.only_volume:
+            cases = cases[4:]
         for n, (label, installer, volume, venv, extra) in enumerate(cases):
             world = emulated.world(f"case{n}", root / venv)
-            (root / volume).mkdir(exist_ok=True)
+            if extra == network:  # each pod its own disk; the volume's folder outlives them
+                emulated.runpod.use_disks(root / volume, root / "disks")
+            else:
+                (root / volume).mkdir(exist_ok=True)
             world.write_dotenv(
                 THINNKA_POD_INSTALLER=installer,
                 THINNKA_POD_PYTHON=str(python),

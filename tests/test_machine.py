@@ -12,6 +12,7 @@ from thinnka.handlers import default_handlers
 from thinnka.machine import (
     FAIL_TRIGGER,
     HANDLER_TRIGGERS,
+    RESTART_TRIGGER,
     TRANSITIONS,
     RunState,
     build_machine,
@@ -24,11 +25,19 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def test_every_transition_has_a_handler() -> None:
     handlers = default_handlers()
-    triggers = {t.trigger for t in TRANSITIONS if t.trigger != FAIL_TRIGGER}
+    # fail and restart record what the runner decided; no handler does their work.
+    triggers = {t.trigger for t in TRANSITIONS if t.trigger not in (FAIL_TRIGGER, RESTART_TRIGGER)}
     assert triggers == set(HANDLER_TRIGGERS)
     assert triggers <= set(handlers), triggers - set(handlers)
     for trigger, handler in handlers.items():
         assert handler.trigger == trigger
+
+
+def test_restart_goes_back_from_training_and_is_never_the_way_forward() -> None:
+    restart = [t for t in TRANSITIONS if t.trigger == RESTART_TRIGGER]
+    assert [(t.source, t.dest) for t in restart] == [(RunState.training, RunState.estimated)]
+    step = next_transition(RunState.training)
+    assert step is not None and step.trigger == "push"
 
 
 def test_every_non_final_state_reaches_terminated() -> None:

@@ -50,6 +50,7 @@ def _checks(session: Session) -> list[Check]:
         checks.append(_runpod(services, bool(settings.runpod_api_key), settings.runpod_api))
         if checks[-1].status == "ok":
             checks += _shared_installation(session)
+            checks += _volumes(services)
     hub_settings = ("HF_ENDPOINT", "HF_TOKEN", "HUGGINGFACE_HUB_TOKEN")
     if any(p.startswith(hub_settings) for p in settings.problems):
         checks.append(Check("huggingface", "fail", "not checked: the Hub settings are unusable"))
@@ -111,6 +112,22 @@ def _runpod(services: Services, has_key: bool, transport: str) -> Check:
 
 
 _TRANSPORTS = {"rest": "REST v2", "graphql": "GraphQL"}
+
+
+def _volumes(services: Services) -> list[Check]:
+    """The account's network volumes (REST v2): thinnka never deletes one, and Runpod bills
+    them while they exist, so they are worth seeing."""
+    from thinnka.clients.runpod.volumes import volume_api
+
+    api = volume_api(services.runpod)
+    if api is None:
+        return []
+    try:
+        volumes = api.list_volumes()
+    except ThinnkaError as exc:
+        return [Check("volumes", "warn", f"network volumes not listed: {exc.message}")]
+    listed = ", ".join(f"{v.name} ({v.id}, {v.size_gb} GB, {v.data_center})" for v in volumes)
+    return [Check("volumes", "ok", f"network volumes: {listed or 'none'}")]
 
 
 def _shared_installation(session: Session) -> list[Check]:

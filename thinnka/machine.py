@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FAIL_TRIGGER",
+    "RESTART_TRIGGER",
     "TRANSITIONS",
     "Outcome",
     "RunState",
@@ -114,6 +115,9 @@ _HAPPY_PATH = (
 
 FAIL_TRIGGER = "fail"
 CLEANUP_TRIGGER = "cleanup"
+# The pod was lost under the training: back to `estimated`, and a new pod resumes it from its
+# last checkpoint (thinnka.handlers.restart). Fired by the runner, never a step's way forward.
+RESTART_TRIGGER = "restart"
 
 TRANSITIONS: tuple[Transition, ...] = (
     *_HAPPY_PATH,
@@ -123,6 +127,7 @@ TRANSITIONS: tuple[Transition, ...] = (
         if not state.is_final() and state is not RunState.failed
     ),
     Transition(CLEANUP_TRIGGER, RunState.failed, RunState.terminated),
+    Transition(RESTART_TRIGGER, RunState.training, RunState.estimated),
 )
 
 # The triggers that do work through a handler; ``fail`` only records an error.
@@ -132,7 +137,7 @@ HANDLER_TRIGGERS: tuple[str, ...] = (*(t.trigger for t in _HAPPY_PATH), CLEANUP_
 def next_transition(state: RunState) -> Transition | None:
     """The forward edge out of ``state`` (the happy path, or cleanup after a failure)."""
     for transition in TRANSITIONS:
-        if transition.source is state and transition.trigger != FAIL_TRIGGER:
+        if transition.source is state and transition.trigger not in (FAIL_TRIGGER, RESTART_TRIGGER):
             return transition
     return None
 

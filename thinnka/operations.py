@@ -168,6 +168,7 @@ def drive(
     detach: bool = False,
     wait_for_lease: bool = False,
     abandon: Callable[[RunRecord], ThinnkaError | None] | None = None,
+    follow_restart: bool = True,
 ) -> RunRecord:
     """Drive a run, say how it ended, then flush its notifications (bounded)."""
     try:
@@ -176,6 +177,7 @@ def drive(
             stop_at=RunState.training if detach else None,
             wait_for_lease=wait_for_lease,
             abandon=abandon,
+            follow_restart=follow_restart,
         )
         _report_end(run, runner.output)
         return run
@@ -283,6 +285,7 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
         data["events"] = [event.to_json() for event in store.events(run.id)]
         data["data"] = data_summary(run.plan)
         data["scores"] = [score.to_json() for score in store.scores.of(run.id)]
+        data["pods"] = run_pods(run)
     return data
 
 
@@ -291,6 +294,28 @@ def data_summary(plan: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     keys = ("role", "path", "sha256", "bytes", "rows", "columns", "format")
     found = (plan or {}).get("data") or []
     return [{key: item.get(key) for key in keys} for item in found]
+
+
+def run_pods(run: RunRecord) -> list[dict[str, Any]]:
+    """Every pod of the run, oldest first, with its cost: the ones lost under the training
+    (each replaced by a new pod, ``thinnka.handlers.restart``; cost estimated), then the
+    current one (its share of ``cost_usd``)."""
+    restarts = run.remote.restarts
+    pods = [pod.to_json() for pod in restarts.pods]
+    if run.pod_id is not None:
+        started = restarts.pod_at or run.pod_started_at
+        pods.append(
+            {
+                "pod_id": run.pod_id,
+                "gpu_type": run.gpu_type,
+                "cost_per_hr": run.cost_per_hr,
+                "started_at": started.isoformat() if started else None,
+                "ended_at": None,
+                "cost_usd": round(max(run.cost_usd - restarts.earlier_cost, 0.0), 6),
+                "why": "current",
+            }
+        )
+    return pods
 
 
 def retry_class(reason: str | None) -> str | None:
@@ -313,6 +338,14 @@ def cost_report(session: Session, run: RunRecord) -> dict[str, Any]:
         except ThinnkaError:
             billed = None  # offline or refused: the estimate still says something
         if billed is not None:
+            # Pods lost before this one (restarts): billed where Runpod has them, else
+            # their estimate.
+            for pod in run.remote.restarts.pods:
+                try:
+                    earlier = session.get_services().runpod.billed_cost(pod.pod_id)
+                except ThinnkaError:
+                    earlier = None
+                billed += pod.cost_usd if earlier is None else earlier
             return {"cost_usd": round(billed, 6), "cost_basis": "billed"}
     estimate = run.cost_usd
     if not run.state.is_final() and run.pod_started_at and run.cost_per_hr:

@@ -8,7 +8,7 @@ later steps and ``resume`` never need to ask the Hub again.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from thinnka.clients.hub import HubModel
@@ -170,6 +170,8 @@ class Plan:
     rendered: Rendered
     warnings: list[str]
     data: tuple[LocalData, ...] = ()
+    checkpoints: dict[str, Any] = field(default_factory=dict)
+    volume: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         r, t = self.rendered, self.training
@@ -216,6 +218,8 @@ class Plan:
             "limits": limits_json(self.options),
             "data": [item.to_json() for item in self.data],
             "evaluation": evaluation_json(self.options, self.data),
+            "checkpoints": self.checkpoints,
+            "network_volume": self.volume,
         }
 
 
@@ -243,7 +247,14 @@ def make_plan(services: Services, options: RunOptions) -> Plan:
     paths = remote_paths(services.settings, "<run-id>", options, gate)
     rendered = render(options, gate.model_context(), paths, training)
     warnings = [*gate.warnings, *(w for item in data for w in item.warnings)]
-    return Plan(options, gate, training, need, candidates, verdicts, rendered, warnings, data)
+    checkpoints = checkpoints_json(options, gate, training, rendered.recipe)
+    if checkpoints.get("warning"):
+        warnings.append(str(checkpoints["warning"]))
+    volume = volume_json(services, options, candidates, warnings)
+    return Plan(
+        options, gate, training, need, candidates, verdicts, rendered, warnings, data,
+        checkpoints, volume,
+    )  # fmt: skip
 
 
 def evaluation_json(options: RunOptions, data: tuple[LocalData, ...]) -> dict[str, Any] | None:
@@ -265,3 +276,61 @@ def evaluation_json(options: RunOptions, data: tuple[LocalData, ...]) -> dict[st
         )
     metrics = "eval loss and perplexity" if options.sft else "mean of each reward function"
     return {"split": split, "rows": held, "metrics": metrics}
+
+
+def checkpoints_json(
+    options: RunOptions, gate: GateFacts, training: TrainingPlan, recipe: dict[str, Any]
+) -> dict[str, Any]:
+    """Where the run's checkpoints go, how often (the recipe's, --set included), and what a
+    save weighs and costs (``thinnka.planning.checkpoints``)."""
+    from thinnka.planning.checkpoints import checkpoint_cadence, checkpoint_cost
+
+    cadence = checkpoint_cadence(options)
+    strategy = recipe.get("save_strategy", "steps")
+    cost = checkpoint_cost(
+        options, gate.model_facts().num_parameters, training.method, cadence.where
+    )
+    return {
+        "where": cadence.where,
+        "save_strategy": strategy,
+        "save_steps": recipe.get("save_steps"),
+        "keep": recipe.get("save_total_limit"),
+        "size_gb": round(cost.size_bytes / 1e9, 3),
+        "upload_s": None if cost.upload_s is None else round(cost.upload_s, 1),
+        "max_restarts": options.max_restarts,
+        "warning": cost.warning,
+    }
+
+
+def volume_json(
+    services: Services, options: RunOptions, candidates: list[GpuOffer], warnings: list[str]
+) -> dict[str, Any] | None:
+    """The network volume's data center and the candidates with stock there (where the
+    volume would be created, when it does not exist yet); None without --network-volume."""
+    from thinnka.clients.runpod.volumes import find_volume, volume_api
+
+    if not options.network_volume:
+        return None
+    api = volume_api(services.runpod)
+    if api is None:
+        warnings.append("--network-volume needs Runpod's REST v2 API.")
+        return None
+    try:
+        stocked = {c.id: api.gpu_data_centers(c.id, options.gpu_count) for c in candidates}
+        volume = find_volume(api, options.network_volume)
+    except ThinnkaError as exc:
+        warnings.append(f"Network volume {options.network_volume} not checked: {exc.message}")
+        return None
+    where: str | None
+    if volume is not None:
+        where, exists = volume.data_center, True
+    else:
+        where = next((dcs[0] for c in candidates if (dcs := stocked[c.id])), None)
+        exists = False
+    return {
+        "name": options.network_volume,
+        "exists": exists,
+        "id": volume.id if volume else None,
+        "data_center": where,
+        "candidates": [c.id for c in candidates if where is not None and where in stocked[c.id]],
+    }

@@ -222,7 +222,9 @@ def _recover_one(session: Session, run: RunRecord, output: Output) -> RunAction:
     # slow sink costs the pass one bounded wait, not one per run.
     notifier = notifier_for(session.settings, run.options, output, session.store, deliver=False)
     notifier.run_id = run.id
-    finished = drive(session.runner(notifier), run.id, abandon=abandon)
+    # A pod lost under the training is replaced and the training restarted (detached, from
+    # its last checkpoint), but cron never follows it: the next pass, or `resume`, does.
+    finished = drive(session.runner(notifier), run.id, abandon=abandon, follow_restart=False)
     return RunAction(
         run.id,
         before,

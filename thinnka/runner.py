@@ -42,7 +42,14 @@ from thinnka.lease import (
     write_stop_note,
 )
 from thinnka.logs import redact
-from thinnka.machine import FAIL_TRIGGER, Outcome, RunState, build_machine, next_transition
+from thinnka.machine import (
+    FAIL_TRIGGER,
+    RESTART_TRIGGER,
+    Outcome,
+    RunState,
+    build_machine,
+    next_transition,
+)
 from thinnka.options import RunOptions
 from thinnka.reasons import STEP_TIMEOUTS, Reason
 from thinnka.services import LiveServices, Services
@@ -135,8 +142,12 @@ class Runner:
         stop_at: RunState | None = None,
         wait_for_lease: bool = False,
         abandon: Callable[[RunRecord], ThinnkaError | None] | None = None,
+        follow_restart: bool = True,
     ) -> RunRecord:
         """Advance ``run_id`` until it is terminated (or reaches ``stop_at``).
+
+        A pod lost under the training is replaced (``thinnka.handlers.restart``); without
+        ``follow_restart`` (``recover``) the drive stops once the new training started.
 
         Raises ``LeaseHeld`` when another live process drives it; with
         ``wait_for_lease`` (``resume``), a holder on another host is first given
@@ -164,7 +175,7 @@ class Runner:
                     run = self._fail(run, stop)
                 while True:
                     try:
-                        run = self._advance(run, heartbeat, stop_at)
+                        run = self._advance(run, heartbeat, stop_at, follow_restart)
                         break
                     except KeyboardInterrupt as exc:
                         # Wherever the signal landed, in a step or between two of them.
@@ -181,7 +192,11 @@ class Runner:
         return self.store.get(run_id)
 
     def _advance(
-        self, run: RunRecord, heartbeat: LeaseKeeper, stop_at: RunState | None
+        self,
+        run: RunRecord,
+        heartbeat: LeaseKeeper,
+        stop_at: RunState | None,
+        follow_restart: bool = True,
     ) -> RunRecord:
         """Step until the run is final (or at ``stop_at``); a failing step fails the run."""
         while not run.state.is_final():
@@ -214,7 +229,18 @@ class Runner:
                 if run.state is RunState.pushed and not isinstance(exc, Cancelled):
                     self._defer_termination(run, exc)
                     break
-                run = self._fail(self.store.get(run.id), exc)
+                current = self.store.get(run.id)
+                if (
+                    current.state is RunState.training
+                    and failure_reason(current, exc) is Reason.pod_lost
+                ):
+                    restarted, exc = self._restart(current, exc, heartbeat)
+                    if restarted is not None:
+                        run = restarted
+                        if not follow_restart:
+                            stop_at = RunState.training  # recover starts it, never follows it
+                        continue
+                run = self._fail(current, exc)
             except Exception as exc:  # a bug: still clean up the pod
                 logger.exception("step crashed", state=run.state.value)
                 error = ThinnkaError(f"Internal error: {exc!r}", reason=Reason.internal)
@@ -314,7 +340,7 @@ class Runner:
         if transition is None:  # pragma: no cover - the completeness test forbids it
             raise StateConflict(f"No way forward from {run.state.value}")
         handler = self.handlers[transition.trigger]
-        ctx = self._context(run, handler, heartbeat)
+        ctx = self._context(run, handler.timeout_s(run), heartbeat)
         started = time.monotonic()
         crash_point(transition.trigger, "before")
         result = handler.run(ctx)
@@ -348,7 +374,7 @@ class Runner:
         )
         return updated
 
-    def _context(self, run: RunRecord, handler: Handler, heartbeat: LeaseKeeper) -> StepContext:
+    def _context(self, run: RunRecord, timeout_s: float, heartbeat: LeaseKeeper) -> StepContext:
         def check_cancelled() -> None:
             if heartbeat.lost:
                 raise StateConflict(f"Lost the lease on run {run.id}; stopping.")
@@ -360,7 +386,7 @@ class Runner:
             settings=self.settings,
             services=self.services,
             output=self.output,
-            deadline=time.monotonic() + handler.timeout_s(run),
+            deadline=time.monotonic() + timeout_s,
             record=lambda facts: self._record(run.id, facts),
             note=lambda kind, message: self.store.add_event(run.id, kind, message),
             check_cancelled=check_cancelled,
@@ -391,6 +417,32 @@ class Runner:
             updates={"error_message": message, "error_reason": str(reason)},
             outcome=outcome,
         )
+
+    def _restart(
+        self, run: RunRecord, error: ThinnkaError, heartbeat: LeaseKeeper
+    ) -> tuple[RunRecord | None, ThinnkaError]:
+        """The pod was lost under the training: fire ``restart`` (back to ``estimated``, a new
+        pod resumes it) when ``restart_for`` plans one; else the error, saying why not."""
+        from thinnka.handlers.restart import RESTART_TIMEOUT_S, restart_for
+
+        if run.cancel_requested:
+            return None, error
+        planned, error = restart_for(self._context(run, RESTART_TIMEOUT_S, heartbeat), error)
+        if planned is None:
+            return None, error
+        message = redact(planned.message, self.settings.secrets())
+        self.output.event("restart", message, **planned.fields)
+        updated = self.store.transition(
+            run.id,
+            owner=self.owner,
+            source=RunState.training,
+            dest=RunState.estimated,
+            trigger=RESTART_TRIGGER,
+            message=message,
+            updates=planned.updates,
+        )
+        logger.info("transition", trigger=RESTART_TRIGGER, src="training", dst="estimated")
+        return updated, error
 
     def _defer_termination(self, run: RunRecord, error: ThinnkaError) -> None:
         """The model is pushed but the pod would not go (the terminate step retried it with

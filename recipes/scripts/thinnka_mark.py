@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "thinnka-run.json"  # thinnka/handlers/push.py's RUN_MARKER
+# transformers' folder of the last checkpoint (hub_strategy="checkpoint"): deleted in the
+# marker's commit, so the repo's head holds the final model only (thinnka.planning.checkpoints).
+CHECKPOINT_FOLDER = "last-checkpoint"
 _ATTEMPTS = 4  # with 2, 4, 8 s between: a Hub hiccup, not an outage
 
 
@@ -68,6 +71,25 @@ def marker(run_id: str, head: str | None, job: str | None, output_dir: str | Non
     return (json.dumps(body, indent=1) + "\n").encode()
 
 
+def _drop_checkpoint(api: Any, checkpoints: str, repo: str) -> None:
+    """With --merge-model the checkpoints went to the adapter's repo: its last-checkpoint/
+    goes too (best effort: the final model is recorded already)."""
+    if checkpoints == repo:
+        return  # deleted in the marker's own commit
+    from huggingface_hub import CommitOperationDelete
+
+    try:
+        if any(f.startswith(f"{CHECKPOINT_FOLDER}/") for f in api.list_repo_files(checkpoints)):
+            api.create_commit(
+                checkpoints,
+                operations=[CommitOperationDelete(f"{CHECKPOINT_FOLDER}/", is_folder=True)],
+                commit_message="thinnka: the final model is pushed; last checkpoint removed",
+            )
+    except Exception as exc:  # never fails the recorded push
+        print(f"thinnka: {CHECKPOINT_FOLDER}/ of {checkpoints} not removed: "
+              f"{type(exc).__name__}", file=sys.stderr, flush=True)  # fmt: skip
+
+
 def main() -> int:
     run_id = os.environ.get("THINNKA_RUN_ID", "")
     repo = os.environ.get("THINNKA_PUSH_REPO", "")
@@ -75,7 +97,7 @@ def main() -> int:
         print("thinnka: no THINNKA_RUN_ID/THINNKA_PUSH_REPO; the final push is not recorded",
               file=sys.stderr, flush=True)  # fmt: skip
         return 2
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     api = HfApi()
     delay = 2.0
@@ -83,10 +105,14 @@ def main() -> int:
         try:
             head = api.repo_info(repo).sha
             job, output_dir = os.environ.get("THINNKA_JOB"), os.environ.get("THINNKA_OUTPUT_DIR")
-            api.upload_file(
-                path_or_fileobj=marker(run_id, head, job, output_dir),
-                path_in_repo=MARKER,
-                repo_id=repo,
+            operations: list[Any] = [
+                CommitOperationAdd(MARKER, marker(run_id, head, job, output_dir)),
+            ]
+            if any(f.startswith(f"{CHECKPOINT_FOLDER}/") for f in api.list_repo_files(repo)):
+                operations.append(CommitOperationDelete(f"{CHECKPOINT_FOLDER}/", is_folder=True))
+            api.create_commit(
+                repo,
+                operations=operations,
                 commit_message=f"thinnka: final push of run {run_id}",
             )
         except Exception as exc:  # any Hub or network error: retried a bounded number of times
@@ -101,6 +127,7 @@ def main() -> int:
             delay *= 2
             continue
         print(f"thinnka: final push of run {run_id} recorded on {repo} ({MARKER})", flush=True)
+        _drop_checkpoint(api, os.environ.get("THINNKA_CHECKPOINT_REPO") or repo, repo)
         return 0
     return 1
 

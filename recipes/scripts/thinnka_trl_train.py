@@ -185,6 +185,8 @@ def main() -> None:
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and os.path.isdir(training_args.output_dir):
         checkpoint = get_last_checkpoint(training_args.output_dir)
+    if checkpoint is not None:
+        print(f"thinnka: trainer resumes from {checkpoint}", flush=True)
     if held is not None:
         add_scores_to_card(trainer)
         scored_train(trainer, mode, label, lambda: trainer.train(resume_from_checkpoint=checkpoint))

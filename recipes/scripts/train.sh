@@ -20,6 +20,12 @@ if [ -f wandb_key ]; then
   export WANDB_API_KEY
 fi
 if [ "${THINNKA_TRACE:-0}" = "1" ]; then set -x; fi
+# A training restarted on a new pod (its earlier pod was lost) resumes from a checkpoint:
+# thinnka_restore.py puts it into the output folder (from the Hub, or finds it on the
+# network volume), where the trainer's get_last_checkpoint picks it up.
+if [ "${THINNKA_JOB:-}" = "train" ] && [ -n "${THINNKA_RESTORE_STEP:-}" ]; then
+  python thinnka_restore.py
+fi
 # The last job of the chain (THINNKA_FINAL_JOB, from run.env; THINNKA_JOB from job.sh) made
 # the final push once it exits 0: only then is thinnka-run.json written to the Hub, which is
 # what thinnka's push check looks for (every earlier commit may be a checkpoint). A job the

@@ -70,13 +70,33 @@ STORIES: dict[str, tuple[str, str]] = {
         "failed (`max_cost`)",
         "tests/pod/test_watchdog.py::test_watchdog_and_orchestrator_agree_on_the_deadline",
     ),
-    "pod lost during training (host failure, console terminate)": (
+    "pod lost during training with `--max-restarts 0` (host failure, console terminate)": (
         "failed (`pod_lost`)",
         "tests/e2e/test_watchdog.py::test_a_pod_lost_during_training_fails_the_run_with_pod_lost_within_a_minute",
     ),
-    "the trainer created the target repo, the pod stopped before any push": (
+    "the trainer created the target repo, the pod stopped before any push, `--max-restarts 0`": (
         "failed (`pod_lost`)",
         "tests/e2e/test_watchdog.py::test_a_repo_the_trainer_created_with_nothing_pushed_is_no_success",
+    ),
+    "pod lost during training after a checkpoint was pushed to the Hub": (
+        "succeeded",
+        "tests/e2e/test_durable_runs.py::test_a_pod_lost_after_a_hub_checkpoint_is_replaced_and_the_training_resumes",
+    ),
+    "pod lost during training with `--network-volume`, after a checkpoint was saved": (
+        "succeeded",
+        "tests/e2e/test_durable_runs.py::test_a_pod_lost_with_a_network_volume_resumes_from_the_volume_in_its_data_center",
+    ),
+    "pod lost during training and the orchestrator killed too, then `resume`": (
+        "succeeded",
+        "tests/e2e/test_durable_runs.py::test_resume_restarts_and_follows_a_training_whose_pod_and_orchestrator_died",
+    ),
+    "pod lost during training and the orchestrator killed too, then `recover`": (
+        "succeeded (after `recover` passes)",
+        "tests/e2e/test_durable_runs.py::test_recover_restarts_a_training_whose_pod_and_orchestrator_both_died",
+    ),
+    "pod lost during training every time, before any checkpoint": (
+        "failed (`pod_lost`)",
+        "tests/e2e/test_durable_runs.py::test_max_restarts_bounds_a_pod_lost_every_time",
     ),
     "a second `run` to a repo a live run pushes to (a sweep with the default `--hub-model-id`)": (
         "refused (exit 2)",

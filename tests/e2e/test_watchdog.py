@@ -174,7 +174,8 @@ def test_a_pod_lost_during_training_fails_the_run_with_pod_lost_within_a_minute(
     """A checkpoint was pushed before the pod went: it is named, not taken for the model."""
     world = standin_world
     tell_standin(world, steps=100000, step_s=0.1, push_every=5)
-    run_id, proc = start_and_wait_for_training(world)
+    # --max-restarts 0: no new pod (tests/e2e/test_durable_runs.py has the restarts).
+    run_id, proc = start_and_wait_for_training(world, "--max-restarts", "0")
     hub_id = world.show(run_id)["hub_model_id"]
     wait_for_a_checkpoint(world, hub_id)
     world.runpod.kill_pod(world.show(run_id)["pod_id"], vanish=True)  # console terminate
@@ -195,7 +196,7 @@ def test_a_repo_the_trainer_created_with_nothing_pushed_is_no_success(
     the pod stops (EXITED) before any push: that commit is not the model."""
     world = standin_world
     tell_standin(world, steps=100000, step_s=0.1)
-    run_id, proc = start_and_wait_for_training(world)
+    run_id, proc = start_and_wait_for_training(world, "--max-restarts", "0")
     shown = world.show(run_id)
     hub_id = shown["hub_model_id"]
     assert shown["remote"]["hub_baseline"] is None  # the repo did not exist before training

@@ -445,10 +445,14 @@ def test_reward_names_are_checked_against_the_trainers_registry() -> None:
 
 def test_dotted_rewards_under_openr1_use_the_wrapper_and_ship_thinnkas_module() -> None:
     tags = {"answer_tag": "<answer>", "answer_end_tag": "</answer>"}
-    plain = go(**tags)
+    # Without evaluation (which needs the wrapper's scoring) Open R1's own script runs.
+    plain = go(**tags, eval_fraction=0.0)
     assert plain.recipe["reward_funcs"] == ["accuracy", "format", "tag_count"]
     assert plain.command[4] == "/opt/open-r1/src/open_r1/grpo.py"
     assert "thinnka_rewards.py" not in plain.files
+    scored = go(**tags)
+    assert scored.command[4].endswith("thinnka_openr1.py")
+    assert "thinnka_rewards.py" not in scored.files
     mixed = go(**tags, overrides=sets("reward_funcs=[accuracy, thinnka_rewards.format_reward]"))
     assert mixed.command[4].endswith("thinnka_openr1.py")
     assert "thinnka_rewards.py" in mixed.files and "thinnka_rewards.json" in mixed.files

@@ -103,3 +103,17 @@ def test_shell_pool_reuses_live_shells_only_and_closes_all() -> None:
     assert pool.get("r-1") is live and pool.get("r-2") is None and pool.get("r-3") is None
     pool.close_all()
     assert live.closed and dead.closed and pool.get("r-1") is None
+
+
+def test_restart_facts_round_trip_and_stay_absent_until_a_restart() -> None:
+    import datetime as dt
+
+    from thinnka.store.records import RemoteFacts
+    from thinnka.store.restart_facts import EarlierPod, RestartFacts
+
+    assert "restarts" not in RemoteFacts().to_json()  # a run that never lost a pod
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    lost = EarlierPod("pod1", "NVIDIA L40S", 0.79, when, when + dt.timedelta(hours=1), 0.79, "lost")
+    facts = RestartFacts(1, False, 40, "abc123", when, (lost,))
+    back = RemoteFacts.from_json(RemoteFacts(restarts=facts).to_json())
+    assert back.restarts == facts and back.restarts.earlier_cost == 0.79

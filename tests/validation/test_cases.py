@@ -208,3 +208,56 @@ def test_a_hub_model_id_in_a_namespace_the_token_cannot_write_is_a_usage_error(
     _refused(
         plan_world, ["--hub-model-id", "other-org/overwrite-me"], "cannot write to 'other-org'"
     )
+
+
+# ------------------------------------------------------------------ durable runs (issue 22)
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--max-restarts", "11"], "--max-restarts must be between 0 and 10"),
+        (["--max-restarts", "-1"], "--max-restarts must be between 0 and 10"),
+        (["--network-volume", "a b"], "--network-volume may hold"),
+        (["--network-volume", "vol", "--cloud-type", "COMMUNITY"], "needs Secure Cloud"),
+    ],
+)
+def test_durable_run_options_out_of_range_cost_nothing(
+    plan_world: PlanWorld, args: list[str], message: str
+) -> None:
+    _refused(plan_world, args, message)
+
+
+def test_a_network_volume_on_the_graphql_transport_is_refused(plan_world: PlanWorld) -> None:
+    """Volumes are a REST v2 resource: a run on GraphQL could not attach one."""
+    plan_world.write_dotenv(THINNKA_RUNPOD_API="graphql")
+    _refused(plan_world, ["--network-volume", "vol"], "--network-volume needs Runpod's REST v2")
+
+
+def test_plan_shows_checkpoints_and_the_volume_it_would_create(plan_world: PlanWorld) -> None:
+    """`plan` creates nothing: it says where the volume would be made and which candidates
+    have stock there, and where checkpoints go and what a save costs."""
+    result = plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft",
+                            "--network-volume", "ckpt-vol")  # fmt: skip
+    assert result.code == 0, result.err
+    plan = json.loads(result.out)
+    volume, checkpoints = plan["network_volume"], plan["checkpoints"]
+    assert (volume["name"], volume["exists"]) == ("ckpt-vol", False)
+    assert volume["data_center"] and plan["gpu"] in volume["candidates"]
+    assert (checkpoints["where"], checkpoints["save_steps"]) == ("volume", 60)
+    assert checkpoints["upload_s"] is None and plan["recipe"]["hub_strategy"] == "end"
+    hub = json.loads(plan_world.cli("plan", "--json", "--repo-id", plan_world.model, "--sft").out)
+    assert hub["checkpoints"]["where"] == "hub" and hub["checkpoints"]["upload_s"] is not None
+    assert hub["network_volume"] is None
+    text = plan_world.cli("plan", "--repo-id", plan_world.model, "--sft",
+                          "--network-volume", "ckpt-vol")  # fmt: skip
+    assert "checkpoints  every 60 steps to the network volume" in text.out
+    assert f"volume  ckpt-vol will be created in {volume['data_center']}" in text.out
+    plan_world.assert_nothing_created()
+    assert plan_world.runpod.volumes() == []
+
+
+def test_a_chat_template_that_is_neither_file_nor_template_creates_no_run(
+    plan_world: PlanWorld,
+) -> None:
+    """`run` created the row and failed in the estimate step, where `plan` refused (exit 2):
+    the template check now runs before the row, as the GPU checks do."""
+    _refused(plan_world, ["--chat-template", "[.nan]"], "neither an existing file nor a Jinja")

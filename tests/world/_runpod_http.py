@@ -92,6 +92,7 @@ def _control(fake: FakeRunpod, method: str, name: str, body: dict[str, Any]) -> 
         "boot_delay": lambda: fake.set_boot_delay(float(body["seconds"])),
         "never_boot": lambda: fake.never_boot(bool(body.get("enabled", True)), body.get("pod_id")),
         "kill": lambda: fake.kill_pod(body["pod_id"], vanish=bool(body.get("vanish"))),
+        "lose": lambda: fake.lose_pod(body["pod_id"]),
         "foreign_pod": lambda: {"id": fake.add_foreign_pod(**body)},
         "advance": lambda: fake.advance_time(float(body["seconds"])),
         "accounts": lambda: asdict(fake.add_account(body.get("pub_key", ""))),

@@ -28,6 +28,7 @@ from tests.world._runpod_v2render import (
     render_v2,
 )
 from tests.world._runpod_v2schema import action_errors, create_errors, create_rule_error
+from tests.world._runpod_volumes import handle_volumes, mount_error, volume_data_center
 
 __all__ = ["TITLES", "V2Reply", "handle_v2", "problem"]
 
@@ -93,6 +94,11 @@ def _route(
     try:
         if parts[:1] == ["pods"]:
             return _pods(world, account, method, parts[1:], body)
+        if parts[:1] == ["network-volumes"]:
+            status, answer = handle_volumes(world, account, method, parts[1:], body)
+            if status >= 400:
+                return problem(status, answer["detail"], answer.get("errors"))
+            return _ok(answer, status)
         if parts[:2] == ["catalog", "gpus"] and method == "GET" and len(parts) <= 3:
             return _catalog(world, parts[2] if len(parts) == 3 else None, params)
         if parts == ["billing", "pods"] and method == "GET":
@@ -164,6 +170,9 @@ def _create(world: World, account: Account, body: Any) -> V2Reply:
     cloud = body.get("cloud") or "SECURE"  # an omitted cloud is SECURE; there is no "any"
     if not _placeable(world, body, gpu_in, cloud):
         return problem(400, NO_CAPACITY)
+    mounting = mount_error(world, account, body, cloud)
+    if mounting is not None:
+        return problem(400, NO_CAPACITY if mounting == "capacity" else mounting)
     count = gpu_in.get("count", 1)
     mounts = body.get("mounts") or {}
     persistent = mounts.get("persistent") or {}
@@ -181,7 +190,8 @@ def _create(world: World, account: Account, body: Any) -> V2Reply:
         "volumeInGb": persistent.get("size"),
         "volumeMountPath": persistent.get("path") or network.get("path"),
         "networkVolumeId": network.get("volumeId"),
-        "dataCenterId": (body.get("dataCenterIds") or [None])[0],
+        "dataCenterId": volume_data_center(world, network.get("volumeId"))
+        or (body.get("dataCenterIds") or [None])[0],
         "minVcpuCount": gpu_in.get("minVcpuCountPerGpu", 0) * count,
         "minMemoryInGb": gpu_in.get("minRamPerGpu", 0) * count,
         "startSsh": body.get("startSsh", False),  # v2's default: no SSH service

@@ -59,6 +59,7 @@ from tests.world._runpod_records import (
     price_for,
 )
 from tests.world._runpod_v2state import RateLimiter, RequestRecord, V2Knobs
+from tests.world._runpod_volumes import disks_on_create, disks_on_terminate, reset_volumes
 
 __all__ = ["World"]
 
@@ -153,6 +154,7 @@ class World:
             for account in self.accounts.values():
                 account.pods.clear()
             on_reset(self)
+            reset_volumes(self)
             self.accounts[self.main.account_id].pub_key = pub_key
 
     # ---- catalog -----------------------------------------------------------------------------
@@ -285,6 +287,7 @@ class World:
         # A v2 create without startSsh: true gets no SSH service (v2 defaults it to false);
         # GraphQL inputs may omit it. The pod's own key and env either way.
         on_pod_created(self, pod, authorize=bool(spec.get("startSsh", True)))
+        disks_on_create(self, pod)  # its own disk, or its network volume (when disks are on)
         return pod
 
     def _take_stock(self, pod: Pod) -> None:
@@ -379,6 +382,7 @@ class World:
                 by,
             )
             on_pod_terminated(self, pod_id)
+            disks_on_terminate(self, pod_id)  # a pod's disk goes with it; a volume stays
 
     def find(self, pod_id: str) -> tuple[Account, Pod]:
         """Locate a live pod on any account (control surface); KeyError when absent."""

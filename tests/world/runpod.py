@@ -21,6 +21,7 @@ import argparse
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Unpack
 
@@ -41,6 +42,8 @@ from tests.world._runpod_records import (
 )
 from tests.world._runpod_state import World
 from tests.world._runpod_v2state import RateLimiter, RequestRecord
+from tests.world._runpod_volumes import registry as volume_registry
+from tests.world._runpod_volumes import use_disks
 from tests.world._serve import serve_until_signalled
 
 __all__ = ["AccountKeys", "FakeRunpod", "PodLedgerEntry", "PodView", "RequestRecord", "main"]
@@ -268,6 +271,23 @@ class FakeRunpod:
     def kill_pod(self, pod_id: str, *, vanish: bool = False) -> None:
         """The pod dies under the client: EXITED with runtime null, or gone entirely."""
         self.world.kill(pod_id, vanish=vanish)
+
+    def lose_pod(self, pod_id: str) -> None:
+        """Runpod loses the pod (a host failure, a console terminate): it is gone, and so
+        is its disk (with disks on, ``use_disks``); a network volume's files stay."""
+        self.world.kill(pod_id, vanish=True)
+
+    def use_disks(self, root: Path, store: Path) -> None:
+        """From now on each pod gets its own disk as ``root`` (its /workspace): a fresh one,
+        or its network volume's; a terminated or lost pod's disk is deleted
+        (``tests/world/_runpod_volumes.py``)."""
+        use_disks(self.world, root, store)
+
+    def volumes(self) -> list[dict[str, Any]]:
+        """Every network volume of every account, as v2 renders it."""
+        reg = volume_registry(self.world)
+        with reg.lock:
+            return [v.render() for v in reg.volumes.values()]
 
     def add_foreign_pod(
         self,

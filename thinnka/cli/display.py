@@ -80,6 +80,14 @@ def print_run(data: dict[str, Any]) -> None:
     if data["error"]:
         _console.print(f"  [red]error[/red]     {data['error']['message']}")
         _console.print(f"  {'reason':9} {data['error']['reason']}")
+    if len(data.get("pods") or []) > 1:  # pods lost under the training, then the current one
+        pods = Table("pod", "gpu", "$/hour", "cost", "ended")
+        for pod in data["pods"]:
+            price = "-" if pod["cost_per_hr"] is None else f"{pod['cost_per_hr']:.2f}"
+            ended = (pod["ended_at"] or "")[:19].replace("T", " ") or pod["why"]
+            pods.add_row(pod["pod_id"], pod["gpu_type"] or "", price,
+                         _money(pod["cost_usd"]), ended)  # fmt: skip
+        _console.print(pods)
     table = Table("at", "event", "from", "to", "message")
     for event in data["events"]:
         table.add_row(
@@ -140,6 +148,23 @@ def print_plan(plan: Plan) -> None:
         markup=False,
     )
     print_plan_data(data)
+    ckpt = data.get("checkpoints") or {}
+    if ckpt:
+        place = "the Hub (last-checkpoint/)" if ckpt["where"] == "hub" else "the network volume"
+        upload = f", about {ckpt['upload_s']:g} s to upload" if ckpt["upload_s"] else ""
+        _console.print(
+            f"  checkpoints  every {ckpt['save_steps']} steps to {place}, {ckpt['keep']} kept; "
+            f"about {ckpt['size_gb']:g} GB each{upload}; up to {ckpt['max_restarts']} new "
+            "pods if one is lost"
+        )
+    volume = data.get("network_volume")
+    if volume:
+        state = f"exists ({volume['id']})" if volume["exists"] else "will be created"
+        there = ", ".join(volume["candidates"]) or "none of the candidates has stock there"
+        _console.print(
+            f"  volume  {volume['name']} {state} in {volume['data_center'] or '?'}; "
+            f"candidates there: {there}"
+        )
     for note in data["notes"]:
         _console.print(f"  note: {note}")
     for warning in data["warnings"]:

@@ -177,6 +177,12 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
          "Seconds the pod's watchdog waits, after the job ends unfollowed, before terminating it."),
     _run("detach", "--detach", bool,
          "Return once training has started; `thinnka resume` or `recover` finish the run."),
+    _run("network_volume", "--network-volume", str | None,
+         "Runpod network volume (by name) for caches and checkpoints: created in a data center "
+         "with stock when absent (--volume-gb), reused when present, never deleted (REST v2)."),
+    _run("max_restarts", "--max-restarts", int,
+         "New pods after a pod is lost during training, resuming from the last checkpoint "
+         "(0: the run fails with pod_lost instead)."),
     _run("overrides", "--set", list[str] | None,
          "Override a key of the rendered training recipe: KEY=VALUE (repeatable)."),
 )  # fmt: skip

@@ -170,6 +170,10 @@ class HubClient:
 
     def latest_commit(self, repo_id: str) -> HubCommit | None:
         """The newest commit of ``repo_id`` (its time and title); None if the repo is absent."""
+        return max(self.commits(repo_id), key=lambda c: c.created_at, default=None)
+
+    def commits(self, repo_id: str) -> list[HubCommit]:
+        """Every commit of ``repo_id``'s main branch, newest first; empty if it is absent."""
 
         def once() -> list[Any]:
             with _translate(repo_id, self.endpoint, preflight=False):
@@ -179,11 +183,9 @@ class HubClient:
         try:
             commits = self._retried(once)
         except NotFoundError:
-            return None
-        newest = max(commits, key=lambda c: c.created_at, default=None)
-        if newest is None:
-            return None
-        return HubCommit(newest.commit_id, newest.created_at, newest.title or "")
+            return []
+        found = [HubCommit(c.commit_id, c.created_at, c.title or "") for c in commits]
+        return sorted(found, key=lambda c: c.created_at, reverse=True)
 
     def json_at_head(self, repo_id: str, filename: str) -> dict[str, Any] | None:
         """A small JSON file of ``repo_id``'s main branch, read afresh (not from the cache);

@@ -74,8 +74,9 @@ class ConnectHandler:
 
     def timeout_s(self, run: RunRecord) -> float:
         minutes = run.options.ssh_timeout_min
-        if run.pod_started_at is not None:  # a resumed wait keeps the original budget
-            elapsed = (utcnow() - run.pod_started_at) / dt.timedelta(seconds=1)
+        created = run.remote.restarts.pod_at or run.pod_started_at  # this pod's creation
+        if created is not None:  # a resumed wait keeps the original budget
+            elapsed = (utcnow() - created) / dt.timedelta(seconds=1)
             return max(60.0, minutes * 60 - elapsed)
         return minutes * 60.0
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from thinnka.data.upload import upload_run_data
 from thinnka.handlers.base import rendered_for_run
+from thinnka.handlers.restart import forget_jobs
 from thinnka.options.limits import push_pause_s
 from thinnka.pod.jobs import follow_job, require_pod
 from thinnka.pod.shell import open_shell
@@ -29,7 +30,7 @@ __all__ = ["InstallHandler", "final_push_job", "run_env"]
 
 _OWN_SCRIPTS = (
     "job.sh", "train.sh", "check_stack.py", "setup_common.sh", "prefetch.py", "thinnka_mark.py",
-    "probe_python.py", "thinnka_push.py",
+    "probe_python.py", "thinnka_push.py", "thinnka_restore.py",
 )  # fmt: skip
 
 
@@ -64,6 +65,9 @@ def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[st
         # that the final model is there, not a checkpoint pushed on the way.
         "THINNKA_FINAL_JOB": final_push_job(rendered),
         "THINNKA_PUSH_REPO": ctx.run.hub_model_id or "",
+        # Where the trainer pushes checkpoints (last-checkpoint/): the target, or the adapter's
+        # repo with --merge-model. A restart fetches from it; the final mark cleans it.
+        "THINNKA_CHECKPOINT_REPO": str(rendered.recipe.get("hub_model_id") or ""),
         "THINNKA_OUTPUT_DIR": paths.output_dir,
         # When the trainer saved its model but its final push failed, train.sh pushes the
         # output folder itself (thinnka_push.py), pausing this long after the first failure.
@@ -78,6 +82,13 @@ def run_env(ctx: StepContext, paths: RemotePaths, rendered: Rendered) -> dict[st
     if ctx.settings.hf_endpoint:
         env["HF_ENDPOINT"] = ctx.settings.hf_endpoint
         env["HF_HUB_DISABLE_XET"] = "1"  # a non-Hub endpoint speaks no xet
+    restarts = ctx.run.remote.restarts
+    if restarts.count:
+        # A new pod after a lost one: train.sh resumes from this checkpoint (thinnka_restore.py
+        # fetches it from the Hub commit, or finds it on the network volume); a restart from
+        # scratch names step 0.
+        env["THINNKA_RESTORE_STEP"] = str(restarts.step or 0)
+        env["THINNKA_RESTORE_COMMIT"] = restarts.commit or ""
     env.update(rendered.setup_env)
     return env
 
@@ -95,6 +106,8 @@ class InstallHandler:
         require_pod(ctx, "its setup could finish")
         shell = open_shell(ctx)
         shell.make_dirs(paths.run_dir, paths.hf_home)
+        if ctx.run.remote.restarts.count:
+            forget_jobs(shell, paths.run_dir)
         remote = replace(
             ctx.run.remote, run_dir=paths.run_dir, output_dir=paths.output_dir, venv=paths.venv
         )

@@ -14,10 +14,12 @@ from __future__ import annotations
 import math
 import re
 import time
+from dataclasses import replace
 from typing import ClassVar
 
 from thinnka.clients.runpod import Pod, PodSpec
 from thinnka.errors import CapacityError, TransientError
+from thinnka.handlers.volume import volume_attempts
 from thinnka.options.limits import max_hours_for
 from thinnka.planning.facts import GateFacts, PlanCandidate
 from thinnka.pod.bootguard import START_COMMAND, boot_guard_env
@@ -66,6 +68,11 @@ def _attempts(candidates: list[PlanCandidate], cloud_type: str) -> list[tuple[Pl
     return [(c, cloud) for c in candidates for cloud in (c.clouds or (cloud_type,))]
 
 
+def _remote_root(ctx: StepContext) -> str:
+    """The pod's /workspace (THINNKA_REMOTE_ROOT in the emulated world)."""
+    return (ctx.settings.extra.get("THINNKA_REMOTE_ROOT") or "/workspace").rstrip("/") or "/"
+
+
 def find_run_pods(pods: list[Pod], run_id: str, owner: str) -> list[Pod]:
     """This run's pods: the env tags say so (names alone are not unique on Runpod)."""
     return [
@@ -96,19 +103,29 @@ class ProvisionHandler:
         gate = GateFacts.from_json(plan["gate"])
         env = self._pod_env(ctx, owner)
         last_error: Exception | None = None
-        for candidate, cloud in _attempts(
-            [PlanCandidate.from_json(c) for c in plan.get("candidates", [])], run.options.cloud_type
-        ):
+        candidates = [PlanCandidate.from_json(c) for c in plan.get("candidates", [])]
+        attempts = _attempts(candidates, run.options.cloud_type)
+        volume = None
+        if run.options.network_volume:
+            volume, attempts = volume_attempts(ctx, candidates, gate.model_facts().num_parameters)
+        for candidate, cloud in attempts:
             ctx.check_cancelled()
             where = f"{candidate.display_name} ({cloud})"
             ctx.output.event("gpu_try", f"Trying {where}.")
             guard = boot_guard_env(
                 run.options,
                 run_dir_for(ctx.settings, run.id),
-                utcnow(),
+                run.pod_started_at or utcnow(),  # a restart's pod keeps the run's bound
                 candidate.price_per_hour,
             )
             spec = self._spec(ctx, name, candidate.id, cloud, gate, {**env, **guard})
+            if volume is not None:  # mounted at the remote root, in its data center
+                spec = replace(
+                    spec,
+                    network_volume_id=volume.id,
+                    data_center_ids=(volume.data_center,),
+                    volume_mount_path=_remote_root(ctx),
+                )
             try:
                 pod = self._create(ctx, spec, owner)
             except CapacityError as exc:
@@ -150,13 +167,13 @@ class ProvisionHandler:
 
     def _pod_env(self, ctx: StepContext, owner: str) -> dict[str, str]:
         keys = resolve_key_pair(ctx.run.options, ctx.settings)
-        root = ctx.settings.extra.get("THINNKA_REMOTE_ROOT") or "/workspace"
+        root = _remote_root(ctx)
         env = {
             "THINNKA_RUN_ID": ctx.run.id,
             "THINNKA_OWNER": owner,
             "PUBLIC_KEY": keys.public_key,
             "SSH_PUBLIC_KEY": keys.public_key,
-            "HF_HOME": f"{root.rstrip('/')}/.cache/huggingface",
+            "HF_HOME": f"{root}/.cache/huggingface",
             # The run's own bound, visible through the API: `reap` of a database that does
             # not know this run (a copy shares the owner id) waits until it has passed.
             "THINNKA_MAX_HOURS": f"{max_hours_for(ctx.run.options)[0]:g}",
@@ -195,12 +212,18 @@ class ProvisionHandler:
     def _result(
         self, ctx: StepContext, pod: Pod, gpu_type: str | None, *, adopted: bool
     ) -> StepResult:
+        remote = ctx.run.remote
+        if remote.restarts.count and remote.restarts.pod_at is None:
+            # A restart's new pod: its SSH wait and its cost count from now, the run's bounds
+            # still from the first pod (pod_started_at).
+            remote = replace(remote, restarts=replace(remote.restarts, pod_at=utcnow()))
         ctx.save(
             pod_id=pod.id,
             gpu_type=gpu_type,
             gpu_count=pod.gpu_count or ctx.run.options.gpu_count,
             cost_per_hr=pod.cost_per_hr,
             pod_started_at=ctx.run.pod_started_at or utcnow(),
+            remote=remote,
         )
         verb = "Adopted" if adopted else "Created"
         ctx.output.event("pod_created", f"{verb} pod {pod.id} with {gpu_type}.")

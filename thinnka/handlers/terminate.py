@@ -151,7 +151,9 @@ class TerminateHandler:
         if run.pod_id is not None:
             seconds = billed_seconds(ctx.run, ctx.run.remote.termination)
             if seconds is not None and run.cost_per_hr is not None:
-                updates["cost_usd"] = round(run.cost_per_hr * seconds / 3600, 6)
+                # Pods lost before this one (restarts) are part of the run's cost.
+                earlier = ctx.run.remote.restarts.earlier_cost
+                updates["cost_usd"] = round(earlier + run.cost_per_hr * seconds / 3600, 6)
         what = "no pod was created" if not pods else f"pod {', '.join(pods)} terminated"
         verb = "Succeeded" if run.state is RunState.pushed else "Cleaned up"
         return StepResult(message=f"{verb}: {what}.", updates=updates)
@@ -194,6 +196,7 @@ def billed_seconds(run: RunRecord, facts: TerminationFacts) -> float | None:
     if facts.uptime_s is not None and facts.seen_at is not None:
         tail = (facts.confirmed_at - facts.seen_at).total_seconds()
         return facts.uptime_s + max(0.0, tail)
-    if run.pod_started_at is not None:  # the API never showed an uptime (never booted)
-        return max(0.0, (facts.confirmed_at - run.pod_started_at).total_seconds())
+    created = run.remote.restarts.pod_at or run.pod_started_at  # this pod's creation
+    if created is not None:  # the API never showed an uptime (never booted)
+        return max(0.0, (facts.confirmed_at - created).total_seconds())
     return None

@@ -23,6 +23,7 @@ __all__ = [
     "limits_json",
     "max_hours_for",
     "orphan_grace_s",
+    "pessimistic_step_s",
     "push_hold_s",
     "push_pause_s",
     "run_limit",
@@ -59,6 +60,11 @@ def default_max_hours(options: RunOptions) -> float:
         return _NO_STEP_COUNT_H
     hours = _ALLOWANCE_H + options.max_steps * _STEP_S[options.mode] / 3600.0
     return round(min(max(hours, _FLOOR_H), _CEILING_H), 2)
+
+
+def pessimistic_step_s(options: RunOptions) -> float:
+    """The step time the derived bounds assume (a GRPO step generates, an SFT step not)."""
+    return _STEP_S[options.mode]
 
 
 def orphan_grace_s(options: RunOptions) -> float:

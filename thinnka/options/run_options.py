@@ -117,6 +117,10 @@ class RunOptions:
     max_cost: float | None = None
     watchdog_grace: float = 120.0
     detach: bool = False
+    # Durable runs (thinnka.handlers.restart): a Runpod network volume by name (REST v2
+    # only), and how many times a pod lost under the training is replaced by a new one.
+    network_volume: str | None = None
+    max_restarts: int = 2
     overrides: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     # Which sinks (webhook, discord) were given by flag: their URLs hold tokens and are
     # never stored, so a later resume knows what it must be told again (see to_json).

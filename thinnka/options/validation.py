@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["validate", "validate_for_settings", "validate_sink_urls"]
 
 _POD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,80}")
+_VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _GPU_TYPE = re.compile(r"[A-Za-z0-9 ._-]{1,64}")
 _VERSION_TEXT = re.compile(r"[A-Za-z0-9.+!-]{1,64}")
 
@@ -94,6 +95,14 @@ def validate(options: RunOptions) -> RunOptions:
         raise ConfigError("--report-to must be one of none, wandb, tensorboard.")
     if o.pod_name is not None and not _POD_NAME.fullmatch(o.pod_name):
         raise ConfigError("--pod-name may hold letters, digits, '.', '_' and '-' (up to 81).")
+    if o.network_volume is not None and not _VOLUME_NAME.fullmatch(o.network_volume):
+        raise ConfigError(
+            "--network-volume may hold letters, digits, '.', '_' and '-' (1 to 64 characters)."
+        )
+    if o.network_volume is not None and o.cloud_type == "COMMUNITY":
+        raise ConfigError(
+            "--network-volume needs Secure Cloud: Runpod has no volumes on Community."
+        )
     return o
 
 
@@ -106,6 +115,13 @@ def validate_for_settings(options: RunOptions, settings: Settings) -> RunOptions
     o = validate(options)
     if o.report_to == "wandb" and not settings.wandb_api_key:
         raise ConfigError("--report-to wandb needs WANDB_API_KEY in the environment or .env.")
+    if o.network_volume is not None and settings.runpod_api != "rest":
+        # Volumes are a REST v2 resource (/v2/network-volumes); thinnka's GraphQL client
+        # does not speak them, so a run on that transport could not keep its promise.
+        raise ConfigError(
+            "--network-volume needs Runpod's REST v2 API; THINNKA_RUNPOD_API is "
+            f"{settings.runpod_api!r}. Unset it (rest is the default) or drop --network-volume."
+        )
     return o
 
 
@@ -154,6 +170,8 @@ def _check_numbers(o: RunOptions) -> None:
             raise ConfigError("--max-cost must be an amount above 0 (USD).")
         check_number("--max-cost", o.max_cost, low=0, high=1_000_000, low_open=True)
     check_number("--watchdog-grace", o.watchdog_grace, low=1, high=24 * 3600)
+    if not 0 <= o.max_restarts <= 10:
+        raise ConfigError(f"--max-restarts must be between 0 and 10, got {o.max_restarts}.")
     if o.deepspeed_stage not in (2, 3):
         raise ConfigError("--deepspeed-stage must be 2 or 3.")
 

@@ -44,9 +44,14 @@ def remote_paths(
 
     root = (settings.extra.get("THINNKA_REMOTE_ROOT") or DEFAULT_REMOTE_ROOT).rstrip("/")
     dashed = gate.hub_model_id.replace("/", "-")
+    # On a network volume every run has its own output folder: the trainer resumes from any
+    # checkpoint it finds there, and the volume keeps earlier runs' folders.
+    output = (
+        f"{root}/thinnka/{run_id}/output" if options.network_volume else f"{root}/models/{dashed}"
+    )
     return RemotePaths(
         run_dir=run_dir_for(settings, run_id),
-        output_dir=options.output_dir or f"{root}/models/{dashed}",
+        output_dir=options.output_dir or output,
         venv=venv_for(settings, options.trainer),
         hf_home=f"{root}/.cache/huggingface",
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from thinnka.errors import ConfigError
+from thinnka.planning.checkpoints import checkpoint_cadence
 from thinnka.planning.datarules import hub_dataset
 from thinnka.planning.schema import Schema, check_keys
 from thinnka.rendering.launch import SERVER_HOST, SERVER_PORT
@@ -114,6 +115,9 @@ def base_recipe(
             )
     if options.max_steps > 0:
         recipe["max_steps"] = options.max_steps
+    # Checkpoints that outlive the pod (the Hub's last-checkpoint/ or the network volume),
+    # so a lost pod's successor resumes from them; --set keys still win (applied later).
+    recipe.update(checkpoint_cadence(options).recipe_keys())
     if chat.template is not None and stack.recipe_system_prompt:
         recipe["chat_template"] = chat.template
     if options.dataset_fraction < 1 and stack.recipe_dataset_mixture:

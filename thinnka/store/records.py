@@ -13,6 +13,7 @@ from typing import Any
 from thinnka.machine import Outcome, RunState
 from thinnka.options import RunOptions
 from thinnka.store.models import RunRow, utcnow
+from thinnka.store.restart_facts import RestartFacts
 
 __all__ = ["EventRecord", "LogPosition", "RemoteFacts", "RunRecord", "TerminationFacts"]
 
@@ -88,6 +89,8 @@ class RemoteFacts:
     push_hold_until: dt.datetime | None = None
     logs: dict[str, LogPosition] = field(default_factory=dict)
     termination: TerminationFacts = field(default_factory=TerminationFacts)
+    # Pods lost under the training and the restarts on new pods (thinnka.handlers.restart).
+    restarts: RestartFacts = field(default_factory=RestartFacts)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -105,6 +108,8 @@ class RemoteFacts:
             data["logs"] = {name: pos.to_json() for name, pos in self.logs.items()}
         if termination := self.termination.to_json():
             data["termination"] = termination
+        if restarts := self.restarts.to_json():
+            data["restarts"] = restarts
         return data
 
     @classmethod
@@ -125,6 +130,7 @@ class RemoteFacts:
                 for name, pos in (data.get("logs") or {}).items()
             },
             termination=TerminationFacts.from_json(data.get("termination") or {}),
+            restarts=RestartFacts.from_json(data.get("restarts")),
             extra={key: value for key, value in data.items() if key not in known},
         )
 

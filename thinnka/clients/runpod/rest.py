@@ -38,6 +38,7 @@ from thinnka.clients.runpod.transport import (
     header_seconds,
 )
 from thinnka.clients.runpod.types import GpuOffer, Pod, PodPort, PodSpec
+from thinnka.clients.runpod.volumes import NetworkVolume, VolumeCalls
 from thinnka.errors import ConfigError, NotFoundError, RemoteError, TransientError
 
 __all__ = ["RestRunpod"]
@@ -192,6 +193,27 @@ class RestRunpod:
         call: Callable[[], object] = lambda: self._send("DELETE", path, "delete")  # noqa: E731
         self._retrying(call)()
 
+    # ------------------------------------------------------------ network volumes
+    def _volumes(self) -> VolumeCalls:
+        def post(path: str, body: dict[str, Any]) -> Any:
+            # Like a pod create: retried only after a 429 (a lost answer may have created it;
+            # the next run finds it by its name).
+            call: Callable[[], Any] = lambda: self._json(  # noqa: E731
+                self._send("POST", path, "create", body=body)
+            )
+            return self._retrying_create(call)()
+
+        return VolumeCalls(lambda path, params: self._get(path, "read", params), post)
+
+    def list_volumes(self) -> list[NetworkVolume]:
+        return self._volumes().list_volumes()
+
+    def create_volume(self, name: str, size_gb: int, data_center: str) -> NetworkVolume:
+        return self._volumes().create_volume(name, size_gb, data_center)
+
+    def gpu_data_centers(self, gpu_type_id: str, gpu_count: int) -> list[str]:
+        return self._volumes().gpu_data_centers(gpu_type_id, gpu_count)
+
     def billed_cost(self, pod_id: str) -> float | None:
         # One attempt: a best-effort read for `show`, whose fallback is the estimate. Day
         # buckets over the default 30 days (older pods show the estimate).
@@ -235,7 +257,14 @@ def create_body(spec: PodSpec) -> dict[str, Any]:
         body["args"] = spec.start_command
     if spec.cloud_type != "ALL":  # an omitted cloud is SECURE; ALL comes from old plans
         body["cloud"] = spec.cloud_type
-    if spec.volume_gb > 0:
+    if spec.network_volume_id:
+        # A network volume replaces the pod's volume disk; the pod must be placed in the
+        # volume's data center (dataCenterIds is enforced).
+        body["mounts"] = {
+            "network": [{"volumeId": spec.network_volume_id, "path": spec.volume_mount_path}]
+        }
+        body["dataCenterIds"] = list(spec.data_center_ids)
+    elif spec.volume_gb > 0:
         body["mounts"] = {
             "persistent": {"size": max(10, spec.volume_gb), "path": spec.volume_mount_path}
         }

@@ -70,6 +70,10 @@ class PodSpec:
     support_public_ip: bool = True
     # Replaces the image's CMD (its ENTRYPOINT stays); empty: the image's own.
     start_command: str = ""
+    # A network volume mounted at volume_mount_path instead of a volume disk (REST v2), and
+    # the data centers the pod may be placed in (the volume's).
+    network_volume_id: str | None = None
+    data_center_ids: tuple[str, ...] = ()
 
 
 class RunpodApi(Protocol):
