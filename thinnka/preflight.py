@@ -109,12 +109,12 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
     again by the handlers, so the failed run is recorded with its reason. The
     gate's facts are returned for the gate step to keep: it need not ask twice.
     """
-    # The catalog does not depend on the gate's answers: Runpod is asked while the Hub is.
-    runpod = services.runpod
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
-    asked_offers = pool.submit(runpod.gpu_offers, options.gpu_count, options.cloud_type)
-    pool.shutdown(wait=False)  # a refusal need not wait for it (each request is bounded)
     try:
+        # The catalog does not depend on the gate's answers: Runpod is asked while the Hub is.
+        runpod = services.runpod
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+        asked_offers = pool.submit(runpod.gpu_offers, options.gpu_count, options.cloud_type)
+        pool.shutdown(wait=False)  # a refusal need not wait for it (each request is bounded)
         gate = check_gate(services, options, require_write=True)
         need = memory_estimate(options, gate)
         choose_gpus(asked_offers.result(), options, need)
