@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from thinnka.errors import ConfigError, LeaseHeld, ThinnkaError
+from thinnka.errors import LeaseHeld, ThinnkaError
 from thinnka.handlers.base import Handler
 from thinnka.lease import owner_host
 from thinnka.machine import RunState
@@ -26,13 +26,12 @@ from thinnka.store import RunRecord, Store, open_store
 if TYPE_CHECKING:
     from thinnka.clients.runpod import GpuOffer
     from thinnka.events.notify import Notifier
-    from thinnka.preflight import Plan
+    from thinnka.preflight import Plan, RunChecks
 
 __all__ = [
     "CancelResult",
     "Session",
     "cancel_run",
-    "check_run_credentials",
     "gpu_catalog",
     "open_session",
     "plan_run",
@@ -74,19 +73,6 @@ class Session:
 def open_session(settings: Settings, *, read_only: bool = False) -> Session:
     """``read_only``: for commands that only read (see ``thinnka.store.db.open_engine``)."""
     return Session(settings=settings, store=open_store(settings, read_only=read_only))
-
-
-def check_run_credentials(settings: Settings, options: RunOptions) -> None:
-    """The original's checks 8–10, before a row exists: keys and SSH key material."""
-    if not settings.runpod_api_key:
-        raise ConfigError("RUNPOD_API_KEY is required.")
-    if not settings.hf_token:
-        raise ConfigError("HF_TOKEN or HUGGINGFACE_HUB_TOKEN is required.")
-    if options.report_to == "wandb" and not settings.wandb_api_key:
-        raise ConfigError("--report-to wandb needs WANDB_API_KEY in the environment or .env.")
-    from thinnka.pod.keys import resolve_key_pair
-
-    resolve_key_pair(options, settings)
 
 
 def notifier_for(
@@ -131,18 +117,21 @@ def notifier_for(
     )
 
 
-def start_run(session: Session, options: RunOptions, output: Output) -> tuple[str, Runner]:
-    """Validate everything, then create the run (leased to the returned runner)."""
-    options = validate_for_settings(options, session.settings)  # --set merged, then checked
-    check_run_credentials(session.settings, options)
-    from thinnka.planning.overrides import check_overrides
+def start_run(
+    session: Session, options: RunOptions, output: Output, *, checks: RunChecks | None = None
+) -> tuple[str, Runner]:
+    """Validate everything, then create the run (leased to the returned runner).
 
-    check_overrides(options)
-    from thinnka.data.check import check_local_data
-    from thinnka.preflight import refuse_impossible_choices
+    ``checks``: ``begin_run_checks`` already called for these options (by ``run``, before it
+    opened the database, with the session's services); ``options`` are then not used.
+    """
+    if checks is None:
+        from thinnka.preflight import begin_run_checks
 
-    data = check_local_data(options)  # read and checked here: exit 2, no row, no pod
-    gate = refuse_impossible_choices(session.get_services(), options)  # exit 2, no row
+        checks = begin_run_checks(session.get_services(), options)
+    options = checks.options
+    gate = checks.gate()  # a refused choice: exit 2, no row
+    data = checks.data
     notifier = notifier_for(session.settings, options, output, session.store)
     runner = session.runner(notifier)
     # One live run per target repo (exit 2, nothing created): a second one's pushes would

@@ -7,13 +7,13 @@ later steps and ``resume`` never need to ask the Hub again.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from thinnka.clients.hub import HubModel
 from thinnka.errors import AuthError, ConfigError, PreflightError, RefusedChoice, ThinnkaError
-from thinnka.options import RunOptions
+from thinnka.options import RunOptions, validate_for_settings
 from thinnka.options.limits import limits_json
 
 # GateFacts moved to thinnka.planning.facts (planner and remote both need it); re-exported here.
@@ -27,11 +27,15 @@ if TYPE_CHECKING:
     from thinnka.planning.training import TrainingPlan
     from thinnka.rendering import Rendered
     from thinnka.services import Services
+    from thinnka.settings import Settings
 
 __all__ = [
     "GateFacts",
     "Plan",
+    "RunChecks",
+    "begin_run_checks",
     "check_gate",
+    "check_run_credentials",
     "choose_gpus",
     "default_hub_model_id",
     "make_plan",
@@ -107,15 +111,67 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
     gate's facts are returned for the gate step to keep: it need not ask twice.
     """
     try:
+        # The catalog does not depend on the gate's answers: Runpod is asked while the Hub is.
+        runpod = services.runpod
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+        asked_offers = pool.submit(runpod.gpu_offers, options.gpu_count, options.cloud_type)
+        pool.shutdown(wait=False)  # a refusal need not wait for it (each request is bounded)
         gate = check_gate(services, options, require_write=True)
         need = memory_estimate(options, gate)
-        offers = services.runpod.gpu_offers(options.gpu_count, options.cloud_type)
-        choose_gpus(offers, options, need)
+        choose_gpus(asked_offers.result(), options, need)
     except (RefusedChoice, ConfigError):
         raise  # the user's own choice or input cannot work: exit 2, nothing created
     except ThinnkaError:
         return None
     return gate
+
+
+def check_run_credentials(settings: Settings, options: RunOptions) -> None:
+    """The original's checks 8–10, before a row exists: keys and SSH key material."""
+    if not settings.runpod_api_key:
+        raise ConfigError("RUNPOD_API_KEY is required.")
+    if not settings.hf_token:
+        raise ConfigError("HF_TOKEN or HUGGINGFACE_HUB_TOKEN is required.")
+    if options.report_to == "wandb" and not settings.wandb_api_key:
+        raise ConfigError("--report-to wandb needs WANDB_API_KEY in the environment or .env.")
+    from thinnka.pod.keys import resolve_key_pair
+
+    resolve_key_pair(options, settings)
+
+
+@dataclass(frozen=True)
+class RunChecks:
+    """A run's options, validated, and ``refuse_impossible_choices`` under way for them."""
+
+    options: RunOptions  # --set merged, every rule checked
+    refusal: Future[GateFacts | None]
+    data: tuple[LocalData, ...] = ()  # local data sets, read and checked
+
+    def gate(self) -> GateFacts | None:
+        """Waits for the Hub and Runpod reads; raises what they refused (exit 2)."""
+        return self.refusal.result()
+
+
+def begin_run_checks(services: Services, options: RunOptions) -> RunChecks:
+    """Check what needs no service now (invalid options: exit 2, nothing created), then
+    start the Hub and Runpod reads in a thread and return at once.
+
+    ``run`` calls this before it opens the database, so those round trips overlap the
+    imports and the migration check instead of following them. The reads only read;
+    ``services`` needs no store for them.
+    """
+    options = validate_for_settings(options, services.settings)  # --set merged, then checked
+    check_run_credentials(services.settings, options)
+    from thinnka.planning.overrides import check_overrides
+
+    check_overrides(options)
+    from thinnka.data.check import check_local_data
+
+    data = check_local_data(options)  # read and checked here: exit 2, no row, no pod
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="preflight")
+    refusal = pool.submit(refuse_impossible_choices, services, options)
+    pool.shutdown(wait=False)
+    return RunChecks(options, refusal, data)
 
 
 def training_plan(options: RunOptions, gate: GateFacts) -> TrainingPlan:

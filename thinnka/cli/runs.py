@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from thinnka.cli._common import open_command_session, print_json, sigterm_as_interrupt
+from thinnka.cli._common import load, open_command_session, print_json, sigterm_as_interrupt
 from thinnka.cli.app import app
 from thinnka.cli.flags import COMMON_OPTIONS, RUN_OPTIONS, options_from_kwargs, with_options
 
@@ -35,16 +35,26 @@ def run_command(**values: Any) -> int:
 
     Example: thinnka run --repo-id Qwen/Qwen2.5-0.5B-Instruct --sft --max-steps 100
     """
-    from thinnka.cli.console import ConsoleOutput
-    from thinnka.operations import drive, start_run
-
     options = options_from_kwargs(values)
     if options.dry_run:
         return _plan(options, values, as_json=False)
-    session = open_command_session(values["env_file"], values["log_json"])
-    output = ConsoleOutput(secrets=session.settings.secrets())
+    from thinnka.preflight import begin_run_checks
+    from thinnka.services import LiveServices
+
+    settings = load(values["env_file"], values["log_json"])
+    # Invalid options stop here (exit 2); the Hub and Runpod are then asked in the
+    # background while the imports below and the database's opening take their time.
+    services = LiveServices(settings)
+    checks = begin_run_checks(services, options)
+    from thinnka.cli.console import ConsoleOutput
+    from thinnka.operations import drive, open_session, start_run
+
+    session = open_session(settings)
+    services.store = session.store  # the installation id (a pod's owner) lives there
+    session.services = services
+    output = ConsoleOutput(secrets=settings.secrets())
     sigterm_as_interrupt()
-    run_id, runner = start_run(session, options, output)
+    run_id, runner = start_run(session, options, output, checks=checks)
     output.echo(f"run {run_id}")
     run = drive(runner, run_id, detach=options.detach)
     return 0 if options.detach and run.outcome is None else _exit_code(run)

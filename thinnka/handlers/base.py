@@ -9,13 +9,16 @@ facts recorded so far — and must finish before ``ctx.deadline``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+import json
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Protocol
 
 from thinnka.planning.facts import GateFacts
 from thinnka.pod.paths import remote_paths
 from thinnka.step import Output, StepContext, StepResult
 
 if TYPE_CHECKING:
+    from thinnka.options import RunOptions
     from thinnka.planning.facts import RemotePaths
     from thinnka.rendering import Rendered
     from thinnka.store import RunRecord
@@ -39,9 +42,19 @@ class Handler(Protocol):
 
 
 def rendered_for_run(ctx: StepContext) -> tuple[RemotePaths, Rendered]:
-    """(paths, rendered) of this run; rendering is pure, so every step re-derives it."""
+    """(paths, rendered) of this run; rendering is pure, so every step re-derives it
+    from the recorded facts (install, train and push of one run get the same result,
+    rendered once in this process: see ``_render``)."""
+    gate_json: dict[str, Any] = (ctx.run.plan or {})["gate"]
+    gate = GateFacts.from_json(gate_json)
+    paths = remote_paths(ctx.settings, ctx.run.id, ctx.run.options, gate)
+    return paths, _render(ctx.run.options, json.dumps(gate_json, sort_keys=True), paths)
+
+
+@lru_cache(maxsize=8)
+def _render(options: RunOptions, gate_json: str, paths: RemotePaths) -> Rendered:
+    """``render`` for exactly these inputs (all it reads). A refusal is not kept: lru_cache
+    keeps only results, so the next step raises it again."""
     from thinnka.rendering import render
 
-    gate = GateFacts.from_json((ctx.run.plan or {})["gate"])
-    paths = remote_paths(ctx.settings, ctx.run.id, ctx.run.options, gate)
-    return paths, render(ctx.run.options, gate.model_context(), paths)
+    return render(options, GateFacts.from_json(json.loads(gate_json)).model_context(), paths)

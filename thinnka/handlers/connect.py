@@ -7,6 +7,7 @@ the next attempt.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import ClassVar
 from thinnka.clients.runpod import Pod
 from thinnka.clients.ssh import load_ssh_client
 from thinnka.errors import RemoteError, StepTimeout
+from thinnka.handlers.base import rendered_for_run
 from thinnka.pod.paths import run_dir_for
 from thinnka.pod.shell import open_shell
 from thinnka.pod.watchdog import touch_heartbeat
@@ -83,7 +85,9 @@ class ConnectHandler:
     def run(self, ctx: StepContext) -> StepResult:
         assert ctx.run.pod_id is not None
         ctx.output.event("ssh_wait", "Waiting for SSH port 22.")
-        pod = wait_for_ssh_port(ctx, ctx.run.pod_id, ctx.deadline, while_waiting=load_ssh_client)
+        pod = wait_for_ssh_port(
+            ctx, ctx.run.pod_id, ctx.deadline, while_waiting=lambda: _while_booting(ctx)
+        )
         port = pod.public_ssh()
         assert port is not None
         ctx.save(ssh_host=port.ip, ssh_port=port.public_port)
@@ -97,3 +101,12 @@ class ConnectHandler:
         touch_heartbeat(shell, run_dir)
         ctx.output.event("ssh_connected", "SSH connected.")
         return StepResult(message=f"SSH open at {port.ip}:{port.public_port}.")
+
+
+def _while_booting(ctx: StepContext) -> None:
+    """Work the next steps need anyway, done while the pod boots: fabric's import (a fifth
+    of a second) and the run's rendering (which install, train and push then reuse)."""
+    load_ssh_client()
+    # Whatever rendering raises is raised again, and reported, by the step that renders.
+    with contextlib.suppress(Exception):
+        rendered_for_run(ctx)

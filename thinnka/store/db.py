@@ -54,6 +54,10 @@ HEAD_REVISION = "0004_scores"
 MIGRATION_LOCK_KEY = 0x7468696E6E6B61
 # How long a command waits for another host's upgrade before giving up.
 MIGRATION_LOCK_TIMEOUT_S = 120
+# The execution option of a statement whose failure says nothing about the database's
+# health (a missing table on a new database is SQLite's OperationalError).
+_PROBE = "thinnka_probe"
+_SELECT_REVISION = text("SELECT version_num FROM alembic_version")
 _URL_HELP = "expected sqlite:///path/to/thinnka.db or postgresql+psycopg://user@host:port/db"
 
 
@@ -144,6 +148,9 @@ class _Availability:
         event.listen(engine, "before_cursor_execute", self._before)
 
     def _on_error(self, context: ExceptionContext) -> None:
+        execution = context.execution_context
+        if execution is not None and execution.execution_options.get(_PROBE):
+            return  # a statement allowed to fail (see current_revision): no verdict
         error = context.sqlalchemy_exception
         if isinstance(error, _UNAVAILABLE) or type(error) is DatabaseError:
             engine = context.engine
@@ -283,8 +290,16 @@ def head_revision() -> str | None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The database's revision, read without Alembic (None for a new database)."""
+    """The database's revision, read without Alembic (None for a new database).
+
+    Every start asks this, and the version table exists at all but the first: one
+    SELECT then. Only when that fails (no such table) is the schema inspected.
+    """
     with engine.connect() as connection:
+        try:
+            return connection.execute(_SELECT_REVISION, execution_options={_PROBE: True}).scalar()
+        except DBAPIError:
+            connection.rollback()  # PostgreSQL refuses every statement after an error
         return _revision(connection)
 
 
@@ -293,7 +308,7 @@ def _revision(connection: Connection) -> str | None:
 
     if not inspect(connection).has_table("alembic_version"):
         return None
-    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return connection.execute(_SELECT_REVISION).scalar()
 
 
 def migrate(engine: Engine, state_dir: Path) -> bool:
