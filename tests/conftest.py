@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 pytest_plugins = [
+    "tests.plugins.cluster_world",
     "tests.plugins.hub_world",
     "tests.plugins.postgres",
     "tests.plugins.runpod_world",

@@ -290,8 +290,9 @@ def _node_env(
     if rank < len(book.nodes):
         endpoint = book.nodes[rank]
         pod.public_ports = {**pod.public_ports, 22: endpoint.port}
-        if pod.inputs.get("startSsh") and account.pub_key:
-            endpoint.authorize(account.pub_key, env)
+        for name, value in pod.env:
+            if name == "PUBLIC_KEY":  # what Runpod images do with it at boot, on this node
+                endpoint.authorize(value, env)
 
 
 def _render(world: World, account: Account, cluster: _Cluster) -> dict[str, Any]:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +13,7 @@ import pytest
 
 from tests.world._runpod_records import NO_CAPACITY
 from tests.world.runpod import FakeRunpod
+from tests.world.sshd import generate_key
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -105,3 +108,35 @@ def test_the_create_body_is_closed(v2: httpx.Client, changes: dict[str, Any], er
     refused = v2.post("/clusters", json={**BODY, **changes})
     assert refused.status_code == 422
     assert any(error in e for e in refused.json()["errors"]), refused.json()
+
+
+def test_each_node_has_its_own_sshd_env_and_root(
+    v2: httpx.Client, runpod_account: FakeRunpod, cluster_nodes: Any, tmp_path: Path
+) -> None:
+    shared = tmp_path / "workspace"  # what thinnka is told the nodes' root is
+    shared.mkdir()
+    nodes = cluster_nodes(shared, 2)
+    key = generate_key(tmp_path / "id_node", "thinnka-node-test")
+    runpod_account.advance_time(5)
+    body = {**BODY, "env": {**BODY["env"], "PUBLIC_KEY": key.public_key}}
+    cluster = v2.post("/clusters", json=body).json()
+    runpod_account.advance_time(5)
+    members = v2.get(f"/clusters/{cluster['id']}/pods").json()["pods"]
+    ports = [m["ssh"]["direct"]["port"] for m in members]
+    assert ports == [n.port for n in nodes]
+
+    def on_node(rank: int, script: str) -> str:
+        argv = nodes[rank].ssh_command(script, key=key.private_key_path)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    for rank in (0, 1):
+        said = on_node(
+            rank, f'echo "$NODE_RANK $NUM_NODES $RUNPOD_POD_ID" > {shared}/me; cat {shared}/me'
+        )
+        assert said == f"{rank} 2 {members[rank]['id']}"
+    # Same path on both nodes, two folders: neither node sees the other's file.
+    assert (tmp_path / "node0-root" / "me").read_text().startswith("0 ")
+    assert (tmp_path / "node1-root" / "me").read_text().startswith("1 ")
+    assert not (shared / "me").exists()
