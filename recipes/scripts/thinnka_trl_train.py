@@ -167,6 +167,10 @@ def main() -> None:
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and os.path.isdir(training_args.output_dir):
         checkpoint = get_last_checkpoint(training_args.output_dir)
+    # Every process says where it stands: on a cluster (--nodes) each node's log shows
+    # that all of them joined one process group.
+    state = trainer.accelerator.state
+    print(f"thinnka: process {state.process_index} of world size {state.num_processes}", flush=True)
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
