@@ -255,6 +255,17 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
         "gpu_count": run.gpu_count,
         "cost_per_hr": run.cost_per_hr,
         "cost_usd": round(run.cost_usd, 6),
+        # --nodes: the Instant Cluster and its nodes by rank (rank 0 is pod_id).
+        "cluster": (
+            {
+                "id": run.cluster_id,
+                "nodes": [
+                    {"rank": n.get("rank"), "pod_id": n.get("pod_id")} for n in run.cluster_nodes
+                ],
+            }
+            if run.cluster_id
+            else None
+        ),
         "error": (
             {
                 "message": run.error_message,

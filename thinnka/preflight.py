@@ -106,7 +106,9 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
 
     A refusal of the user's own choice (a namespace the token cannot write, a
     ``--max-price`` below every GPU that fits, a ``--gpu-type`` matching none)
-    raises ``RefusedChoice``: exit 2 with nothing created. Every other failure
+    raises ``RefusedChoice``, and input the training plan cannot work with (a
+    ``--chat-template`` that is no template, a 4-bit base under ZeRO-3) raises
+    ``ConfigError``: exit 2 with nothing created, as ``plan`` refuses them. Every other failure
     (a gated model, the Hub or Runpod unreachable) returns ``None`` and is met
     again by the handlers, so the failed run is recorded with its reason. The
     gate's facts are returned for the gate step to keep: it need not ask twice.
@@ -115,8 +117,8 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
         gate = check_gate(services, options, require_write=True)
         need = memory_estimate(options, gate)
         choose_candidates(services, options, gate, need)
-    except RefusedChoice:
-        raise
+    except (RefusedChoice, ConfigError):
+        raise  # the user's input cannot work (a recipe combination included): exit 2
     except ThinnkaError:
         return None
     return gate

@@ -33,7 +33,7 @@ def test_plan_shows_the_cluster_its_price_and_the_per_gpu_figure(plan_world: Pla
 
     text = plan_world.cli("plan", "--repo-id", plan_world.model, "--sft", *NODES)
     assert text.code == 0, text.err
-    assert "cluster  2 nodes × 8× A100 SXM nodes (16 GPUs)" in text.out
+    assert "cluster  2 nodes × 8× A100 SXM (16 GPUs), $27.84/h for all of it" in text.out
     assert "for all of it; ZeRO-3 over 16 GPUs needs" in text.out
 
 
@@ -59,7 +59,6 @@ def test_what_no_cluster_can_run_exits_2(
     _refused(plan_world, args, message)
 
 
-def test_a_4bit_base_on_nodes_is_refused_by_plan(plan_world: PlanWorld) -> None:
-    # `run` meets this (as --shard-model's) in its estimate step, after the row exists.
-    _refused(plan_world, [*NODES, "--set", "load_in_4bit=true"], "--nodes means ZeRO-3",
-             commands=("plan",))  # fmt: skip
+def test_a_4bit_base_on_nodes_is_refused_by_plan_and_run(plan_world: PlanWorld) -> None:
+    # `run` met this in its estimate step, after its row existed (exit 1): now before it.
+    _refused(plan_world, [*NODES, "--set", "load_in_4bit=true"], "--nodes means ZeRO-3")

@@ -36,6 +36,7 @@ __all__ = [
     "cluster_catalog",
     "handle_clusters",
     "hidden_member",
+    "member_deletes_cluster",
     "member_view",
     "set_cluster_nodes",
 ]
@@ -155,6 +156,21 @@ def handle_clusters(
             pods = [account.pods[p] for p in cluster.pod_ids if p in account.pods]
             return 200, {"pods": [member_view(world, p) for p in pods]}
     return 404, {"detail": "resource not found"}
+
+
+def member_deletes_cluster(world: World, pod_id: str, cluster_id: str) -> tuple[int, str]:
+    """A member's pod-scoped key deletes its own cluster: (status, detail)."""
+    with world.lock:
+        found = _member(world, pod_id)
+        if found is None or found[0].id != cluster_id or found[0].deleted:
+            return 403, "access denied: a pod-scoped key may only act on its own cluster"
+        cluster = found[0]
+        cluster.deleted = True
+        account = world.account(cluster.account_id)
+        for member in cluster.pod_ids:
+            if member in account.pods:
+                world.terminate(account, member, by="pod:cluster")
+        return 204, ""
 
 
 def cluster_billing(world: World, account: Account, cluster_id: str | None) -> list[dict[str, Any]]:

@@ -155,7 +155,7 @@ def _print_cluster(cluster: dict[str, Any], required_gb: float) -> None:
     price = cluster["price_per_hour"]
     cost = "price unknown" if price is None else f"${price:.2f}/h for all of it"
     _console.print(
-        f"  cluster  {cluster['label'] or cluster['nodes']} nodes "
+        f"  cluster  {cluster['label'] or str(cluster['nodes']) + ' nodes'} "
         f"({cluster['total_gpus']} GPUs), {cost}; ZeRO-3 over {cluster['total_gpus']} GPUs "
         f"needs {required_gb:.1f} GB per GPU (the $/hour above is per node)",
         markup=False,
