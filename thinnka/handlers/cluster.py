@@ -62,6 +62,7 @@ __all__ = [
     "delete_cluster",
     "finish_worker_setups",
     "keep_node_logs",
+    "require_workers",
     "run_cluster_id",
     "start_worker_jobs",
     "upload_to_workers",
@@ -216,6 +217,21 @@ def finish_worker_setups(ctx: StepContext, paths: RemotePaths, name: str) -> Non
                 f"Last output:\n{tail}",
                 reason="setup_failed",
             )
+
+
+def require_workers(ctx: StepContext, exit_code: int) -> None:
+    """After rank 0's training failed: ``pod_lost`` naming the node whose loss broke the
+    process group (a peer's death is what fails rank 0), else nothing (rank 0's own fault)."""
+    from thinnka.pod.jobs import pod_gone
+
+    lost = [n for n in workers_of(ctx) if pod_gone(ctx.services.runpod, n.pod_id)]
+    if lost:
+        names = ", ".join(f"node {n.rank} (pod {n.pod_id})" for n in lost)
+        raise RemoteError(
+            f"{names} of the cluster was lost during training; rank 0's training then failed "
+            f"(exit status {exit_code}) with the process group it belonged to.",
+            reason="pod_lost",
+        )
 
 
 # ------------------------------------------------------------------ terminate
