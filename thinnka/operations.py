@@ -306,7 +306,12 @@ def cost_report(session: Session, run: RunRecord) -> dict[str, Any]:
 
     if run.pod_id and session.settings.runpod_api_key:
         try:
-            billed = session.get_services().runpod.billed_cost(run.pod_id)
+            if run.cluster_id is not None:  # every node: the cluster's billing records
+                from thinnka.preflight import cluster_api
+
+                billed = cluster_api(session.get_services()).billed_cost(run.cluster_id)
+            else:
+                billed = session.get_services().runpod.billed_cost(run.pod_id)
         except ThinnkaError:
             billed = None  # offline or refused: the estimate still says something
         if billed is not None:

@@ -71,7 +71,8 @@ def test_two_nodes_train_in_one_process_group_and_push_once(
     # The cost counts both nodes: the run's price is the cluster's.
     node_price = 1.74 * 8  # the emulator's A100 SXM list price per GPU, 8 GPUs a node
     assert shown["cost_per_hr"] == pytest.approx(2 * node_price)
-    assert shown["cost_usd"] > 0
+    assert shown["cost_basis"] == "billed"  # /v2/billing/clusters: both nodes' records
+    assert shown["cost_usd"] == pytest.approx(sum(e.cost for e in ledger), rel=0.01)
 
 
 def _create_cluster(world: World, env: dict[str, str], gpu: str = A100_SXM) -> list[str]:
