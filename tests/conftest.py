@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.plugins.postgres",
     "tests.plugins.runpod_world",
     "tests.plugins.thinnka_world",
+    "tests.plugins.cluster_world",  # after runpod_world, whose helpers it imports
 ]
 
 # Variables of the machine running the tests that would leak into thinnka's settings.

@@ -251,6 +251,17 @@ def run_summary(store: Store, run: RunRecord, *, events: bool) -> dict[str, Any]
         "gpu_count": run.gpu_count,
         "cost_per_hr": run.cost_per_hr,
         "cost_usd": round(run.cost_usd, 6),
+        # --nodes: the Instant Cluster and its nodes by rank (rank 0 is pod_id).
+        "cluster": (
+            {
+                "id": run.cluster_id,
+                "nodes": [
+                    {"rank": n.get("rank"), "pod_id": n.get("pod_id")} for n in run.cluster_nodes
+                ],
+            }
+            if run.cluster_id
+            else None
+        ),
         "error": (
             {
                 "message": run.error_message,
@@ -323,7 +334,12 @@ def cost_report(session: Session, run: RunRecord) -> dict[str, Any]:
 
     if run.pod_id and session.settings.runpod_api_key:
         try:
-            billed = session.get_services().runpod.billed_cost(run.pod_id)
+            if run.cluster_id is not None:  # every node: the cluster's billing records
+                from thinnka.preflight import cluster_api
+
+                billed = cluster_api(session.get_services()).billed_cost(run.cluster_id)
+            else:
+                billed = session.get_services().runpod.billed_cost(run.pod_id)
         except ThinnkaError:
             billed = None  # offline or refused: the estimate still says something
         if billed is not None:

@@ -8,21 +8,24 @@ later steps and ``resume`` never need to ask the Hub again.
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from thinnka.clients.hub import HubModel
 from thinnka.errors import AuthError, ConfigError, PreflightError, RefusedChoice, ThinnkaError
 from thinnka.options import RunOptions, validate_for_settings
 from thinnka.options.limits import limits_json
+from thinnka.options.run_options import CLUSTER_NODE_GPUS, MAX_NODES
 
 # GateFacts moved to thinnka.planning.facts (planner and remote both need it); re-exported here.
+from thinnka.planning.cluster import ClusterOffer, choose_cluster, nodes_needed
 from thinnka.planning.facts import GateFacts, PlanCandidate
-from thinnka.planning.gpus import GpuOffer, GpuVerdict, choose, explain
+from thinnka.planning.gpus import GpuOffer, GpuVerdict, architecture, choose, explain
 from thinnka.planning.stacks import stack_for
 from thinnka.planning.vram import MemoryEstimate, estimate, shape_for
 
 if TYPE_CHECKING:
+    from thinnka.clients.runpod.clusters import RestClusters
     from thinnka.data import LocalData
     from thinnka.planning.training import TrainingPlan
     from thinnka.rendering import Rendered
@@ -30,13 +33,16 @@ if TYPE_CHECKING:
     from thinnka.settings import Settings
 
 __all__ = [
+    "Choice",
     "GateFacts",
     "Plan",
     "RunChecks",
     "begin_run_checks",
     "check_gate",
     "check_run_credentials",
+    "choose_candidates",
     "choose_gpus",
+    "cluster_api",
     "default_hub_model_id",
     "make_plan",
     "memory_estimate",
@@ -105,7 +111,9 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
 
     A refusal of the user's own choice (a namespace the token cannot write, a
     ``--max-price`` below every GPU that fits, a ``--gpu-type`` matching none)
-    raises ``RefusedChoice``: exit 2 with nothing created. Every other failure
+    raises ``RefusedChoice``, and input the training plan cannot work with (a
+    ``--chat-template`` that is no template, a 4-bit base under ZeRO-3) raises
+    ``ConfigError``: exit 2 with nothing created, as ``plan`` refuses them. Every other failure
     (a gated model, the Hub or Runpod unreachable) returns ``None`` and is met
     again by the handlers, so the failed run is recorded with its reason. The
     gate's facts are returned for the gate step to keep: it need not ask twice.
@@ -114,11 +122,16 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
         # The catalog does not depend on the gate's answers: Runpod is asked while the Hub is.
         runpod = services.runpod
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
-        asked_offers = pool.submit(runpod.gpu_offers, options.gpu_count, options.cloud_type)
+        asked_offers = (
+            None  # a cluster's catalog is asked by choose_candidates
+            if options.multi_node
+            else pool.submit(runpod.gpu_offers, options.gpu_count, options.cloud_type)
+        )
         pool.shutdown(wait=False)  # a refusal need not wait for it (each request is bounded)
         gate = check_gate(services, options, require_write=True)
         need = memory_estimate(options, gate)
-        choose_gpus(asked_offers.result(), options, need)
+        offers = None if asked_offers is None else asked_offers.result()
+        choose_candidates(services, options, gate, need, offers)
     except (RefusedChoice, ConfigError):
         raise  # the user's own choice or input cannot work: exit 2, nothing created
     except ThinnkaError:
@@ -213,6 +226,97 @@ def choose_gpus(
     return candidates, verdicts
 
 
+@dataclass(frozen=True)
+class Choice:
+    """The GPU types to try, in order, with a verdict per offer; with ``--nodes``, the
+    Instant Clusters they make (``candidates`` are then their per-node offers)."""
+
+    candidates: list[GpuOffer]
+    verdicts: list[GpuVerdict]
+    clusters: list[ClusterOffer] = field(default_factory=list)
+
+
+def cluster_api(services: Services) -> RestClusters:
+    """The cluster calls; only REST v2 has them (``--nodes`` with GraphQL is refused)."""
+    from thinnka.clients.runpod.clusters import RestClusters
+    from thinnka.clients.runpod.rest import RestRunpod
+
+    api = services.runpod
+    if not isinstance(api, RestRunpod):
+        raise ConfigError("--nodes needs Runpod's REST v2 API: unset THINNKA_RUNPOD_API=graphql.")
+    return RestClusters(api)
+
+
+def choose_candidates(
+    services: Services,
+    options: RunOptions,
+    gate: GateFacts,
+    need: MemoryEstimate,
+    offers: list[GpuOffer] | None = None,
+) -> Choice:
+    """What to rent: pods of ``--gpu-count`` GPUs, or (``--nodes``) Instant Clusters.
+
+    A model that fits no single pod is refused with the number of nodes that would hold it,
+    when some cluster could. ``offers``: the pod catalog, when the caller asked it already.
+    """
+    if options.multi_node:
+        offers = cluster_api(services).cluster_offers(options.gpu_count)
+        clusters, verdicts = choose_cluster(
+            offers,
+            need.required_gb(),
+            options.nodes,
+            strategy=options.gpu_strategy,
+            gpu_type=options.gpu_type,
+            max_price=options.max_price,
+            support=stack_for(options.trainer).gpus,
+        )
+        return Choice([c.gpu for c in clusters], verdicts, clusters)
+    if offers is None:  # not asked already (beside the gate)
+        offers = services.runpod.gpu_offers(options.gpu_count, options.cloud_type)
+    try:
+        candidates, verdicts = choose_gpus(offers, options, need)
+    except RefusedChoice:
+        raise
+    except PreflightError as exc:
+        hint = _nodes_hint(options, gate, offers, need) if exc.reason == "no_gpu_fits" else None
+        if hint is None:
+            raise
+        raise PreflightError(f"{exc.message} {hint}", reason=exc.reason) from None
+    return Choice(candidates, verdicts)
+
+
+def _nodes_hint(
+    options: RunOptions, gate: GateFacts, offers: list[GpuOffer], need: MemoryEstimate
+) -> str | None:
+    """How many Instant Cluster nodes would hold a run no pod can, or None."""
+    # Runpod's clusters are data-center NVIDIA cards (A100, H100, H200, B200).
+    usable = [o for o in offers if architecture(o) in ("ampere", "hopper", "blackwell")]
+    if not usable or any(o.memory_gb >= need.required_gb() for o in usable):
+        return None  # memory is not what stopped it
+    largest = max(usable, key=lambda o: o.memory_gb)
+
+    summaries: dict[int, str] = {}
+
+    def required(nodes: int) -> float | None:
+        try:
+            wider = replace(options, nodes=nodes, gpu_count=CLUSTER_NODE_GPUS)
+            plan = training_plan(wider, gate)
+        except ConfigError:
+            return None  # this run cannot train across nodes (e.g. vLLM server mode)
+        summaries[nodes] = plan.summary
+        return memory_estimate(wider, gate, plan).required_gb()
+
+    found = nodes_needed(required, largest.memory_gb, MAX_NODES)
+    if found is None:
+        return None
+    nodes, gb = found
+    return (
+        f"An Instant Cluster would: --nodes {nodes} --gpu-count {CLUSTER_NODE_GPUS} needs "
+        f"{gb:.1f} GB per GPU ({largest.display_name} has {largest.memory_gb:g} GB) for "
+        f"{summaries[nodes]}."
+    )
+
+
 @dataclass
 class Plan:
     """Everything ``thinnka plan`` shows."""
@@ -228,6 +332,7 @@ class Plan:
     data: tuple[LocalData, ...] = ()
     checkpoints: dict[str, Any] = field(default_factory=dict)
     volume: dict[str, Any] | None = None
+    clusters: list[ClusterOffer] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         r, t = self.rendered, self.training
@@ -276,10 +381,29 @@ class Plan:
             "evaluation": evaluation_json(self.options, self.data),
             "checkpoints": self.checkpoints,
             "network_volume": self.volume,
+            "cluster": _cluster_json(self.options, self.clusters),
         }
 
 
 _SERVER_LAUNCHER = "serve_and_train.py"
+
+
+def _cluster_json(options: RunOptions, clusters: list[ClusterOffer]) -> dict[str, Any] | None:
+    """``--nodes``: the first cluster candidate and its size, price and per-GPU figure."""
+    if not options.multi_node:
+        return None
+    first = clusters[0] if clusters else None
+    return {
+        "nodes": options.nodes,
+        "gpus_per_node": options.gpu_count,
+        "total_gpus": options.nodes * options.gpu_count,
+        "gpu": first.gpu.id if first else None,
+        "label": first.label if first else None,
+        "price_per_hour": first.price_per_hour if first else None,
+        "candidates": [
+            {"id": c.gpu.id, "label": c.label, "price_per_hour": c.price_per_hour} for c in clusters
+        ],
+    }
 
 
 def offer_json(offer: GpuOffer) -> dict[str, Any]:
@@ -298,18 +422,17 @@ def make_plan(services: Services, options: RunOptions) -> Plan:
     gate = check_gate(services, options, require_write=False)
     training = training_plan(options, gate)  # decided once: estimate and recipe share it
     need = memory_estimate(options, gate, training)
-    offers = services.runpod.gpu_offers(options.gpu_count, options.cloud_type)
-    candidates, verdicts = choose_gpus(offers, options, need)
+    choice = choose_candidates(services, options, gate, need)
     paths = remote_paths(services.settings, "<run-id>", options, gate)
     rendered = render(options, gate.model_context(), paths, training)
     warnings = [*gate.warnings, *(w for item in data for w in item.warnings)]
     checkpoints = checkpoints_json(options, gate, training, rendered.recipe)
     if checkpoints.get("warning"):
         warnings.append(str(checkpoints["warning"]))
-    volume = volume_json(services, options, candidates, warnings)
+    volume = volume_json(services, options, choice.candidates, warnings)
     return Plan(
-        options, gate, training, need, candidates, verdicts, rendered, warnings, data,
-        checkpoints, volume,
+        options, gate, training, need, choice.candidates, choice.verdicts, rendered,
+        warnings, data, checkpoints, volume, choice.clusters,
     )  # fmt: skip
 
 

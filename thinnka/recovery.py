@@ -19,6 +19,7 @@ a restore of it may drive that run) only once it is past its own bound.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -119,7 +120,51 @@ def reap(session: Session, *, dry_run: bool = False) -> ReapReport:
             report.reaped.append(pod)
         except ThinnkaError as exc:
             report.errors.append((pod, exc.message))
+    _reap_clusters(session, report, dry_run=dry_run)
     return report
+
+
+def _reap_clusters(session: Session, report: ReapReport, *, dry_run: bool) -> None:
+    """Instant Clusters by the pods' rules: ours (the primary's ``THINNKA_OWNER``) and owned
+    by no live run, or of an unknown run past its own bound. Their member pods are not in
+    the pod list and cannot be deleted alone, so the whole cluster is deleted; its nodes
+    are what the report lists. REST v2 only (GraphQL has no clusters)."""
+    from thinnka.errors import NotFoundError, RunNotFound
+    from thinnka.preflight import cluster_api
+
+    services = session.get_services()
+    if services.settings.runpod_api == "graphql":
+        return
+    clusters = cluster_api(services)
+    for cluster in clusters.list_clusters():
+        nodes = clusters.nodes(cluster.id)
+        if not nodes or nodes[0].pod.env.get("THINNKA_OWNER") != services.owner:
+            continue  # another installation's cluster, or not thinnka's at all
+        primary, pods = nodes[0].pod, [n.pod for n in nodes]
+        run_id = primary.env.get("THINNKA_RUN_ID", "")
+        try:
+            run = session.store.get(run_id)
+        except RunNotFound:
+            wait = unknown_run_wait(primary)
+            if wait is not None:
+                report.kept += [(pod, _unknown_run_note(run_id, wait)) for pod in pods]
+                continue
+        else:
+            if not run.state.is_final() and run.cluster_id in (None, cluster.id):
+                continue  # the run's own cluster (or one it may still record)
+        if not dry_run:
+            try:
+                deadline = time.monotonic() + 120
+                while clusters.get_cluster(cluster.id) is not None:
+                    with contextlib.suppress(NotFoundError):
+                        clusters.delete_cluster(cluster.id)
+                    if time.monotonic() > deadline:
+                        raise ThinnkaError(f"Cluster {cluster.id} still exists after its delete.")
+                    time.sleep(0.5)
+            except ThinnkaError as exc:
+                report.errors += [(pod, exc.message) for pod in pods]
+                continue
+        report.reaped += pods
 
 
 def _unknown_run_note(run_id: str, wait: float) -> str:

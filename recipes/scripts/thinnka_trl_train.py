@@ -185,6 +185,10 @@ def main() -> None:
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and os.path.isdir(training_args.output_dir):
         checkpoint = get_last_checkpoint(training_args.output_dir)
+    # Every process says where it stands: on a cluster (--nodes) each node's log shows
+    # that all of them joined one process group.
+    state = trainer.accelerator.state
+    print(f"thinnka: process {state.process_index} of world size {state.num_processes}", flush=True)
     if checkpoint is not None:
         print(f"thinnka: trainer resumes from {checkpoint}", flush=True)
     if held is not None:

@@ -24,7 +24,9 @@ Each time it records why in ``watchdog.verdict`` before it calls the API.
 It uses the pod-scoped key Runpod puts in every pod (``RUNPOD_POD_ID``,
 ``RUNPOD_API_KEY``, ``RUNPOD_API_BASE_URL`` where present), from its own
 environment or, failing that, from the container's first process:
-REST v2 ``DELETE /v2/pods/{id}``, then GraphQL ``podTerminate`` as a fallback.
+REST v2 ``DELETE /v2/pods/{id}``, then GraphQL ``podTerminate`` as a fallback; a node of an
+Instant Cluster (``cluster_id`` in its config) deletes its whole cluster first
+(``DELETE /v2/clusters/{id}``), since Runpod refuses to delete a member pod alone.
 
 Standard library only, so it runs on a stock image: it needs ``python3`` (3.8+)
 and CA certificates (``ca-certificates``); TLS certificates are verified.
@@ -247,6 +249,11 @@ def terminate_pod(env: dict, config: dict) -> bool:
             "variables": {"input": {"podId": pod_id}},
         }
     ).encode()
+    cluster = str(config.get("cluster_id") or "")
+    if cluster and _call(
+        "REST DELETE cluster", lambda: _request(f"{rest}/clusters/{cluster}", "DELETE", key)
+    ):
+        return True  # a cluster's nodes go with it; Runpod refuses to delete one alone
     if _call("REST DELETE", lambda: _request(f"{rest}/pods/{pod_id}", "DELETE", key)):
         return True
     return _call("GraphQL podTerminate", lambda: _request(graphql, "POST", key, mutation))

@@ -46,6 +46,18 @@ CASES: dict[str, str] = {
 }
 # The README table's other rows: fault -> (outcome, the test that proves it).
 STORIES: dict[str, tuple[str, str]] = {
+    "`--nodes`: process killed during the cluster's training, nothing run afterwards": (
+        "succeeded (after `recover`)",
+        "tests/e2e/test_cluster.py::test_orchestrator_gone_during_training_the_watchdog_deletes_the_cluster",
+    ),
+    "`--nodes`: a node lost during training": (
+        "failed (`pod_lost`)",
+        "tests/e2e/test_cluster.py::test_a_lost_node_fails_the_run_and_the_cluster_is_deleted",
+    ),
+    "`reap` with an Instant Cluster no run owns": (
+        "cluster deleted",
+        "tests/e2e/test_cluster.py::test_reap_deletes_an_orphaned_cluster_and_never_a_foreign_one",
+    ),
     "process killed between jobs (setup ended, training not started), nothing run afterwards": (
         "failed (`pod_lost`, after `resume` or `recover`)",
         "tests/e2e/test_watchdog.py::test_the_orchestrator_dies_between_jobs_the_idle_pod_ends_itself_then_pod_lost",

@@ -40,6 +40,8 @@ def _refused(
         (["--repo-id", "some-org/tïny-model"], "--repo-id 'some-org/tïny-model' is not a valid"),
         (["--dataset-name", "org/data\n"], "--dataset-name 'org/data\\n' is not a valid"),
         (["--pod-name", "pod\n"], "--pod-name may hold"),
+        # Refused by the training plan: `run` used to record a failed run (exit 1) for it.
+        (["--chat-template", "plain words"], "--chat-template is neither an existing file"),
     ],
 )
 def test_values_that_were_never_valid_cost_nothing(

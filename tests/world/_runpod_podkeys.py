@@ -6,7 +6,10 @@ terminate its pod, so the emulator plays it:
 
 * each created pod gets a key (``rpp_...``) that may ``DELETE /v2/pods/{own}``,
   ``POST /v2/pods/{own}/action`` with ``terminate``, and run a GraphQL
-  ``podTerminate`` of its own pod; anything else is a 403;
+  ``podTerminate`` of its own pod; anything else is a 403. A member of an Instant Cluster
+  may ``DELETE /v2/clusters/{its cluster}`` instead (its own pod alone is a 409, as with the
+  account key). What a pod-scoped key may call is not documented by Runpod: this is the
+  assumption thinnka's watchdog is written for;
 * the pod's env (``RUNPOD_POD_ID``, ``RUNPOD_API_KEY``, ``RUNPOD_API_BASE_URL``)
   reaches the processes the emulated pod runs: the sshd that plays every pod
   sets it for sessions of the key the pod was created with;
@@ -237,6 +240,13 @@ def handle_pod_scoped(world: World, key: str, method: str, path: str, body: Any)
         return _problem(401, "missing or invalid API key")
     parts = path.strip("/").split("/")
     wants: str | None = None
+    from tests.world._runpod_clusters import member_deletes_cluster
+
+    if parts[:2] == ["v2", "clusters"] and len(parts) == 3 and method == "DELETE":
+        status, detail = member_deletes_cluster(world, own, parts[2])
+        return (204, None, "application/json") if status == 204 else _problem(status, detail)
+    if _is_member(world, own) and (parts[:2] == ["v2", "pods"] or path == "/graphql"):
+        return _problem(409, "pod is a cluster member: delete its cluster instead")
     if parts[:2] == ["v2", "pods"] and len(parts) == 3 and method == "DELETE":
         wants = parts[2]
     elif parts[:2] == ["v2", "pods"] and len(parts) == 4 and parts[3] == "action":
@@ -254,6 +264,12 @@ def handle_pod_scoped(world: World, key: str, method: str, path: str, body: Any)
     if not _terminate(world, own, "pod:rest"):
         return _problem(404, f"pod {own} not found")
     return 204, None, "application/json"
+
+
+def _is_member(world: World, pod_id: str) -> bool:
+    from tests.world._runpod_clusters import hidden_member
+
+    return hidden_member(world, pod_id)
 
 
 def _terminate(world: World, pod_id: str, by: str) -> bool:

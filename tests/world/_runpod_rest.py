@@ -15,6 +15,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+from tests.world._runpod_clusters import (
+    cluster_billing,
+    cluster_catalog,
+    handle_clusters,
+    hidden_member,
+    member_view,
+)
 from tests.world._runpod_model import Account
 from tests.world._runpod_records import CATALOG, NO_CAPACITY, RunpodError, gpu_by_id
 from tests.world._runpod_state import World
@@ -93,12 +100,20 @@ def _route(
         return problem(403, "access denied")
     try:
         if parts[:1] == ["pods"]:
-            return _pods(world, account, method, parts[1:], body)
+            return _pods(world, account, method, parts[1:], body, params)
         if parts[:1] == ["network-volumes"]:
             status, answer = handle_volumes(world, account, method, parts[1:], body)
             if status >= 400:
                 return problem(status, answer["detail"], answer.get("errors"))
             return _ok(answer, status)
+        if parts[:1] == ["clusters"]:
+            status, reply = handle_clusters(world, account, method, parts[1:], body)
+            if status >= 400:
+                return problem(status, str((reply or {})["detail"]), (reply or {}).get("errors"))
+            return _ok(reply, status)
+        if parts == ["billing", "clusters"] and method == "GET":
+            records = cluster_billing(world, account, params.get("clusterId"))
+            return _ok({"records": records, "metadata": {"recordCount": len(records)}})
         if parts[:2] == ["catalog", "gpus"] and method == "GET" and len(parts) <= 3:
             return _catalog(world, parts[2] if len(parts) == 3 else None, params)
         if parts == ["billing", "pods"] and method == "GET":
@@ -110,10 +125,14 @@ def _route(
     return problem(404, "resource not found")
 
 
-def _pods(world: World, account: Account, method: str, rest: list[str], body: Any) -> V2Reply:
+def _pods(
+    world: World, account: Account, method: str, rest: list[str], body: Any, params: dict[str, str]
+) -> V2Reply:
     if not rest and method == "GET":
+        members = params.get("includeClusterPods") == "true"  # the one parameter it reads
         with world.lock:
-            return _ok({"pods": [render_v2(world, p) for p in account.pods.values()]})
+            pods = [p for p in account.pods.values() if members or not hidden_member(world, p.id)]
+            return _ok({"pods": [member_view(world, p) for p in pods]})
     if not rest and method == "POST":
         return _create(world, account, body)
     if len(rest) == 1 and method in ("GET", "DELETE"):
@@ -121,7 +140,9 @@ def _pods(world: World, account: Account, method: str, rest: list[str], body: An
         if pod is None:
             return problem(404, "resource not found")
         if method == "GET":
-            return _ok(render_v2(world, pod))
+            return _ok(member_view(world, pod))
+        if hidden_member(world, pod.id):
+            return problem(409, "pod is a cluster member: delete its cluster instead")
         world.terminate(account, pod.id, by="rest")
         return _ok(None, 204)
     if len(rest) == 2 and rest[1] == "action" and method == "POST":
@@ -235,8 +256,14 @@ def _catalog(world: World, gpu_id: str | None, params: dict[str, str]) -> V2Repl
     cloud = params.get("cloud", "SECURE")
     if cloud not in ("SECURE", "COMMUNITY"):
         return problem(422, _INVALID, ["cloud: value must be one of 'SECURE', 'COMMUNITY'"])
-    if include is not None and "POD" not in params["product"].split(","):
-        return problem(400, "this emulator serves product=POD only")
+    products = params["product"].split(",") if include is not None else []
+    if products == ["CLUSTER"]:
+        gpus = cluster_catalog(world, int(count_text), gpu_id)
+        if gpu_id is not None:
+            return _ok(gpus[0]) if gpus else problem(404, "resource not found")
+        return _ok({"gpus": gpus})
+    if include is not None and "POD" not in products:
+        return problem(400, "this emulator serves product=POD or CLUSTER only")
     with world.lock:
         gpus = [
             render_gpu_v2(world, g, count=int(count_text), cloud=cloud, include=include is not None)

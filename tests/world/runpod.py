@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 from tests.world._random_faults import FaultSettings, RandomFaults, injected
 from tests.world._runpod_http import Server, make_server
@@ -45,6 +45,9 @@ from tests.world._runpod_v2state import RateLimiter, RequestRecord
 from tests.world._runpod_volumes import registry as volume_registry
 from tests.world._runpod_volumes import use_disks
 from tests.world._serve import serve_until_signalled
+
+if TYPE_CHECKING:
+    from tests.world.sshd import FakeSshd
 
 __all__ = ["AccountKeys", "FakeRunpod", "PodLedgerEntry", "PodView", "RequestRecord", "main"]
 
@@ -185,6 +188,14 @@ class FakeRunpod:
         """The account's registered SSH keys, injected as PUBLIC_KEY when `startSsh: true`."""
         with self.world.lock:
             self.world.account(account_id).pub_key = pub_key
+
+    def set_cluster_nodes(self, nodes: list[FakeSshd]) -> None:
+        """Node ``rank`` of every cluster created from now on is reached at ``nodes[rank]``
+        (its own sshd; ``tests/world/cluster_nodes.py``); empty: the world's one sshd."""
+        from tests.world._runpod_clusters import ClusterNodeEndpoint, set_cluster_nodes
+
+        endpoints = [ClusterNodeEndpoint(n.port, n.authorize) for n in nodes]
+        set_cluster_nodes(self.world, endpoints)
 
     # ---- controls ----------------------------------------------------------------------------
     def reset(self) -> None:

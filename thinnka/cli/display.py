@@ -136,6 +136,8 @@ def print_plan(plan: Plan) -> None:
                      offer["stock"] or "none",
                      " then ".join(offer.get("clouds") or []) or "-")  # fmt: skip
     _console.print(gpus)
+    if cluster := data.get("cluster"):
+        _print_cluster(cluster, data["memory"]["required_gb"])
     _console.print(
         f"  transformers  {data['transformers']['spec']}  ({data['transformers']['reason']})"
     )
@@ -208,5 +210,17 @@ def print_plan_data(data: dict[str, Any]) -> None:
     _console.print(
         f"  evaluation  {evaluation['metrics']} before and after training, on "
         f"{evaluation['split']}: {rows}",
+        markup=False,
+    )
+
+
+def _print_cluster(cluster: dict[str, Any], required_gb: float) -> None:
+    """``--nodes``: the Instant Cluster rented, its price for all nodes, the per-GPU need."""
+    price = cluster["price_per_hour"]
+    cost = "price unknown" if price is None else f"${price:.2f}/h for all of it"
+    _console.print(
+        f"  cluster  {cluster['label'] or str(cluster['nodes']) + ' nodes'} "
+        f"({cluster['total_gpus']} GPUs), {cost}; ZeRO-3 over {cluster['total_gpus']} GPUs "
+        f"needs {required_gb:.1f} GB per GPU (the $/hour above is per node)",
         markup=False,
     )

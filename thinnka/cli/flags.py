@@ -52,7 +52,10 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
     _run("repo_id", "--repo-id", str,
          "Hugging Face model repo to fine-tune."),
     _run("gpu_count", "--gpu-count", int,
-         "GPUs in the pod: 1, 2, 4, 6 or 8."),
+         "GPUs in the pod: 1, 2, 4, 6 or 8 (with --nodes: per node, 8)."),
+    _run("nodes", "--nodes", int,
+         "Train on a Runpod Instant Cluster of this many nodes (2-8) with ZeRO-3 across "
+         "all their GPUs; 1 (the default) is one pod. REST v2 only."),
     _run("gpu_type", "--gpu-type", str | None,
          "Only GPUs whose name contains this text (case-insensitive), e.g. 'L40S'."),
     _run("image", "--image", str,

@@ -99,6 +99,10 @@ class ConnectHandler:
         run_dir = run_dir_for(ctx.settings, ctx.run.id)
         shell.make_dirs(run_dir)
         touch_heartbeat(shell, run_dir)
+        if ctx.run.options.multi_node:  # every other node of the cluster, keys pinned per node
+            from thinnka.handlers.cluster import connect_workers
+
+            connect_workers(ctx, run_dir, wait_for_ssh_port)
         ctx.output.event("ssh_connected", "SSH connected.")
         return StepResult(message=f"SSH open at {port.ip}:{port.public_port}.")
 

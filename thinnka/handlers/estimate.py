@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from thinnka.planning.facts import GateFacts
-from thinnka.preflight import choose_gpus, memory_estimate, offer_json
+from thinnka.preflight import choose_candidates, memory_estimate, offer_json
 from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 
@@ -22,8 +22,8 @@ class EstimateHandler:
         options = ctx.run.options
         gate = GateFacts.from_json((ctx.run.plan or {})["gate"])
         need = memory_estimate(options, gate)
-        offers = ctx.services.runpod.gpu_offers(options.gpu_count, options.cloud_type)
-        candidates, _ = choose_gpus(offers, options, need)
+        choice = choose_candidates(ctx.services, options, gate, need)
+        candidates = choice.candidates
         required = need.required_gb()
         ctx.output.event(
             "model_checked",
@@ -36,6 +36,8 @@ class EstimateHandler:
             "breakdown_gb": dict(need.breakdown("GB")),
         }
         plan["candidates"] = [offer_json(offer) for offer in candidates]
+        if options.multi_node:  # each candidate is one node's GPUs, rented N times
+            plan["cluster"] = {"nodes": options.nodes, "gpus_per_node": options.gpu_count}
         return StepResult(
             message=f"Needs {required:.1f} GB per GPU; first choice {candidates[0].id}.",
             updates={"plan": plan},

@@ -23,6 +23,9 @@ from thinnka.step import StepContext, StepResult
 from thinnka.store import RunRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from thinnka.clients.ssh import PodShell
     from thinnka.planning.facts import RemotePaths
     from thinnka.rendering import Rendered
 
@@ -100,8 +103,6 @@ class InstallHandler:
         return 3600.0
 
     def run(self, ctx: StepContext) -> StepResult:
-        from thinnka.rendering import write_env_file
-
         paths, rendered = rendered_for_run(ctx)
         require_pod(ctx, "its setup could finish")
         shell = open_shell(ctx)
@@ -113,27 +114,64 @@ class InstallHandler:
         )
         ctx.save(remote=remote)
 
-        token = ctx.settings.hf_token
-        if token:
-            shell.put_text(f"{paths.hf_home}/token", token.reveal(), mode=0o600)
-        if ctx.settings.wandb_api_key and ctx.run.options.report_to == "wandb":
-            shell.put_text(
-                f"{paths.run_dir}/wandb_key", ctx.settings.wandb_api_key.reveal(), mode=0o600
+        env = run_env(ctx, paths, rendered)
+        setup = ["bash", rendered.setup_script]
+        multi = ctx.run.options.multi_node
+        if multi:  # every node its own accelerate config and env; setups run side by side
+            from thinnka.handlers.cluster import (
+                cluster_files,
+                finish_worker_setups,
+                start_worker_jobs,
+                upload_to_workers,
             )
-        scripts = resource_dir("recipes") / "scripts"
-        for name in {*_OWN_SCRIPTS, rendered.setup_script}:
-            shell.put_text(f"{paths.run_dir}/{name}", (scripts / name).read_text(), mode=0o755)
-        for name, text in rendered.files.items():
-            shell.put_text(f"{paths.run_dir}/{name}", text)
-        shell.put_text(f"{paths.run_dir}/run.env", write_env_file(run_env(ctx, paths, rendered)))
+            from thinnka.pod.cluster import NodeFacts, nodes_of
+
+            def to_node(node_shell: PodShell, node: NodeFacts) -> None:
+                node_shell.make_dirs(paths.run_dir, paths.hf_home)
+                _upload(ctx, node_shell, paths, rendered, *cluster_files(ctx, rendered, env, node))
+                upload_run_data(ctx, node_shell, paths.run_dir)  # every rank reads the data
+
+            upload_to_workers(ctx, to_node)
+            start_worker_jobs(ctx, paths, "setup", setup)
+            files, env = cluster_files(ctx, rendered, env, nodes_of(ctx)[0])
+        else:
+            files = rendered.files
+        _upload(ctx, shell, paths, rendered, files, env)
         ctx.output.event("config_uploaded", f"Recipe and scripts uploaded to {paths.run_dir}.")
         upload_run_data(ctx, shell, paths.run_dir)
 
         label = "Checking the image" if ctx.run.options.setup_skipped else "Installing the trainer"
         ctx.output.event("setup_start", f"{label} ({ctx.run.options.trainer}).")
-        setup = ["bash", rendered.setup_script]
         follow_job(ctx, shell, "setup", "setup", start=setup).require_success(
             "Setup", "setup_failed"
         )
+        if multi:
+            finish_worker_setups(ctx, paths, "setup")
         ctx.output.event("setup_done", "Trainer ready.")
         return StepResult(message=f"Trainer ready ({rendered.transformers_spec}).")
+
+
+def _upload(
+    ctx: StepContext,
+    shell: PodShell,
+    paths: RemotePaths,
+    rendered: Rendered,
+    files: Mapping[str, str],
+    env: Mapping[str, str],
+) -> None:
+    """The run's secrets (0600 files), scripts, rendered files and ``run.env`` to one pod."""
+    from thinnka.rendering import write_env_file
+
+    token = ctx.settings.hf_token
+    if token:
+        shell.put_text(f"{paths.hf_home}/token", token.reveal(), mode=0o600)
+    if ctx.settings.wandb_api_key and ctx.run.options.report_to == "wandb":
+        shell.put_text(
+            f"{paths.run_dir}/wandb_key", ctx.settings.wandb_api_key.reveal(), mode=0o600
+        )
+    scripts = resource_dir("recipes") / "scripts"
+    for name in {*_OWN_SCRIPTS, rendered.setup_script}:
+        shell.put_text(f"{paths.run_dir}/{name}", (scripts / name).read_text(), mode=0o755)
+    for name, text in files.items():
+        shell.put_text(f"{paths.run_dir}/{name}", text)
+    shell.put_text(f"{paths.run_dir}/run.env", write_env_file(env))

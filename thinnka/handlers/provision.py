@@ -95,6 +95,8 @@ class ProvisionHandler:
         if run.pod_name is None:
             run = ctx.save(pod_name=name)  # the intent, before any create call
 
+        if run.options.multi_node:
+            return self._cluster(ctx, name, owner)
         adopted = self._adopt(ctx, owner)
         if adopted is not None:
             return self._result(ctx, adopted, _type_id_of(adopted, run), adopted=True)
@@ -141,6 +143,42 @@ class ProvisionHandler:
         )
 
     # -------------------------------------------------------------- pieces
+    def _cluster(self, ctx: StepContext, name: str, owner: str) -> StepResult:
+        """--nodes: an Instant Cluster of identical nodes, each bounded by the boot guard."""
+        from thinnka.clients.runpod.clusters import ClusterSpec
+        from thinnka.handlers.cluster import create_cluster
+
+        run = ctx.run
+        plan = run.plan or {}
+        gate = GateFacts.from_json(plan["gate"])
+        env = self._pod_env(ctx, owner)
+        candidates = [PlanCandidate.from_json(c) for c in plan.get("candidates", [])]
+
+        def spec_for(candidate: PlanCandidate) -> ClusterSpec:
+            price = candidate.price_per_hour
+            guard = boot_guard_env(
+                run.options,
+                run_dir_for(ctx.settings, run.id),
+                utcnow(),
+                None if price is None else price * run.options.nodes,
+            )
+            pod = self._spec(ctx, name, candidate.id, "SECURE", gate, {**env, **guard})
+            return ClusterSpec(
+                name=name,
+                image=pod.image,
+                gpu_type_id=candidate.id,
+                gpu_count_per_pod=run.options.gpu_count,
+                pod_count=run.options.nodes,
+                container_disk_gb=pod.container_disk_gb,
+                volume_gb=pod.volume_gb,
+                env=pod.env,
+                start_command=pod.start_command,
+            )
+
+        gpu_type = create_cluster(ctx, name, candidates, spec_for)
+        cluster = ctx.run.cluster_id
+        return StepResult(message=f"Instant Cluster {cluster} ({run.options.nodes} × {gpu_type}).")
+
     def _adopt(self, ctx: StepContext, owner: str) -> Pod | None:
         mine = find_run_pods(ctx.services.runpod.list_pods(), ctx.run.id, owner)
         for extra in mine[1:]:  # never keep two pods for one run

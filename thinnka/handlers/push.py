@@ -167,6 +167,10 @@ class PushHandler:
         trained = follow_job(ctx, shell, "train", "train")
         if trained.exit_code == PUSH_HELD_EXIT:
             raise self._push_held(ctx, shell, paths.run_dir)
+        if trained.exit_code != 0 and ctx.run.options.multi_node:
+            from thinnka.handlers.cluster import require_workers
+
+            require_workers(ctx, trained.exit_code)  # a lost node is what failed it
         trained.require_success("Training", "training_failed")
         ctx.output.event("train_done", "Training finished.")
         if rendered.merge:

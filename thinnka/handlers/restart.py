@@ -105,6 +105,8 @@ def plan_restart(ctx: StepContext) -> Restart | str:
     facts = run.remote.restarts
     if options.max_restarts == 0:
         return ""
+    if options.multi_node:  # a lost node fails the run: a new cluster is not rented for it
+        return "Not restarted: a cluster run (--nodes) is not restarted on a new cluster."
     if facts.count >= options.max_restarts:
         return f"Not restarted: --max-restarts {options.max_restarts} reached."
     where = checkpoint_cadence(options).where

@@ -136,6 +136,8 @@ class TerminateHandler:
                 f"`thinnka cancel {run.id}` terminates it now."
             )
         runpod = ctx.services.runpod
+        if run.cluster_id is not None or run.options.multi_node:
+            return self._cluster(ctx, runpod)
         pods = [run.pod_id] if run.pod_id else []
         if run.pod_name is not None:  # a create may have landed without its id recorded
             tagged = find_run_pods(runpod.list_pods(), run.id, ctx.services.owner)
@@ -157,6 +159,33 @@ class TerminateHandler:
         what = "no pod was created" if not pods else f"pod {', '.join(pods)} terminated"
         verb = "Succeeded" if run.state is RunState.pushed else "Cleaned up"
         return StepResult(message=f"{verb}: {what}.", updates=updates)
+
+    def _cluster(self, ctx: StepContext, runpod: RunpodApi) -> StepResult:
+        """--nodes: every node's logs home, then the whole cluster deleted and confirmed
+        (Runpod refuses to delete its member pods one by one). Its cost is the cluster's
+        price (all nodes) for rank 0's uptime: the nodes are created and deleted together."""
+        from thinnka.handlers.cluster import delete_cluster, keep_node_logs, run_cluster_id
+
+        run = ctx.run
+        cluster_id = run_cluster_id(ctx)
+        verb = "Succeeded" if run.state is RunState.pushed else "Cleaned up"
+        if cluster_id is None:
+            return StepResult(message=f"{verb}: no cluster was created.")
+        kept = keep_node_logs(ctx)
+        close_shells(ctx.services)
+        existed = _note_uptime(ctx, runpod, run.pod_id) if run.pod_id else True
+        ctx.output.event("cleanup_start", f"Deleting Instant Cluster {cluster_id}.")
+        window = max(run.options.watchdog_grace, _MIN_TERMINATE_WINDOW_S)
+        delete_cluster(ctx, cluster_id, min(ctx.deadline, time.monotonic() + window))
+        if run.pod_id is not None:
+            _note_confirmed(ctx, existed=existed)
+        ctx.output.event("pod_terminated", f"Instant Cluster {cluster_id} deleted.")
+        updates: dict[str, object] = {}
+        seconds = billed_seconds(ctx.run, ctx.run.remote.termination)
+        if seconds is not None and run.cost_per_hr is not None:
+            updates["cost_usd"] = round(run.cost_per_hr * seconds / 3600, 6)
+        logs = f"; node logs kept: {', '.join(kept)}" if kept else ""
+        return StepResult(message=f"{verb}: cluster {cluster_id} deleted{logs}.", updates=updates)
 
 
 def _save_termination(ctx: StepContext, facts: TerminationFacts) -> None:

@@ -41,6 +41,11 @@ class TrainHandler:
         arm_watchdog(ctx, shell)  # again: the config now carries the pod's price and start
         mode = ctx.run.options.mode.upper()
         ctx.output.event("train_start", f"Starting {mode} training.")
-        pid = start_job(shell, paths.run_dir, "train", ["bash", "train.sh", *rendered.command])
+        argv = ["bash", "train.sh", *rendered.command]
+        if ctx.run.options.multi_node:  # the other nodes first: rank 0 is the one followed
+            from thinnka.handlers.cluster import start_worker_jobs
+
+            start_worker_jobs(ctx, paths, "train", argv)
+        pid = start_job(shell, paths.run_dir, "train", argv)
         remote = replace(ctx.run.remote, train_pid=pid)
         return StepResult(message=f"Training started (pid {pid}).", updates={"remote": remote})

@@ -18,7 +18,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALLOWED_GPU_COUNTS",
+    "CLUSTER_NODE_GPUS",
     "DEFAULT_IMAGE",
+    "MAX_NODES",
+    "MIN_NODES",
     "OVERRIDE_KEY",
     "SINK_FLAGS",
     "THINNKA_IMAGE",
@@ -33,6 +36,8 @@ DEFAULT_IMAGE = "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404"
 # thinnka's pod image (docker/): one tag per trainer stack, each with that stack installed.
 THINNKA_IMAGE = "reeeon/thinnka"
 ALLOWED_GPU_COUNTS = (1, 2, 4, 6, 8)
+# Runpod's self-serve Instant Clusters: 2 to 8 nodes of 8 GPUs (larger ones through sales).
+MIN_NODES, MAX_NODES, CLUSTER_NODE_GPUS = 2, 8, 8
 
 Trainer = Literal["openr1", "trl"]
 GpuStrategy = Literal["priority", "cheapest"]
@@ -50,7 +55,9 @@ class RunOptions:
     """Every option of ``thinnka run``; names and defaults follow the original tool."""
 
     repo_id: str = "unsloth/gemma-2b"
-    gpu_count: int = 1
+    gpu_count: int = 1  # per pod; with --nodes, per node
+    # 1: one pod. 2..8: a Runpod Instant Cluster of that many nodes (planning/cluster.py).
+    nodes: int = 1
     gpu_type: str | None = None
     image: str = DEFAULT_IMAGE
     use_thinnka_image: bool = False
@@ -130,6 +137,11 @@ class RunOptions:
     @property
     def mode(self) -> Literal["grpo", "sft"]:
         return "sft" if self.sft else "grpo"
+
+    @property
+    def multi_node(self) -> bool:
+        """Training spread over an Instant Cluster's nodes rather than one pod."""
+        return self.nodes > 1
 
     @property
     def vllm_enabled(self) -> bool:

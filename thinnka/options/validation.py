@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 from thinnka.errors import ConfigError
 from thinnka.options.folding import fold_overrides
-from thinnka.options.run_options import ALLOWED_GPU_COUNTS, RunOptions
+from thinnka.options.run_options import (
+    ALLOWED_GPU_COUNTS,
+    CLUSTER_NODE_GPUS,
+    MAX_NODES,
+    MIN_NODES,
+    RunOptions,
+)
 from thinnka.values import (
     check_chat_template,
     check_hub_id,
@@ -59,6 +65,7 @@ def validate(options: RunOptions) -> RunOptions:
         raise ConfigError("--merge-model is only supported with SFT mode (use --sft flag).")
     if o.merge_model and o.shard_model:
         raise ConfigError("--merge-model is not supported with --shard-model (QLoRA disabled).")
+    _check_nodes(o)
 
     check_hub_id("--repo-id", o.repo_id)
     if o.hub_model_id is not None:
@@ -113,6 +120,11 @@ def validate_for_settings(options: RunOptions, settings: Settings) -> RunOptions
     service (the W&B key) are made here for both commands.
     """
     o = validate(options)
+    if o.multi_node and settings.runpod_api == "graphql":
+        raise ConfigError(
+            "--nodes needs Runpod's REST v2 API (Instant Clusters are /v2/clusters; GraphQL has "
+            "no cluster calls): unset THINNKA_RUNPOD_API=graphql."
+        )
     if o.report_to == "wandb" and not settings.wandb_api_key:
         raise ConfigError("--report-to wandb needs WANDB_API_KEY in the environment or .env.")
     if o.network_volume is not None and settings.runpod_api != "rest":
@@ -123,6 +135,42 @@ def validate_for_settings(options: RunOptions, settings: Settings) -> RunOptions
             f"{settings.runpod_api!r}. Unset it (rest is the default) or drop --network-volume."
         )
     return o
+
+
+def _check_nodes(o: RunOptions) -> None:
+    """``--nodes``: what a Runpod Instant Cluster can be, and what can train across one.
+
+    Runpod sells self-serve clusters of 2 to 8 nodes of 8 GPUs each. Across nodes thinnka
+    trains under ZeRO-3 (the point of more nodes is sharding what one pod cannot hold), so
+    what cannot run under ZeRO-3, or needs one machine, is refused here.
+    """
+    if o.nodes == 1:
+        return
+    if not MIN_NODES <= o.nodes <= MAX_NODES:
+        raise ConfigError(
+            f"--nodes must be {MIN_NODES} to {MAX_NODES} (Runpod's self-serve Instant "
+            "Clusters), or 1 for one pod."
+        )
+    if o.gpu_count != CLUSTER_NODE_GPUS:
+        raise ConfigError(
+            f"Runpod's self-serve Instant Clusters are nodes of {CLUSTER_NODE_GPUS} GPUs: pass "
+            f"--gpu-count {CLUSTER_NODE_GPUS} with --nodes (it counts GPUs per node)."
+        )
+    if o.effective_vllm_mode == "server":
+        raise ConfigError(
+            "--vllm-mode server serves vLLM from one GPU of one machine, which the other nodes "
+            "cannot share: with --nodes use colocate (the default) or --no-vllm."
+        )
+    if o.merge_model:
+        raise ConfigError(
+            "--merge-model merges a QLoRA adapter; --nodes trains under ZeRO-3, which cannot "
+            "load a 4-bit base. Drop one of them."
+        )
+    if o.network_volume is not None:
+        raise ConfigError(
+            "--network-volume attaches one volume to one pod; an Instant Cluster (--nodes) "
+            "keeps its checkpoints on the Hub. Drop one of them."
+        )
 
 
 # ------------------------------------------------------------------ value rules

@@ -31,18 +31,19 @@ def choose_method(
     asked_quant = bool(load4 or load8)
     if load4 and load8:
         raise ConfigError("load_in_4bit and load_in_8bit exclude each other; set one.")
-    if options.shard_model:
+    if options.shard_model or options.multi_node:
+        # --nodes shards like --shard-model: a cluster exists to hold what one pod cannot.
+        flag = "--shard-model" if options.shard_model else "--nodes"
         if asked_quant:
             raise ConfigError(
-                "--shard-model means ZeRO-3, and 4-bit/8-bit loading (QLoRA) cannot run under "
-                "ZeRO-3. Drop --shard-model or the load_in_4bit/load_in_8bit override."
+                f"{flag} means ZeRO-3, and 4-bit/8-bit loading (QLoRA) cannot run under "
+                f"ZeRO-3. Drop {flag} or the load_in_4bit/load_in_8bit override."
             )
         if peft:
-            notes.append("--shard-model with use_peft=true: LoRA adapters under ZeRO-3.")
+            notes.append(f"{flag} with use_peft=true: LoRA adapters under ZeRO-3.")
             return "lora", None, vllm_mode
         notes.append(
-            f"{options.mode.upper()}: full fine-tuning, sharded by ZeRO-3 (--shard-model; "
-            "no QLoRA)."
+            f"{options.mode.upper()}: full fine-tuning, sharded by ZeRO-3 ({flag}; no QLoRA)."
         )
         return "full", None, vllm_mode
     if peft is False:
@@ -118,7 +119,7 @@ def zero_stage(
         notes.append("One training process: no DeepSpeed (ZeRO has nothing to shard across).")
         return None
     stage: Literal[2, 3] = 3 if options.deepspeed_stage == 3 else 2
-    if options.shard_model:
+    if options.shard_model or options.multi_node:
         if stage != 3:
             notes.append("Model sharding enabled; forcing ZeRO-3.")
         stage = 3

@@ -54,8 +54,9 @@ class TrainingPlan:
     quantization: Literal["4bit", "8bit"] | None
     zero_stage: Literal[2, 3] | None  # None: no DeepSpeed
     vllm_mode: VllmMode | None
-    processes: int  # training processes (server mode: the pod's GPUs minus vLLM's)
-    gpu_count: int
+    processes: int  # training processes (server mode: the pod's GPUs minus vLLM's), all nodes
+    gpu_count: int  # per pod (per node with --nodes)
+    nodes: int  # 1: one pod; more: an Instant Cluster, one machine rank per node
     use_cpu: bool
     transformers: TransformersChoice
     entry_point: str  # what really trains: "open_r1.grpo", "trl sft", ...
@@ -107,6 +108,8 @@ class TrainingPlan:
         parts.append(f"ZeRO-{self.zero_stage}" if self.zero_stage else "no DeepSpeed")
         unit = "CPU process" if self.use_cpu else "training process"
         parts.append(f"{self.processes} {unit}{'es' if self.processes > 1 else ''}")
+        if self.nodes > 1:
+            parts.append(f"on {self.nodes} nodes")
         return ", ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
@@ -119,6 +122,7 @@ class TrainingPlan:
             "zero_stage": self.zero_stage,
             "vllm_mode": self.vllm_mode,
             "processes": self.processes,
+            "nodes": self.nodes,
             "entry_point": self.entry_point,
             "wrapper": self.wrapper,
             "transformers": {"spec": self.transformers.spec, "reason": self.transformers.reason},
@@ -152,9 +156,11 @@ def decide(
 
     vllm_mode = _vllm_mode(options, o, stack, notes, use_cpu=use_cpu) if grpo else None
     method, quantization, vllm_mode = choose_method(options, o, notes, vllm_mode)
-    processes = options.gpu_count - 1 if vllm_mode == "server" else options.gpu_count
+    per_node = options.gpu_count - 1 if vllm_mode == "server" else options.gpu_count
     if use_cpu:
-        processes = 1
+        per_node = 1
+    # Across an Instant Cluster's nodes every process is one rank of one process group.
+    processes = per_node * options.nodes
     stage = zero_stage(options, stack, notes, processes, quantization, vllm_mode, use_cpu)
 
     per_device = int(o.get("per_device_train_batch_size", options.per_device_train_batch))
@@ -192,6 +198,7 @@ def decide(
         vllm_mode=vllm_mode,
         processes=processes,
         gpu_count=options.gpu_count,
+        nodes=options.nodes,
         use_cpu=use_cpu,
         transformers=choice,
         entry_point=stack.entry_point(options.mode),

@@ -43,6 +43,8 @@ def watchdog_config(run: RunRecord, chain: list[str]) -> dict[str, object]:
     return {
         "run_id": run.id,
         "pod_id": run.pod_id,
+        # --nodes: the watchdog deletes the whole cluster (its member pods cannot go alone).
+        "cluster_id": run.cluster_id,
         "chain": chain,
         "grace_s": grace,
         # A pod idle between jobs (the orchestrator died after setup) waits this long.

@@ -124,6 +124,8 @@ def render(
 
     files: dict[str, str] = {}
     accelerate = launch.accelerate_config(plan.accelerate_config, plan.processes, recipe)
+    if plan.nodes > 1:  # each node's rank and rendezvous: rendering/nodes.py, once known
+        accelerate["num_machines"] = plan.nodes
     train = launch.train_argv(paths, plan)
     command, server_command = train, None
     if plan.vllm_mode == "server":

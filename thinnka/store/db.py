@@ -47,7 +47,7 @@ __all__ = [
 # The newest migration in migrations/versions. Knowing it without Alembic keeps
 # every command's start fast: Alembic is imported only when an upgrade runs
 # (a test checks this constant against Alembic's own answer).
-HEAD_REVISION = "0004_scores"
+HEAD_REVISION = "0005_clusters"
 
 # The advisory lock every thinnka on every host takes around an upgrade of a
 # PostgreSQL database: one fixed 64-bit key ("thinnka" in ASCII).

@@ -99,6 +99,9 @@ class RunRow(Base):
     ssh_host: Mapped[str | None] = mapped_column(String(255))
     ssh_port: Mapped[int | None] = mapped_column(Integer)
     host_key: Mapped[str | None] = mapped_column(Text)
+    # --nodes: the Instant Cluster and its nodes (rank 0 is also pod_id/ssh_*/host_key).
+    cluster_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    cluster_nodes: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # Remote facts: paths, remote pid, log offsets, training start time.
     remote: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error_message: Mapped[str | None] = mapped_column(Text)

@@ -189,6 +189,9 @@ class RunRecord:
     created_at: dt.datetime
     updated_at: dt.datetime
     ended_at: dt.datetime | None
+    # --nodes: the Instant Cluster's id and one entry per node (thinnka.pod.cluster.NodeFacts)
+    cluster_id: str | None = None
+    cluster_nodes: tuple[dict[str, Any], ...] = ()
 
     @classmethod
     def from_row(cls, row: RunRow) -> RunRecord:
@@ -219,6 +222,8 @@ class RunRecord:
             created_at=row.created_at,
             updated_at=row.updated_at,
             ended_at=row.ended_at,
+            cluster_id=row.cluster_id,
+            cluster_nodes=tuple(row.cluster_nodes or ()),
         )
 
     def lease_live(self, now: dt.datetime | None = None) -> bool:

@@ -36,7 +36,7 @@ FACT_COLUMNS = frozenset(
     {
         "hub_model_id", "plan", "pod_name", "pod_id", "gpu_type", "gpu_count", "cost_per_hr",
         "cost_usd", "pod_started_at", "ssh_host", "ssh_port", "host_key", "remote",
-        "error_message", "error_reason",
+        "error_message", "error_reason", "cluster_id", "cluster_nodes",
     }
 )  # fmt: skip
 
