@@ -22,18 +22,18 @@ __all__ = ["LiveServices", "Services", "ShellPool"]
 
 
 class ShellPool:
-    """The pod shells this process has open, one per run, reused across steps."""
+    """The pod shells this process has open, one per pod of a run, reused across steps."""
 
     def __init__(self) -> None:
         self._shells: dict[str, PodShell] = {}
 
-    def get(self, run_id: str) -> PodShell | None:
-        """The run's shell if it is still connected."""
-        shell = self._shells.get(run_id)
+    def get(self, key: str) -> PodShell | None:
+        """The shell kept under ``key`` (a run and its pod) if it is still connected."""
+        shell = self._shells.get(key)
         return shell if shell is not None and shell.is_active() else None
 
-    def put(self, run_id: str, shell: PodShell) -> None:
-        self._shells[run_id] = shell
+    def put(self, key: str, shell: PodShell) -> None:
+        self._shells[key] = shell
 
     def close_all(self) -> None:
         shells, self._shells = self._shells, {}

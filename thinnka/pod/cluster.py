@@ -83,7 +83,7 @@ def node_shell(ctx: StepContext, node: NodeFacts, *, timeout: float = 120.0) -> 
     """A shell on ``node``; its host key is pinned on first sight and checked after."""
     if node.ssh_host is None or node.ssh_port is None:
         raise RemoteError(f"Node {node.rank} ({node.pod_id}) has no SSH address recorded.")
-    key = f"{ctx.run.id}#node{node.rank}"
+    key = f"{ctx.run.id}@{node.pod_id}"  # by pod: a lost node's connection is never reused
     shell = ctx.services.shells.get(key)
     if shell is not None:
         return shell

@@ -19,11 +19,17 @@ def ssh_user(ctx: StepContext) -> str:
 
 
 def open_shell(ctx: StepContext, *, timeout: float = 120.0) -> PodShell:
-    """The run's pod shell, reusing one opened earlier in this process."""
+    """The run's pod shell, reusing one opened earlier in this process to the same pod.
+
+    Keyed by pod, not by run: after a restart the run has a new pod, and a connection to
+    the lost one must not be reused (on Runpod it hangs half-open until TCP gives up; in
+    the emulator, where every pod is one sshd, it reaches the new pod with the lost pod's
+    env, so the new pod's watchdog would watch the wrong pod)."""
     run = ctx.run
     if run.ssh_host is None or run.ssh_port is None:
         raise StateConflict(f"Run {run.id} has no SSH address recorded.")
-    shell = ctx.services.shells.get(run.id)
+    key = f"{run.id}@{run.pod_id}"
+    shell = ctx.services.shells.get(key)
     if shell is not None:
         return shell
     target = SshTarget(
@@ -34,7 +40,7 @@ def open_shell(ctx: StepContext, *, timeout: float = 120.0) -> PodShell:
         pinned_host_key=run.host_key,
     )
     shell = connect(target, deadline=min(ctx.deadline, time.monotonic() + timeout))
-    ctx.services.shells.put(run.id, shell)
+    ctx.services.shells.put(key, shell)
     return shell
 
 
