@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,6 @@ BODY: dict[str, Any] = {
     "startSsh": True,
     "env": {"THINNKA_RUN_ID": "r-c1"},
 }
-
-
-@pytest.fixture
-def v2(runpod_account: FakeRunpod) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {runpod_account.api_key}"}
-    with httpx.Client(
-        base_url=runpod_account.rest_url, headers=headers, trust_env=False, timeout=10
-    ) as client:
-        yield client
 
 
 def test_create_lists_members_with_ranks_and_deletes_them_all(

@@ -3,7 +3,6 @@ HTTP so that thinnka's own client cannot hide a mistake in either."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,15 +20,6 @@ BODY: dict[str, Any] = {
     "ports": ["22/tcp"],
     "startSsh": True,
 }
-
-
-@pytest.fixture
-def v2(runpod_account: FakeRunpod) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {runpod_account.api_key}"}
-    with httpx.Client(
-        base_url=runpod_account.rest_url, headers=headers, trust_env=False, timeout=10
-    ) as client:
-        yield client
 
 
 def _create(v2: httpx.Client, **changes: Any) -> dict[str, Any]:

@@ -3,7 +3,6 @@ thinnka's REST client against them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,15 +23,6 @@ POD: dict[str, Any] = {
     "ports": ["22/tcp"],
     "startSsh": True,
 }
-
-
-@pytest.fixture
-def v2(runpod_account: FakeRunpod) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {runpod_account.api_key}"}
-    with httpx.Client(
-        base_url=runpod_account.rest_url, headers=headers, trust_env=False, timeout=10
-    ) as client:
-        yield client
 
 
 def test_volume_crud_with_a_closed_body(v2: httpx.Client) -> None:
