@@ -19,10 +19,9 @@ import time
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from thinnka.clients.ssh import PodShell, SshTarget, connect
+from thinnka.clients.ssh import PodShell
 from thinnka.errors import RemoteError
-from thinnka.pod.keys import resolve_key_pair
-from thinnka.pod.shell import ssh_user
+from thinnka.pod.shell import shell_to
 
 if TYPE_CHECKING:
     from thinnka.step import StepContext
@@ -83,21 +82,12 @@ def node_shell(ctx: StepContext, node: NodeFacts, *, timeout: float = 120.0) -> 
     """A shell on ``node``; its host key is pinned on first sight and checked after."""
     if node.ssh_host is None or node.ssh_port is None:
         raise RemoteError(f"Node {node.rank} ({node.pod_id}) has no SSH address recorded.")
-    key = f"{ctx.run.id}@{node.pod_id}"  # by pod: a lost node's connection is never reused
-    shell = ctx.services.shells.get(key)
-    if shell is not None:
-        return shell
-    target = SshTarget(
-        host=node.ssh_host,
-        port=node.ssh_port,
-        user=ssh_user(ctx),
-        key_path=resolve_key_pair(ctx.run.options, ctx.settings).private_key_path,
-        pinned_host_key=node.host_key,
+    # Kept by pod: a lost node's connection is never reused.
+    shell, opened = shell_to(
+        ctx, node.pod_id, node.ssh_host, node.ssh_port, node.host_key, timeout=timeout
     )
-    shell = connect(target, deadline=min(ctx.deadline, time.monotonic() + timeout))
-    if node.host_key is None:
+    if opened and node.host_key is None:
         save_node(ctx, replace(node, host_key=shell.host_key))
-    ctx.services.shells.put(key, shell)
     return shell
 
 

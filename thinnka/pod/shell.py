@@ -10,7 +10,7 @@ from thinnka.pod.keys import resolve_key_pair
 from thinnka.services import Services
 from thinnka.step import StepContext
 
-__all__ = ["open_shell", "ssh_user"]
+__all__ = ["open_shell", "shell_to", "ssh_user"]
 
 
 def ssh_user(ctx: StepContext) -> str:
@@ -28,20 +28,35 @@ def open_shell(ctx: StepContext, *, timeout: float = 120.0) -> PodShell:
     run = ctx.run
     if run.ssh_host is None or run.ssh_port is None:
         raise StateConflict(f"Run {run.id} has no SSH address recorded.")
-    key = f"{run.id}@{run.pod_id}"
+    shell, _ = shell_to(ctx, run.pod_id, run.ssh_host, run.ssh_port, run.host_key, timeout=timeout)
+    return shell
+
+
+def shell_to(
+    ctx: StepContext,
+    pod_id: str | None,
+    host: str,
+    port: int,
+    pinned_host_key: str | None,
+    *,
+    timeout: float,
+) -> tuple[PodShell, bool]:
+    """A shell on one pod of the run (the run's pod, or a cluster node), reused from this
+    process's pool while connected; True when it was opened now."""
+    key = f"{ctx.run.id}@{pod_id}"
     shell = ctx.services.shells.get(key)
     if shell is not None:
-        return shell
+        return shell, False
     target = SshTarget(
-        host=run.ssh_host,
-        port=run.ssh_port,
+        host=host,
+        port=port,
         user=ssh_user(ctx),
-        key_path=resolve_key_pair(run.options, ctx.settings).private_key_path,
-        pinned_host_key=run.host_key,
+        key_path=resolve_key_pair(ctx.run.options, ctx.settings).private_key_path,
+        pinned_host_key=pinned_host_key,
     )
     shell = connect(target, deadline=min(ctx.deadline, time.monotonic() + timeout))
     ctx.services.shells.put(key, shell)
-    return shell
+    return shell, True
 
 
 def close_shells(services: Services) -> None:
