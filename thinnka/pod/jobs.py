@@ -7,7 +7,9 @@ so a crash between "start" and "record" never starts a second training.
 
 Following reads the log from a byte offset kept in the database. Only
 complete lines advance the offset, and the local copy's size is recorded with
-it in the same write, so re-attaching continues exactly where it stopped.
+it in the same write, so re-attaching continues exactly where it stopped: the
+local copy holds every line once; the terminal may show the lines of the one
+chunk in flight at a kill twice, never none of them.
 
 While following, thinnka touches the watchdog's heartbeat (so the pod does
 not terminate itself under a live orchestrator) and enforces the run's
@@ -315,13 +317,15 @@ class _Follower:
         with open(self.local, "ab") as handle:
             for text in shown:
                 handle.write(f"[{self.stage}] {text}\n".encode())
-        self.position = LogPosition(self.offset + consumed, self.local.stat().st_size)
-        remote = self.ctx.run.remote
-        self.ctx.save(remote=replace(remote, logs={**remote.logs, self.name: self.position}))
+        # Shown before the offset is saved: a process killed in between shows these
+        # lines again on resume (at least once), where the other order would lose them.
         for text in shown:
             self.ctx.output.line(self.stage, text)
             self.tail.append(text)
         del self.tail[:-200]
+        self.position = LogPosition(self.offset + consumed, self.local.stat().st_size)
+        remote = self.ctx.run.remote
+        self.ctx.save(remote=replace(remote, logs={**remote.logs, self.name: self.position}))
 
 
 def _progress(ctx: StepContext, stage: str, text: str) -> None:
