@@ -150,14 +150,15 @@ def _cost_and_plan(run: dict[str, Any]) -> str:
     )
 
 
-def _evaluation(run: dict[str, Any]) -> str:
-    """The local data sets and the eval scores, before and after training."""
+def _evaluation(run: dict[str, Any], curves: dict[str, list[tuple[int, float]]]) -> str:
+    """The local data sets, the eval scores before and after training, and each score
+    over the steps (``--eval-points`` measurements on the way)."""
     data = [
         (f"{item['role']} data", f"{item['path']} ({item['rows']:,} rows, sha256 {item['sha256']})")
         for item in run.get("data") or []
     ]
     scores = run.get("scores") or []
-    if not data and not scores:
+    if not data and not scores and not curves:
         return ""
     text = "<h2>Data and evaluation</h2>"
     if data:
@@ -173,6 +174,8 @@ def _evaluation(run: dict[str, Any]) -> str:
             "training, the trained model after.</p><table><tr><th>score</th><th>before</th>"
             f"<th>after</th><th>change</th></tr>{rows}</table>"
         )
+    if curves:
+        text += "<h3>Scores over the steps</h3>" + _plots(curves)
     return text
 
 
@@ -205,7 +208,15 @@ def _plots(series: dict[str, list[tuple[int, float]]]) -> str:
 
 
 def render_report(data: ReportData) -> str:
+    from thinnka.events.metrics import EVAL_PREFIX
+
     run = data.run
+    curves = {
+        name.removeprefix(EVAL_PREFIX): points
+        for name, points in data.series.items()
+        if name.startswith(EVAL_PREFIX)
+    }
+    training = {n: p for n, p in data.series.items() if not n.startswith(EVAL_PREFIX)}
     title = f"thinnka run {run['id']} — {run['repo_id']}"
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -216,8 +227,8 @@ def render_report(data: ReportData) -> str:
         f"<h2>Summary</h2>{_summary(run)}"
         f"<h2>Timeline</h2>{_timeline(run)}"
         f"{_cost_and_plan(run)}"
-        f"{_evaluation(run)}"
-        f"<h2>Metrics</h2>{_plots(data.series)}"
+        f"{_evaluation(run, curves)}"
+        f"<h2>Metrics</h2>{_plots(training)}"
         "</body></html>\n"
     )
 

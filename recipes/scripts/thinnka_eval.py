@@ -15,6 +15,12 @@ model (LoRA adapters start as a no-op); after training it is the trained one. Bo
 ``scores.json`` in the run folder, which thinnka reads after the run and the final push
 writes into the model card. A resumed training keeps the "before" scores measured by the
 first start (a checkpoint is not the base model).
+
+``points`` more measurements, evenly spaced, happen during training (a callback asks the
+trainer's own loop to evaluate at those steps), so the report can draw each score over the
+steps. Every measurement, before, on the way and after, prints one line thinnka reads:
+``thinnka: eval at step N: {json scores}``; the trainer's own printed eval dict is not
+read (it carries no step).
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SCORES = HERE / "scores.json"
 
-__all__ = ["SCORES", "add_scores_to_card", "held_out", "measure", "scored_train"]
+__all__ = [
+    "SCORES", "add_scores_to_card", "eval_steps", "held_out", "measure", "scored_train",
+]  # fmt: skip
 
 
 def held_out(settings: dict[str, Any] | None, train: Any, load: Any) -> tuple[Any, Any, str]:
@@ -65,25 +73,19 @@ def _quiet(*args: Any, **kwargs: Any) -> None:
 
 def measure(trainer: Any, mode: str) -> dict[str, float]:
     """The trainer's evaluation of its eval set, as thinnka's score names."""
-    if trainer.args.use_cpu:
-        _no_cpu_packing(trainer.model)
-    # The evaluation's progress bar has no description, like the training's own: thinnka
-    # would read its "1/1" as training steps. The scores are printed instead.
-    bars = [
-        cb for cb in trainer.callback_handler.callbacks if type(cb).__name__ == "ProgressCallback"
-    ]
-    for bar in bars:
-        bar.on_prediction_step = _quiet
-    try:
-        returned = trainer.evaluate()
-    finally:
-        for bar in bars:
-            del bar.on_prediction_step
-    logged: dict[str, Any] = {}
-    for entry in reversed(trainer.state.log_history):  # GRPO logs its rewards, not returns
+    returned = trainer.evaluate()
+    return scores_of(_last_eval_entry(trainer.state.log_history), returned, mode)
+
+
+def _last_eval_entry(history: list[dict[str, Any]]) -> dict[str, Any]:
+    for entry in reversed(history):  # GRPO logs its rewards, it does not return them
         if any(str(k).startswith("eval_") for k in entry):
-            logged = entry
-            break
+            return entry
+    return {}
+
+
+def scores_of(logged: dict[str, Any], returned: dict[str, Any], mode: str) -> dict[str, float]:
+    """thinnka's score names for what one evaluation logged and returned."""
     found = {**logged, **returned}
     scores: dict[str, float] = {}
     if mode == "sft":
@@ -109,11 +111,63 @@ def _write(scores: dict[str, Any]) -> None:
     os.replace(temporary, SCORES)
 
 
-def scored_train(trainer: Any, mode: str, label: str, train: Any) -> None:
-    """``train()`` between two measurements of the eval set (none without one)."""
+def eval_steps(total: int, points: int) -> set[int]:
+    """The steps strictly inside a run of ``total`` steps where the eval split is scored
+    on the way: ``points`` of them, evenly spaced (fewer when the run is short)."""
+    if total <= 1 or points <= 0:
+        return set()
+    return {math.ceil(i * total / (points + 1)) for i in range(1, points + 1)} - {0, total}
+
+
+def _scoring_callback(mode: str, points: int) -> Any:
+    from transformers import TrainerCallback
+
+    class ScoreOnTheWay(TrainerCallback):  # type: ignore[misc]
+        """Asks the trainer's loop to evaluate at ``eval_steps`` and prints every
+        evaluation's scores with the step it was measured at."""
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.global_step in eval_steps(state.max_steps, points):
+                control.should_evaluate = True
+            return control
+
+        def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+            if state.is_world_process_zero:
+                metrics = kwargs.get("metrics") or {}
+                scores = scores_of(_last_eval_entry(state.log_history), metrics, mode)
+                # "\r" first: during training the step bar is on the current line
+                # without a newline, and a line of its own is what thinnka reads.
+                print(f"\rthinnka: eval at step {state.global_step}: {json.dumps(scores)}",
+                      flush=True)  # fmt: skip
+            return control
+
+    return ScoreOnTheWay()
+
+
+def scored_train(trainer: Any, mode: str, label: str, train: Any, points: int = 0) -> None:
+    """``train()`` between two measurements of the eval set (none without one), with
+    ``points`` more on the way."""
     if trainer.eval_dataset is None:
         train()
         return
+    if trainer.args.use_cpu:
+        _no_cpu_packing(trainer.model)
+    trainer.add_callback(_scoring_callback(mode, points))
+    # An evaluation's progress bar has no description, like the training's own: thinnka
+    # would read its "1/1" as training steps. The scores are printed instead.
+    bars = [
+        cb for cb in trainer.callback_handler.callbacks if type(cb).__name__ == "ProgressCallback"
+    ]
+    for bar in bars:
+        bar.on_prediction_step = _quiet
+    try:
+        _scored_train(trainer, mode, label, train)
+    finally:
+        for bar in bars:
+            del bar.on_prediction_step
+
+
+def _scored_train(trainer: Any, mode: str, label: str, train: Any) -> None:
     main = trainer.accelerator.is_main_process
     recorded = json.loads(SCORES.read_text()) if SCORES.exists() else {}
     if "before" not in recorded:

@@ -109,8 +109,9 @@ def scoring(module: Any, mode: str, settings: dict[str, Any], training_args: Any
             result: list[Any] = []
             run = super().train
             scored_train(
-                self, mode, label.get("text", ""), lambda: result.append(run(*args, **kwargs))
-            )
+                self, mode, label.get("text", ""),
+                lambda: result.append(run(*args, **kwargs)), int(settings.get("points") or 0),
+            )  # fmt: skip
             return result[0] if result else None
 
     setattr(module, name, Scored)

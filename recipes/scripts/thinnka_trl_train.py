@@ -193,7 +193,11 @@ def main() -> None:
         print(f"thinnka: trainer resumes from {checkpoint}", flush=True)
     if held is not None:
         add_scores_to_card(trainer)
-        scored_train(trainer, mode, label, lambda: trainer.train(resume_from_checkpoint=checkpoint))
+        points = int((settings.get("eval") or {}).get("points") or 0)
+        scored_train(
+            trainer, mode, label,
+            lambda: trainer.train(resume_from_checkpoint=checkpoint), points,
+        )  # fmt: skip
     else:
         trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(training_args.output_dir)

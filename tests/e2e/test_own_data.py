@@ -108,6 +108,16 @@ def test_sft_from_a_local_jsonl_is_scored_before_and_after(world: World, tmp_pat
     assert scores["eval_loss"]["after"] != scores["eval_loss"]["before"]  # training moved it
     text = world.thinnka("show", run_id)
     assert digest in text.stdout and "eval_loss" in text.stdout and "perplexity" in text.stdout
+    # Scored on the way too (--eval-points 4 of a 2-step run: step 1), so each score has a
+    # curve over the steps: the base model at 0, step 1, the trained model at 2.
+    curve = next(line for line in text.stdout.splitlines() if "eval/eval_loss" in line)
+    assert "(min" in curve and curve.endswith(", 3 steps)"), curve
+    assert shown["metrics"]["eval/eval_loss"] == scores["eval_loss"]["after"]
+    report = world.workdir / "report.html"
+    assert world.thinnka("report", run_id, "--output", str(report)).returncode == 0
+    page = report.read_text()
+    curves = page.split("Scores over the steps", 1)[1].split("<h2>Metrics</h2>", 1)[0]
+    assert curves.count("<svg") == len(scores) and "eval_loss" in curves
 
     # In the pushed model card, read back from the Hub.
     card = world.hub.files(shown["hub_model_id"])["README.md"].decode()

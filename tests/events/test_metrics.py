@@ -168,3 +168,33 @@ def test_logging_first_step_comes_from_the_overrides() -> None:
     assert logging_first_step(()) is True  # what the recipes set
     assert logging_first_step((("logging_first_step", "false"),)) is False
     assert logging_first_step((("logging_first_step", "True"),)) is True
+
+
+_SCORED_LOG = (
+    '[train] thinnka: eval at step 0: {"eval_loss": 6.0, "perplexity": 403.4}\n'
+    "[train] {'loss': '5.9', 'epoch': '0.1'}\n"
+    "[train] {'loss': '5.8', 'epoch': '0.2'}\n"
+    # transformers prints the evaluation's own dict too; it has no step, and counted as a
+    # logged step it would shift every later one.
+    "[train] {'eval_loss': '5.7', 'eval_runtime': '0.1', 'epoch': '0.2'}\n"
+    '[train] thinnka: eval at step 2: {"eval_loss": 5.7, "perplexity": 298.9}\n'
+    "[train] {'loss': '5.6', 'epoch': '0.3'}\n"
+    '[train] thinnka: eval at step 3: {"eval_loss": 5.5, "perplexity": NaN, "note": "x"}\n'
+)
+
+
+def test_eval_scores_keep_their_steps_and_never_shift_the_training_steps(tmp_path: Path) -> None:
+    assert parse_metrics("{'eval_loss': '5.7', 'eval_runtime': '0.1', 'epoch': '0.2'}") is None
+    store = open_store(load_settings(environ={"THINNKA_STATE_DIR": str(tmp_path)}, cwd=tmp_path))
+    run = store.create_run(RunOptions())
+    local = tmp_path / "remote.log"
+    cut = _SCORED_LOG.index("[train] {'loss': '5.6'")
+    local.write_text(_SCORED_LOG[:cut])  # the orchestrator died here; resume reads the rest
+    assert ingest_metrics(store.metrics, run.id, local) == 4
+    local.write_text(_SCORED_LOG)
+    assert ingest_metrics(store.metrics, run.id, local) == 2
+    series = store.metrics.series(run.id)
+    assert series["loss"] == [(1, 5.9), (2, 5.8), (3, 5.6)]
+    assert series["eval/eval_loss"] == [(0, 6.0), (2, 5.7), (3, 5.5)]
+    assert [step for step, _ in series["eval/perplexity"]] == [0, 2]  # NaN is not a point
+    assert "eval_loss" not in series and "eval/note" not in series

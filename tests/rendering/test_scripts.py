@@ -411,6 +411,7 @@ _FAKE_OPENR1 = {
                 self.trained = False
                 self.state = types.SimpleNamespace(log_history=[])
                 self.callback_handler = types.SimpleNamespace(callbacks=[])
+                self.add_callback = self.callback_handler.callbacks.append
                 self.accelerator = types.SimpleNamespace(is_main_process=True)
                 self.model = types.SimpleNamespace(modules=lambda: [])
             def evaluate(self):
@@ -558,3 +559,19 @@ def test_scripts_are_shipped_verbatim() -> None:
         "serve_and_train.py",
     ):
         assert script_text(name) == (SCRIPTS / name).read_text()
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scores_on_the_way_are_evenly_spaced_inside_the_run() -> None:
+    steps = _script("thinnka_eval").eval_steps
+    assert steps(100, 4) == {20, 40, 60, 80}
+    assert steps(10, 3) == {3, 5, 8}
+    assert steps(2, 4) == {1}  # a short run has fewer; the last step is the "after" score
+    assert steps(1, 4) == steps(0, 4) == steps(100, 0) == set()

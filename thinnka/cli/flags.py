@@ -122,6 +122,9 @@ RUN_OPTIONS: tuple[OptionSpec, ...] = (
          "held-out share."),
     _run("eval_dataset_path", "--eval-dataset-path", str | None,
          "Score on this local file or folder (at most 200 rows) instead of a held-out share."),
+    _run("eval_points", "--eval-points", int,
+         "Also score the eval split this many times during training, evenly spaced (the "
+         "report draws each score over the steps); 0: before and after only."),
     _run("sft", "--sft", bool,
          "Supervised fine-tuning instead of GRPO."),
     _run("shard_model", "--shard-model", bool,

@@ -78,7 +78,7 @@ def show_command(
         return 0
     from thinnka.cli.curves import curve_lines
     from thinnka.cli.display import print_run
-    from thinnka.events.metrics import MAIN_METRICS
+    from thinnka.events.metrics import EVAL_PREFIX, MAIN_METRICS
 
     print_run(data)
     from thinnka.cli.scores import print_run_extras
@@ -90,7 +90,10 @@ def show_command(
             + (f", {counts['failed']} undeliverable" if counts["failed"] else "")
         )
     series = session.store.metrics.series(run.id)
-    lines = curve_lines(series, [*MAIN_METRICS, *sorted(n for n in series if n.endswith("/mean"))])
+    lines = curve_lines(series, [
+        *MAIN_METRICS, *sorted(n for n in series if n.endswith("/mean")),
+        *sorted(n for n in series if n.startswith(EVAL_PREFIX)),
+    ])  # fmt: skip
     if lines:
         typer.echo("metrics")
         for line in lines:

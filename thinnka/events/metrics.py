@@ -8,6 +8,12 @@ step, e.g. ``{'loss': 1.23, 'grad_norm': 0.5, 'learning_rate': 2e-05,
 strings; both are read. The run's summary (``train_runtime`` ...) is not a
 step and is left out.
 
+The held-out split's scores come as thinnka's own lines, ``thinnka: eval at step N:
+{json}`` (printed by the pod's ``thinnka_eval.py`` before, during and after training),
+stored under ``eval/<score>`` at step N. The trainer's printed eval dict
+(``{'eval_loss': ..., 'epoch': ...}``) carries no step and is not read: counted as a
+logged step, it would shift every later step.
+
 Metrics are read from the local copy of the remote output (``remote.log``),
 from the byte after the last line already stored, so following a run and
 resuming it store each logged step exactly once.
@@ -16,6 +22,7 @@ resuming it store each logged step exactly once.
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -27,12 +34,14 @@ if TYPE_CHECKING:
     from thinnka.store.metric_table import MetricsTable
 
 __all__ = [
+    "EVAL_PREFIX",
     "MAIN_METRICS",
     "LoggingSteps",
     "MetricLine",
     "ingest_metrics",
     "is_step_bar",
     "logged_step",
+    "parse_eval_scores",
     "parse_metrics",
     "read_metric_lines",
 ]
@@ -44,6 +53,9 @@ MAIN_METRICS = (
 _KNOWN = frozenset({"loss", "reward", "learning_rate", "grad_norm", "kl", "epoch"})
 _SUMMARY = "train_runtime"
 _LINE = re.compile(r"^\[(?P<stage>[\w-]+)\] \s*(?P<text>\{.*\})\s*$")
+_EVAL_LINE = re.compile(r"^thinnka: eval at step (?P<step>\d+): (?P<json>\{.*\})\s*$")
+_STAGED = re.compile(r"^\[(?P<stage>[\w-]+)\] (?P<text>.*)$", re.DOTALL)
+EVAL_PREFIX = "eval/"  # the held-out scores' series: eval/eval_loss, eval/accuracy, ...
 
 
 def is_step_bar(text: str) -> bool:
@@ -64,6 +76,8 @@ def parse_metrics(text: str) -> dict[str, float] | None:
         return None
     if not isinstance(data, Mapping) or _SUMMARY in data:
         return None
+    if any(isinstance(key, str) and key.startswith("eval_") for key in data):
+        return None  # an evaluation's dict, not a training step (its scores come apart)
     numbers: dict[str, float] = {}
     for key, value in data.items():
         if isinstance(value, bool) or not isinstance(key, str):
@@ -112,11 +126,32 @@ def logged_step(n: int, every: int, *, first_step_logged: bool = True) -> int:
     return n * every
 
 
+def parse_eval_scores(text: str) -> tuple[int, dict[str, float]] | None:
+    """(step, scores as ``eval/<name>``) of a ``thinnka: eval at step N: {json}`` line,
+    or None when the line is not one."""
+    match = _EVAL_LINE.match(text.strip())
+    if match is None:
+        return None
+    try:
+        data = json.loads(match.group("json"))
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return int(match.group("step")), {
+        f"{EVAL_PREFIX}{key}": float(value)
+        for key, value in data.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+        and math.isfinite(value)
+    }  # fmt: skip
+
+
 @dataclass(frozen=True)
 class MetricLine:
     stage: str
     values: dict[str, float]
     end: int  # byte offset just after the line in the local copy
+    step: int | None = None  # known for an eval line; a logged dict's is counted
 
 
 def read_metric_lines(path: Path, start: int) -> list[MetricLine]:
@@ -132,12 +167,18 @@ def read_metric_lines(path: Path, start: int) -> list[MetricLine]:
         if not raw.endswith(b"\n"):
             break  # a line still being written: read it next time
         position += len(raw)
-        match = _LINE.match(raw.decode("utf-8", errors="replace"))
-        if match is None:
+        text = raw.decode("utf-8", errors="replace")
+        match = _LINE.match(text)
+        if match is not None:
+            values = parse_metrics(match.group("text"))
+            if values:
+                found.append(MetricLine(match.group("stage"), values, position))
             continue
-        values = parse_metrics(match.group("text"))
-        if values:
-            found.append(MetricLine(match.group("stage"), values, position))
+        staged = _STAGED.match(text)
+        scored = parse_eval_scores(staged.group("text")) if staged is not None else None
+        if staged is not None and scored is not None and scored[1]:
+            step, scores = scored
+            found.append(MetricLine(staged.group("stage"), scores, position, step=step))
     return found
 
 
@@ -149,10 +190,13 @@ def ingest_metrics(
     ``every`` and ``first_step_logged`` are the trainer's ``logging_steps`` and
     ``logging_first_step``: which step the n-th logged dict is (``logged_step``).
     """
-    start, stored = table.position(run_id)
+    start, stored = table.position(run_id, counted_apart=EVAL_PREFIX)
     lines = read_metric_lines(path, start)
-    steps = [
-        logged_step(stored + n, every, first_step_logged=first_step_logged)
-        for n in range(1, len(lines) + 1)
-    ]
+    steps = []
+    for line in lines:
+        if line.step is None:
+            stored += 1
+            steps.append(logged_step(stored, every, first_step_logged=first_step_logged))
+        else:
+            steps.append(line.step)
     return table.add(run_id, lines, steps=steps)

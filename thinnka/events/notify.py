@@ -27,7 +27,13 @@ import structlog
 
 from thinnka.errors import StoreError
 from thinnka.events.delivery import Deliverer, DeliveryPolicy
-from thinnka.events.metrics import LoggingSteps, ingest_metrics, is_step_bar, parse_metrics
+from thinnka.events.metrics import (
+    LoggingSteps,
+    ingest_metrics,
+    is_step_bar,
+    parse_eval_scores,
+    parse_metrics,
+)
 from thinnka.events.sinks import Sink, discord_text, sink_secrets
 
 if TYPE_CHECKING:
@@ -178,6 +184,8 @@ class Notifier:
         self.inner.line(stage, text)
         values = parse_metrics(text)
         if values is None:
+            if parse_eval_scores(text) is not None:
+                self._ingest()  # the held-out scores, measured before, during or after
             return
         self._ingest()
         for key in ("epoch", "loss", "reward"):

@@ -93,6 +93,8 @@ class RunOptions:
     eval_fraction: float = 0.05
     eval_dataset_name: str | None = None
     eval_dataset_path: str | None = None
+    # Measurements of that split during training, evenly spaced: the report's curve.
+    eval_points: int = 4
     sft: bool = False
     shard_model: bool = False
     merge_model: bool = False

@@ -255,6 +255,7 @@ def _check_texts(o: RunOptions) -> None:
 
 # Above half, the "held-out" part would be most of the data: a mistake, not a split.
 MAX_EVAL_FRACTION = 0.5
+MAX_EVAL_POINTS = 20  # each one is a pass over up to 200 rows (GRPO: generated)
 
 
 def _check_data_sources(o: RunOptions) -> None:
@@ -272,6 +273,10 @@ def _check_data_sources(o: RunOptions) -> None:
     if o.eval_dataset_path is not None:
         check_line("--eval-dataset-path", o.eval_dataset_path, limit=4096)
     check_number("--eval-fraction", o.eval_fraction, low=0, high=MAX_EVAL_FRACTION)
+    if not 0 <= o.eval_points <= MAX_EVAL_POINTS:
+        raise ConfigError(
+            f"--eval-points must be between 0 and {MAX_EVAL_POINTS}, got {o.eval_points}."
+        )
 
 
 def _check_version(value: str) -> None:

@@ -178,6 +178,7 @@ def eval_settings(options: RunOptions, run_dir: str) -> dict[str, Any] | None:
         "fraction": options.eval_fraction,
         "max_rows": EVAL_MAX_ROWS,
         "seed": options.dataset_seed,
+        "points": options.eval_points,
     }
 
 

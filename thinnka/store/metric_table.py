@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import case, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,11 +35,17 @@ class MetricsTable:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
-    def position(self, run_id: str) -> tuple[int, int]:
-        """(byte after the last stored line, how many logged steps are stored)."""
+    def position(self, run_id: str, *, counted_apart: str | None = None) -> tuple[int, int]:
+        """(byte after the last stored line, how many logged steps are stored); lines of
+        metrics named ``counted_apart...`` (with steps of their own) are not counted."""
+        counted = (
+            MetricRow.log_end
+            if counted_apart is None
+            else case((MetricRow.name.not_like(f"{counted_apart}%"), MetricRow.log_end))
+        )
         with self._sessions() as session:
             end, lines = session.execute(
-                select(func.max(MetricRow.log_end), func.count(func.distinct(MetricRow.log_end)))
+                select(func.max(MetricRow.log_end), func.count(func.distinct(counted)))
                 .where(MetricRow.run_id == run_id)
             ).one()  # fmt: skip
         return int(end or 0), int(lines or 0)
