@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -94,17 +95,27 @@ def merge(settings: dict[str, Any]) -> Path:
 
 
 def push(settings: dict[str, Any], folder: Path) -> None:
+    """Create the repo and upload the merged folder, each retried as the training's final
+    push is (thinnka_push.py: 5xx, 429 and dropped connections, with backoff; a refused
+    token never). Still failing, the merge fails; the adapter is on the Hub already."""
     from huggingface_hub import HfApi
+    from thinnka_push import retried
 
     api = HfApi()
     repo = settings["hub_model_id"]
-    api.create_repo(repo, repo_type="model", exist_ok=True, private=bool(settings.get("private")))
-    api.upload_folder(
-        repo_id=repo,
-        folder_path=str(folder),
-        repo_type="model",
-        commit_message="Merged model (thinnka --merge-model)",
-    )
+    pause = float(os.environ.get("THINNKA_PUSH_PAUSE_S") or 5.0)
+    private = bool(settings.get("private"))
+    steps = [
+        (f"creating {repo}",
+         lambda: api.create_repo(repo, repo_type="model", exist_ok=True, private=private)),
+        (f"pushing the merged model to {repo}",
+         lambda: api.upload_folder(repo_id=repo, folder_path=str(folder), repo_type="model",
+                                   commit_message="Merged model (thinnka --merge-model)")),
+    ]  # fmt: skip
+    for what, call in steps:
+        error = retried(what, call, pause)
+        if error is not None:
+            raise SystemExit(f"merge: {what} failed: {error}")
     print(f"merge: pushed to https://huggingface.co/{repo}", flush=True)
 
 

@@ -28,6 +28,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PUSHED, NOTHING, HELD = 0, 3, 75  # thinnka/pod/jobs.py's PUSH_HELD_EXIT is HELD
@@ -66,31 +67,43 @@ def first_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def push(repo: str, output_dir: Path, pause: float) -> str | None:
-    """Upload the folder (checkpoints left out); None when pushed, else the last error."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
+def retried(what: str, call: Callable[[], object], pause: float) -> str | None:
+    """Run ``call`` until it succeeds, at most ``ATTEMPTS`` times, pausing ``pause`` seconds
+    (doubling) after a retryable failure; None when it succeeded, else the last error."""
     error = ""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            api.upload_folder(
-                repo_id=repo,
-                folder_path=str(output_dir),
-                commit_message="End of training",
-                ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**"],
-            )
+            call()
         except Exception as exc:  # any Hub or network error: sorted below
             error = first_line(exc)
-            print(f"thinnka: pushing {output_dir} to {repo} failed (attempt {attempt} of "
-                  f"{ATTEMPTS}): {error}", file=sys.stderr, flush=True)  # fmt: skip
+            print(f"thinnka: {what} failed (attempt {attempt} of {ATTEMPTS}): {error}",
+                  file=sys.stderr, flush=True)  # fmt: skip
             if not retryable(exc) or attempt == ATTEMPTS:
                 return error
             time.sleep(pause)
             pause *= 2
             continue
-        print(f"thinnka: pushed {output_dir} to {repo}", flush=True)
         return None
+    return error
+
+
+def push(repo: str, output_dir: Path, pause: float) -> str | None:
+    """Upload the folder (checkpoints left out); None when pushed, else the last error."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    error = retried(
+        f"pushing {output_dir} to {repo}",
+        lambda: api.upload_folder(
+            repo_id=repo,
+            folder_path=str(output_dir),
+            commit_message="End of training",
+            ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**"],
+        ),
+        pause,
+    )
+    if error is None:
+        print(f"thinnka: pushed {output_dir} to {repo}", flush=True)
     return error
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ import pytest
 from thinnka.options import RunOptions, validate
 from thinnka.planning.facts import ModelContext, RemotePaths
 from thinnka.rendering import Rendered, render
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "recipes" / "scripts"
 
 pytest.importorskip("trl")
 pytest.importorskip("peft")
@@ -99,12 +102,16 @@ def _render_to(run_dir: Path, *, sets: tuple[tuple[str, str], ...], **options: A
 
 def _launch(argv: list[str], run_dir: Path, env: dict[str, str], budget_s: float) -> float:
     started = time.monotonic()
+    _launch_output(argv, run_dir, env, budget_s)
+    return time.monotonic() - started
+
+
+def _launch_output(argv: list[str], run_dir: Path, env: dict[str, str], budget_s: float) -> str:
     done = subprocess.run(
         argv, cwd=run_dir, env=env, capture_output=True, text=True, timeout=budget_s * 3
     )
-    elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    return elapsed
+    return done.stdout + done.stderr
 
 
 @pytest.mark.timeout(240)
@@ -211,9 +218,17 @@ def test_merge_pushes_to_the_hub(hub_env: Any, tmp_path: Path) -> None:
     rendered = render(o, ModelContext(hub_model_id=target, has_chat_template=True), paths)
     for name, text in rendered.files.items():
         (tmp_path / name).write_text(text)
-    env = dict(hub_env.env, HF_TOKEN=hub.tokens.write)
+    # Uploaded by install next to the rendered files on every pod (InstallHandler).
+    shutil.copy(SCRIPTS / "thinnka_push.py", tmp_path / "thinnka_push.py")
+    # One Hub hiccup each on creating the repo and on its commit: retried, not fatal. The
+    # pause is what run.env holds for a --watchdog-grace of 5 s (grace/24).
+    hub.inject_fault("/api/repos/create", 503, method="POST")
+    hub.inject_fault(f"/api/models/{target}/commit/", 500, method="POST")
+    env = dict(hub_env.env, HF_TOKEN=hub.tokens.write, THINNKA_PUSH_PAUSE_S="0.2")
     assert rendered.merge_command is not None
-    _launch([sys.executable, *rendered.merge_command[1:]], tmp_path, env, 60)
+    said = _launch_output([sys.executable, *rendered.merge_command[1:]], tmp_path, env, 60)
+    assert f"creating {target} failed (attempt 1 of 5)" in said, said[-2000:]
+    assert f"pushing the merged model to {target} failed (attempt 1 of 5)" in said
     files = hub.files(target)
     assert "model.safetensors" in files and "tokenizer.json" in files
     card = files["README.md"].decode()
