@@ -159,3 +159,41 @@ def test_a_lost_node_fails_the_run_and_the_cluster_is_deleted(
     assert (shown["outcome"], shown["error"]["reason"]) == ("failed", "pod_lost"), shown["error"]
     assert f"node 1 (pod {node1}) of the cluster was lost" in shown["error"]["message"]
     assert {e.terminated_by for e in world.runpod.ledger()} == {"cluster"}  # one delete, both
+
+
+def test_rank_0_lost_while_nobody_follows_another_nodes_watchdog_deletes_the_cluster(
+    world: World, cluster_nodes: Any
+) -> None:
+    """Every node has a watchdog of its own: rank 0's host fails with nobody following (its
+    watchdog dies with it), node 1's training fails with the process group, and node 1's
+    watchdog deletes the whole cluster with its own pod-scoped key."""
+    nodes = cluster_nodes(world.remote_root, 2)
+    result = world.thinnka(
+        "run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "400", "--detach",
+        "--watchdog-grace", "2", "--dataset-name", world.hub.datasets.sft,
+        "--nodes", "2", "--gpu-count", "8", *CPU,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_id = _run_id(result.stdout)
+    node1_dir = nodes[1].own_root / "thinnka" / run_id
+    deadline = time.monotonic() + 300
+    while "world size 2" not in _text(node1_dir / "train.log"):
+        assert time.monotonic() < deadline, "training never started on node 1"
+        time.sleep(0.5)
+    assert json.loads((node1_dir / "watchdog.json").read_text())["node_rank"] == 1
+    rank0 = world.show(run_id)["pod_id"]
+    world.runpod.kill_pod(rank0)  # rank 0's host fails: its trainer and watchdog die
+    while not all(e.terminated for e in world.runpod.ledger()):
+        assert time.monotonic() < deadline, "no node's watchdog deleted the cluster"
+        time.sleep(1)
+    assert {e.terminated_by for e in world.runpod.ledger()} == {"pod:cluster"}
+    verdict = json.loads((node1_dir / "watchdog.verdict").read_text())
+    assert verdict["reason"] == "job_failed", verdict
+    assert not (nodes[0].own_root / "thinnka" / run_id / "watchdog.verdict").exists()
+
+
+def _text(path: Any) -> str:
+    try:
+        return str(path.read_text(errors="replace"))
+    except OSError:
+        return ""

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from thinnka.clients.ssh import PodShell
 from thinnka.errors import RemoteError, StateConflict, TransientError
 from thinnka.options.limits import orphan_grace_s, run_limit
+from thinnka.pod.cluster import NodeBeats
 from thinnka.pod.shell import close_shells, open_shell
 from thinnka.pod.watchdog import Heartbeat, arm_watchdog
 from thinnka.reasons import Reason
@@ -37,6 +38,8 @@ from thinnka.store.models import utcnow
 from thinnka.store.records import LogPosition
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from thinnka.clients.runpod import RunpodApi
 
 __all__ = [
@@ -44,10 +47,12 @@ __all__ = [
     "PodGone",
     "check_run_limit",
     "follow_job",
+    "log_tail",
     "pod_gone",
     "pod_is_gone",
     "require_pod",
     "start_job",
+    "wait_for_job",
 ]
 
 _RECONNECTS = 5
@@ -128,6 +133,34 @@ def start_job(shell: PodShell, run_dir: str, name: str, argv: list[str]) -> int:
     if not result.ok or not result.stdout.strip().isdigit():
         raise RemoteError(f"Could not start {name} on the pod: {result.stderr.strip()[-500:]}")
     return int(result.stdout.strip())
+
+
+def wait_for_job(
+    ctx: StepContext,
+    shell: PodShell,
+    run_dir: str,
+    name: str,
+    *,
+    poll: float = 1.0,
+    beat: Callable[[], None] | None = None,
+) -> int:
+    """The exit code of job ``name`` on a worker node, waiting (within the step's deadline);
+    ``beat`` is called at each poll (the nodes' heartbeats: nobody follows a log meanwhile)."""
+    while True:
+        ctx.check_cancelled()
+        if beat is not None:
+            beat()
+        code = job_exit_code(shell, run_dir, name)
+        if code is not None:
+            return code
+        ctx.check_deadline(f"The {name} job on a cluster node")
+        time.sleep(poll)
+
+
+def log_tail(shell: PodShell, run_dir: str, name: str, lines: int = 30) -> str:
+    """The last lines of a job's log on a node (for an error message)."""
+    path = shlex.quote(f"{run_dir}/{name}.log")
+    return shell.run(f"tail -n {lines} {path} 2>/dev/null || true", timeout=30).stdout
 
 
 def job_exit_code(shell: PodShell, run_dir: str, name: str) -> int | None:
@@ -230,7 +263,9 @@ def _follow_once(
     ctx: StepContext, shell: PodShell, follower: _Follower, start: list[str] | None
 ) -> JobOutcome:
     run_dir, name = ctx.run.remote.run_dir or "", follower.name
-    heartbeat = Heartbeat(shell, run_dir, ctx.run.options.watchdog_grace)
+    # A cluster: every node's watchdog waits on its own heartbeat while rank 0 is followed.
+    others = NodeBeats(ctx) if ctx.run.cluster_nodes else None
+    heartbeat = Heartbeat(shell, run_dir, ctx.run.options.watchdog_grace, others)
     heartbeat.beat(force=True)
     d, n = shlex.quote(run_dir), shlex.quote(name)
     # tail streams the log; the loop ends it once the exit file shows (or the job is
