@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from tests.e2e.test_operations import _installation_id
 from tests.e2e.test_pipeline import CPU, _run_id
+from tests.e2e.test_store_failure import fill, small_tmpfs, wait_for
 from tests.plugins.thinnka_world import World
 from thinnka.handlers.push import RUN_MARKER
 
@@ -197,3 +199,29 @@ def _text(path: Any) -> str:
         return str(path.read_text(errors="replace"))
     except OSError:
         return ""
+
+
+def test_the_database_fails_as_the_cluster_is_created_the_cluster_is_deleted(
+    world: World, tmp_path: Path
+) -> None:
+    """The state folder fills up while Runpod creates the cluster: its id cannot be recorded,
+    only thinnka's memory has it, and its member pods cannot be terminated one by one."""
+    with small_tmpfs(tmp_path / "state", "16m") as state:
+        world.write_dotenv(THINNKA_STATE_DIR=str(state))
+        world.runpod.inject_faults(delay=3.0, match="POST /v2/clusters", after=True)
+        proc = world.spawn(
+            "run", "--repo-id", world.hub.models.chat, "--sft", "--dataset-name",
+            world.hub.datasets.sft, "--nodes", "2", "--gpu-count", "8", *CPU,
+        )  # fmt: skip
+        wait_for("the cluster", lambda: len(world.runpod.pods()) == 2, 120)
+        members = {pod.id for pod in world.runpod.pods()}
+        fill(state)
+        _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 1, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert "database or disk is full" in last and "could not be terminated" not in last, last
+    assert all(pod in last for pod in members), last
+    assert world.runpod.pods() == []  # gone before thinnka exited
+    assert {e.pod_id: e.terminated_by for e in world.runpod.ledger()} == dict.fromkeys(
+        members, "cluster"
+    )

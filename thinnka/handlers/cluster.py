@@ -59,6 +59,7 @@ __all__ = [
     "cluster_files",
     "connect_workers",
     "create_cluster",
+    "delete_and_confirm",
     "delete_cluster",
     "finish_worker_setups",
     "keep_node_logs",
@@ -275,7 +276,11 @@ def run_cluster_id(ctx: StepContext) -> str | None:
 
 def delete_cluster(ctx: StepContext, cluster_id: str, deadline: float) -> None:
     """Delete the cluster (and with it every node) and wait until reading it shows it gone."""
-    clusters = cluster_api(ctx.services)
+    delete_and_confirm(cluster_api(ctx.services), cluster_id, deadline)
+
+
+def delete_and_confirm(clusters: RestClusters, cluster_id: str, deadline: float) -> None:
+    """``delete_cluster`` with the cluster calls alone (no step: the database may be down)."""
     delay = 0.25
     while True:
         with contextlib.suppress(NotFoundError):
