@@ -225,3 +225,42 @@ def test_the_database_fails_as_the_cluster_is_created_the_cluster_is_deleted(
     assert {e.pod_id: e.terminated_by for e in world.runpod.ledger()} == dict.fromkeys(
         members, "cluster"
     )
+
+
+def test_the_orchestrator_killed_during_cluster_training_resume_finishes_the_run(
+    world: World, cluster_nodes: Any
+) -> None:
+    """kill -9 while both nodes train: ``resume`` re-attaches to rank 0's training (every
+    node's key pinned, every node's heartbeat kept), and the run ends as one run should: one
+    cluster created, deleted whole, one final push."""
+    nodes = cluster_nodes(world.remote_root, 2)
+    proc = world.spawn(
+        "run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "10",
+        "--dataset-name", world.hub.datasets.sft, "--nodes", "2", "--gpu-count", "8", *CPU,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        logs: list[Path] = []
+        while not logs or "world size 2" not in _text(logs[0]):
+            assert proc.poll() is None and time.monotonic() < deadline, "training never started"
+            time.sleep(0.2)
+            logs = list((nodes[0].own_root / "thinnka").glob("r-*/train.log"))
+        proc.kill()  # kill -9: no cleanup of any kind
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run_id = logs[0].parent.name
+    assert not (logs[0].parent / "train.exit").exists()  # killed while the nodes trained
+    resumed = world.thinnka("resume", run_id)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "succeeded"), shown["error"]
+    creates = [r for r in world.runpod.requests() if (r.method, r.path) == ("POST", "/v2/clusters")]
+    assert len(creates) == 1
+    ledger = world.runpod.ledger()
+    assert len(ledger) == 2 and {e.terminated_by for e in ledger} == {"cluster"}
+    summaries = [c.summary for c in world.hub.commits(shown["hub_model_id"])]
+    assert summaries.count(f"thinnka: final push of run {run_id}") == 1
+    assert "process 1 of world size 2" in (world.workdir / "state" / "runs" / run_id /
+                                            "node1-train.log").read_text()  # fmt: skip
