@@ -5,7 +5,9 @@ terminates the pod when the job chain ended with nobody following, when a job
 ended and nobody started the next one, or when the run's deadline passed.
 thinnka arms it by uploading the script and ``watchdog.json`` before it starts a
 job, and, while it follows the run, rewrites ``watchdog.heartbeat`` over SFTP (the
-pod's clock stamps it, so the grace period is measured on one clock).
+pod's clock stamps it, so the grace period is measured on one clock). On an Instant
+Cluster every node gets its own (``arm_watchdog`` with the node's pod id and rank), and
+``Heartbeat``'s ``also`` touches the other nodes' heartbeats at rank 0's beats.
 """
 
 from __future__ import annotations
