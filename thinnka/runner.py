@@ -116,6 +116,7 @@ class Runner:
         self.lease_seconds = lease_seconds
         self._run: RunRecord | None = None  # the run as last known (the store may fail)
         self._pods: set[str] = set()  # its pods as known in memory (the store may fail)
+        self._clusters: set[str] = set()  # and its Instant Cluster (--nodes)
 
     # ------------------------------------------------------------------ API
     def create(
@@ -162,6 +163,7 @@ class Runner:
         run = self._acquire(run_id, wait=wait_for_lease)
         reserve_stop_note(self.settings.state_dir, run_id)
         self._run, self._pods = run, {run.pod_id} if run.pod_id else set()
+        self._clusters = {run.cluster_id} if run.cluster_id else set()
         interrupted: KeyboardInterrupt | None = None
         store_failed = False
         with (
@@ -203,6 +205,8 @@ class Runner:
             self._run = run
             if run.pod_id:
                 self._pods.add(run.pod_id)
+            if run.cluster_id:
+                self._clusters.add(run.cluster_id)
             if stop_at is not None and run.state is stop_at:
                 break
             if heartbeat.lost:
@@ -284,7 +288,11 @@ class Runner:
         else:
             for pod_id in sorted(self._pods):
                 self.output.event("cleanup_start", f"Terminating pod {pod_id}.")
-            done, left = terminate_without_store(self.services, run.id, sorted(self._pods))
+            cluster = run.options.multi_node  # its nodes go with their cluster, whole
+            done, left = terminate_without_store(
+                self.services, run.id, sorted(self._pods),
+                clusters=sorted(self._clusters), cluster_name=run.pod_name if cluster else None,
+            )  # fmt: skip
         write_stop_note(
             self.settings.state_dir, run.id, self.owner, why=f"the database was unavailable "
             f"({error.cause})", state=run.state.value, terminated=done, left=left,
@@ -396,6 +404,8 @@ class Runner:
         """A step's facts, written now; a pod id is known in memory before it is written."""
         if facts.get("pod_id"):
             self._pods.add(str(facts["pod_id"]))
+        if facts.get("cluster_id"):
+            self._clusters.add(str(facts["cluster_id"]))
         return self.store.record(run_id, owner=self.owner, updates=facts)
 
     def _fail(self, run: RunRecord, error: ThinnkaError) -> RunRecord:

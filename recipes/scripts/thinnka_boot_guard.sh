@@ -16,8 +16,11 @@
 #     runs: a backstop behind the watchdog, which stops the jobs first (it is told the
 #     same deadline two minutes earlier).
 # Once a job has started the watchdog guards the rest, and only the deadline is left
-# here. POSIX sh with date, stat and sleep; python3 (or curl) for the API call. The key
-# never appears on a command line. Everything it says goes to the container's log.
+# here. A node of an Instant Cluster deletes its whole cluster instead (Runpod refuses to
+# delete a member pod alone: 409): the cluster id comes from the run folder's cluster.id,
+# which thinnka writes on first contact, else from the API's view of this pod. POSIX sh with
+# date, stat, tr and sleep; python3 (or curl and sed) for the API calls. The key never
+# appears on a command line. Everything it says goes to the container's log.
 set -u
 
 dir=${THINNKA_RUN_DIR:?}
@@ -40,27 +43,49 @@ job_started() {
   return 1
 }
 
-# The REST v2 DELETE of this pod; prints the HTTP status (0: no answer).
-delete_pod() {
+# METHOD URL with the pod's key: prints the HTTP status (0: no answer); with a third
+# argument, prints the cluster id the answer (a pod) names instead (empty: none).
+api() {
   if command -v python3 >/dev/null 2>&1; then
-    THINNKA_URL="$1" python3 -c '
-import os, urllib.error, urllib.request
-request = urllib.request.Request(os.environ["THINNKA_URL"], method="DELETE", headers={
-    "Authorization": "Bearer " + os.environ["RUNPOD_API_KEY"],
-    "User-Agent": "thinnka-boot-guard/1"})
+    THINNKA_METHOD="$1" THINNKA_URL="$2" THINNKA_WANT="${3:-}" python3 -c '
+import json, os, urllib.error, urllib.request
+request = urllib.request.Request(os.environ["THINNKA_URL"], method=os.environ["THINNKA_METHOD"],
+    headers={"Authorization": "Bearer " + os.environ["RUNPOD_API_KEY"],
+             "User-Agent": "thinnka-boot-guard/1"})
+want = os.environ["THINNKA_WANT"]
 try:
-    print(urllib.request.urlopen(request, timeout=30).status)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        if want:
+            print((json.loads(response.read() or b"{}").get("cluster") or {}).get("id") or "")
+        else:
+            print(response.status)
 except urllib.error.HTTPError as exc:
-    print(exc.code)
+    print("" if want else exc.code)
 except Exception:
-    print(0)
+    print("" if want else 0)
 '
   elif command -v curl >/dev/null 2>&1; then
     # printf is a builtin: the header reaches curl through its stdin, not its argv.
-    printf 'header = "Authorization: Bearer %s"\n' "$RUNPOD_API_KEY" |
-      curl -s -o /dev/null -w '%{http_code}' -X DELETE --max-time 30 -K - "$1" || echo 0
-  else
+    if [ -n "${3:-}" ]; then
+      printf 'header = "Authorization: Bearer %s"\n' "$RUNPOD_API_KEY" |
+        curl -s --max-time 30 -K - "$2" | tr -d ' \n' |
+        sed -n 's/.*"cluster":{[^}]*"id":"\([^"]*\)".*/\1/p'
+    else
+      printf 'header = "Authorization: Bearer %s"\n' "$RUNPOD_API_KEY" |
+        curl -s -o /dev/null -w '%{http_code}' -X "$1" --max-time 30 -K - "$2" || echo 0
+    fi
+  elif [ -z "${3:-}" ]; then
     echo 0
+  fi
+}
+
+# The cluster this pod is a member of: as thinnka wrote it on first contact, else as the
+# API says of this pod (Runpod's env names no cluster id). Ids are [A-Za-z0-9_-] only.
+cluster_of_pod() {
+  if [ -s "$dir/cluster.id" ]; then
+    tr -cd 'A-Za-z0-9_-' < "$dir/cluster.id"
+  else
+    api GET "$1/pods/$RUNPOD_POD_ID" cluster | tr -cd 'A-Za-z0-9_-'
   fi
 }
 
@@ -68,19 +93,32 @@ terminate() {
   base=${RUNPOD_API_BASE_URL:-}
   base=${base%/}
   case "$base" in
-    "" | https://api.runpod.io) url="https://rest.runpod.io/v2/pods/$RUNPOD_POD_ID" ;;
-    *) url="$base/v2/pods/$RUNPOD_POD_ID" ;;
+    "" | https://api.runpod.io) rest="https://rest.runpod.io/v2" ;;
+    *) rest="$base/v2" ;;
   esac
+  url="$rest/pods/$RUNPOD_POD_ID"
   attempt=1
   delay=2
   while [ "$attempt" -le 5 ]; do
-    code=$(delete_pod "$url")
+    code=$(api DELETE "$url")
     case "$code" in
       200 | 204 | 404)
         log "HTTP $code: the pod is terminating"
         return 0
         ;;
-      400 | 401 | 403 | 409 | 422)
+      409)
+        # An Instant Cluster's member: Runpod deletes it only with its whole cluster.
+        cluster=$(cluster_of_pod "$rest")
+        case "$url" in */clusters/*) cluster="" ;; esac
+        if [ -z "$cluster" ]; then
+          log "HTTP 409: the API refused; giving up"
+          return 1
+        fi
+        log "HTTP 409: the pod is a member of cluster $cluster; deleting the cluster"
+        url="$rest/clusters/$cluster"
+        continue
+        ;;
+      400 | 401 | 403 | 422)
         log "HTTP $code: the API refused; giving up"
         return 1
         ;;

@@ -19,6 +19,13 @@ Every few seconds it reads ``watchdog.json`` (written by thinnka) and the jobs'
 * the run's deadline has passed (``--max-hours``, or ``--max-cost`` at the
   pod's price): then the jobs are stopped first, whoever is attached.
 
+On an Instant Cluster every node runs one, on its own disk, and thinnka touches every
+node's heartbeat while it follows rank 0. A node other than rank 0 (``node_rank`` in its
+config) whose part of the training ended well waits the push hold rather than the grace
+before it deletes the cluster: rank 0 may still be pushing, and rank 0's own watchdog
+ends the cluster once it is done. A failed or dead job (rank 0 lost breaks the process
+group) and the deadline act as on rank 0.
+
 Each time it records why in ``watchdog.verdict`` before it calls the API.
 
 It uses the pod-scoped key Runpod puts in every pod (``RUNPOD_POD_ID``,
@@ -169,6 +176,12 @@ def push_held(run_dir: str, chain: list[str]) -> bool:
     return code == PUSH_HELD_EXIT and os.path.isfile(os.path.join(run_dir, "push.held"))
 
 
+def node_rank(config: dict) -> int:
+    """This node's rank in an Instant Cluster (0: the primary, or a single pod)."""
+    rank = config.get("node_rank")
+    return rank if isinstance(rank, int) else 0
+
+
 def last_follow(run_dir: str) -> float:
     try:
         return os.path.getmtime(os.path.join(run_dir, "watchdog.heartbeat"))
@@ -295,7 +308,12 @@ def watch(run_dir: str) -> int:
                     action = ("push_hold_ended", detail)
             elif ended is not None:
                 quiet = now - max(ended[0], last_follow(run_dir))
-                if quiet >= grace:
+                wait = grace
+                if node_rank(config) != 0 and ended[1].endswith("succeeded"):
+                    # Rank 0 pushes after the training; its watchdog ends the cluster once
+                    # it is done. This node waits as long as rank 0 may hold the model.
+                    wait = max(grace, float(config.get("push_hold_s", grace * PUSH_HOLD_FACTOR)))
+                if quiet >= wait:
                     reason = "succeeded" if ended[1].endswith("succeeded") else "job_failed"
                     action = (reason, f"{ended[1]}; nobody followed for {quiet:.0f} s")
             elif idle is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 
 from tests.e2e.test_operations import _installation_id
 from tests.e2e.test_pipeline import CPU, _run_id
+from tests.e2e.test_store_failure import fill, small_tmpfs, wait_for
 from tests.plugins.thinnka_world import World
 from thinnka.handlers.push import RUN_MARKER
 
@@ -159,3 +161,106 @@ def test_a_lost_node_fails_the_run_and_the_cluster_is_deleted(
     assert (shown["outcome"], shown["error"]["reason"]) == ("failed", "pod_lost"), shown["error"]
     assert f"node 1 (pod {node1}) of the cluster was lost" in shown["error"]["message"]
     assert {e.terminated_by for e in world.runpod.ledger()} == {"cluster"}  # one delete, both
+
+
+def test_rank_0_lost_while_nobody_follows_another_nodes_watchdog_deletes_the_cluster(
+    world: World, cluster_nodes: Any
+) -> None:
+    """Every node has a watchdog of its own: rank 0's host fails with nobody following (its
+    watchdog dies with it), node 1's training fails with the process group, and node 1's
+    watchdog deletes the whole cluster with its own pod-scoped key."""
+    nodes = cluster_nodes(world.remote_root, 2)
+    result = world.thinnka(
+        "run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "400", "--detach",
+        "--watchdog-grace", "2", "--dataset-name", world.hub.datasets.sft,
+        "--nodes", "2", "--gpu-count", "8", *CPU,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_id = _run_id(result.stdout)
+    node1_dir = nodes[1].own_root / "thinnka" / run_id
+    deadline = time.monotonic() + 300
+    while "world size 2" not in _text(node1_dir / "train.log"):
+        assert time.monotonic() < deadline, "training never started on node 1"
+        time.sleep(0.5)
+    assert json.loads((node1_dir / "watchdog.json").read_text())["node_rank"] == 1
+    rank0 = world.show(run_id)["pod_id"]
+    world.runpod.kill_pod(rank0)  # rank 0's host fails: its trainer and watchdog die
+    while not all(e.terminated for e in world.runpod.ledger()):
+        assert time.monotonic() < deadline, "no node's watchdog deleted the cluster"
+        time.sleep(1)
+    assert {e.terminated_by for e in world.runpod.ledger()} == {"pod:cluster"}
+    verdict = json.loads((node1_dir / "watchdog.verdict").read_text())
+    assert verdict["reason"] == "job_failed", verdict
+    assert not (nodes[0].own_root / "thinnka" / run_id / "watchdog.verdict").exists()
+
+
+def _text(path: Any) -> str:
+    try:
+        return str(path.read_text(errors="replace"))
+    except OSError:
+        return ""
+
+
+def test_the_database_fails_as_the_cluster_is_created_the_cluster_is_deleted(
+    world: World, tmp_path: Path
+) -> None:
+    """The state folder fills up while Runpod creates the cluster: its id cannot be recorded,
+    only thinnka's memory has it, and its member pods cannot be terminated one by one."""
+    with small_tmpfs(tmp_path / "state", "16m") as state:
+        world.write_dotenv(THINNKA_STATE_DIR=str(state))
+        world.runpod.inject_faults(delay=3.0, match="POST /v2/clusters", after=True)
+        proc = world.spawn(
+            "run", "--repo-id", world.hub.models.chat, "--sft", "--dataset-name",
+            world.hub.datasets.sft, "--nodes", "2", "--gpu-count", "8", *CPU,
+        )  # fmt: skip
+        wait_for("the cluster", lambda: len(world.runpod.pods()) == 2, 120)
+        members = {pod.id for pod in world.runpod.pods()}
+        fill(state)
+        _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 1, err[-3000:]
+    last = err.strip().splitlines()[-1]
+    assert "database or disk is full" in last and "could not be terminated" not in last, last
+    assert all(pod in last for pod in members), last
+    assert world.runpod.pods() == []  # gone before thinnka exited
+    assert {e.pod_id: e.terminated_by for e in world.runpod.ledger()} == dict.fromkeys(
+        members, "cluster"
+    )
+
+
+def test_the_orchestrator_killed_during_cluster_training_resume_finishes_the_run(
+    world: World, cluster_nodes: Any
+) -> None:
+    """kill -9 while both nodes train: ``resume`` re-attaches to rank 0's training (every
+    node's key pinned, every node's heartbeat kept), and the run ends as one run should: one
+    cluster created, deleted whole, one final push."""
+    nodes = cluster_nodes(world.remote_root, 2)
+    proc = world.spawn(
+        "run", "--repo-id", world.hub.models.chat, "--sft", "--max-steps", "10",
+        "--dataset-name", world.hub.datasets.sft, "--nodes", "2", "--gpu-count", "8", *CPU,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        logs: list[Path] = []
+        while not logs or "world size 2" not in _text(logs[0]):
+            assert proc.poll() is None and time.monotonic() < deadline, "training never started"
+            time.sleep(0.2)
+            logs = list((nodes[0].own_root / "thinnka").glob("r-*/train.log"))
+        proc.kill()  # kill -9: no cleanup of any kind
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    run_id = logs[0].parent.name
+    assert not (logs[0].parent / "train.exit").exists()  # killed while the nodes trained
+    resumed = world.thinnka("resume", run_id)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    shown = world.show(run_id)
+    assert (shown["state"], shown["outcome"]) == ("terminated", "succeeded"), shown["error"]
+    creates = [r for r in world.runpod.requests() if (r.method, r.path) == ("POST", "/v2/clusters")]
+    assert len(creates) == 1
+    ledger = world.runpod.ledger()
+    assert len(ledger) == 2 and {e.terminated_by for e in ledger} == {"cluster"}
+    summaries = [c.summary for c in world.hub.commits(shown["hub_model_id"])]
+    assert summaries.count(f"thinnka: final push of run {run_id}") == 1
+    assert "process 1 of world size 2" in (world.workdir / "state" / "runs" / run_id /
+                                            "node1-train.log").read_text()  # fmt: skip

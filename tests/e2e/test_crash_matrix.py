@@ -54,6 +54,22 @@ STORIES: dict[str, tuple[str, str]] = {
         "failed (`pod_lost`)",
         "tests/e2e/test_cluster.py::test_a_lost_node_fails_the_run_and_the_cluster_is_deleted",
     ),
+    "`--nodes`: rank 0's host lost during training, nobody following": (
+        "cluster deleted",
+        "tests/e2e/test_cluster.py::test_rank_0_lost_while_nobody_follows_another_nodes_watchdog_deletes_the_cluster",
+    ),
+    "`--nodes`: process killed during the cluster's training, then `resume`": (
+        "succeeded",
+        "tests/e2e/test_cluster.py::test_the_orchestrator_killed_during_cluster_training_resume_finishes_the_run",
+    ),
+    "`--nodes`: process killed before the first job, nothing run afterwards": (
+        "cluster deleted",
+        "tests/pod/test_boot_guard.py::test_a_cluster_node_nobody_connected_deletes_its_whole_cluster",
+    ),
+    "`--nodes`: the database fails as the cluster is created": (
+        "cluster deleted (exit 1)",
+        "tests/e2e/test_cluster.py::test_the_database_fails_as_the_cluster_is_created_the_cluster_is_deleted",
+    ),
     "`reap` with an Instant Cluster no run owns": (
         "cluster deleted",
         "tests/e2e/test_cluster.py::test_reap_deletes_an_orphaned_cluster_and_never_a_foreign_one",

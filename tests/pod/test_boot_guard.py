@@ -15,6 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.world.runpod import FakeRunpod
@@ -163,3 +164,38 @@ def test_the_guard_env_holds_the_script_and_bounds_and_no_secret(tmp_path: Path)
     assert env["THINNKA_ORPHAN_S"] == "600"
     assert env["THINNKA_DEADLINE"] == str(int(created.timestamp()) + 2 * 3600 + 120)
     assert not any(key.startswith("RUNPOD_") for key in env)
+
+
+def _cluster(fake: FakeRunpod) -> tuple[str, list[str]]:
+    """An Instant Cluster of two nodes: (its id, its member pod ids by rank)."""
+    body = {"name": "thinnka-test-2x-r-abc123", "type": "TRAINING", "image": "runpod/pytorch:t",
+            "compute": {"gpuTypeId": "NVIDIA H100 80GB HBM3", "gpuCountPerPod": 8,
+                        "podCount": 2}}  # fmt: skip
+    headers = {"Authorization": f"Bearer {fake.api_key}"}
+    with httpx.Client(base_url=fake.rest_url, headers=headers, trust_env=False) as v2:
+        created = v2.post("/clusters", json=body)
+        assert created.status_code == 201, created.text
+        pods = v2.get(f"/clusters/{created.json()['id']}/pods").json()["pods"]
+    return created.json()["id"], [p["id"] for p in sorted(pods, key=lambda p: p["cluster"]["rank"])]
+
+
+@pytest.mark.parametrize("known", [False, True], ids=["asks-the-api", "from-the-run-folder"])
+def test_a_cluster_node_nobody_connected_deletes_its_whole_cluster(
+    runpod_account: FakeRunpod, tmp_path: Path, known: bool
+) -> None:
+    """A member pod's own delete is a 409: the guard deletes its cluster instead, whose id it
+    reads from the run folder (thinnka wrote it on first contact) or, before any contact,
+    from the API's view of its own pod."""
+    cluster_id, members = _cluster(runpod_account)
+    run_dir = tmp_path / "run"
+    if known:
+        run_dir.mkdir()
+        (run_dir / "cluster.id").write_text(f"{cluster_id}\n")
+    key = runpod_account.pod_env(members[1])["RUNPOD_API_KEY"]
+    proc = _guard(runpod_account, members[1], run_dir, boot_s=1, orphan_s=4, deadline=0)
+    for pod_id in members:  # one delete ends every node
+        _gone_within(runpod_account, pod_id, 15)
+    assert {_terminated_by(runpod_account, p) for p in members} == {"pod:cluster"}
+    said = _said(proc)
+    assert f"member of cluster {cluster_id}; deleting the cluster" in said, said
+    assert key not in said

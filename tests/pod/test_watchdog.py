@@ -377,3 +377,27 @@ def test_bad_limits_are_refused_before_anything_exists(
     listed = subprocess.run([sys.executable, "-m", "thinnka", "ls", "--all", "--json"],
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert json.loads(listed.stdout) == []  # no row was made
+
+
+def test_a_cluster_node_deletes_the_cluster_and_leaves_rank_0_its_push(
+    runpod_account: FakeRunpod, tmp_path: Path
+) -> None:
+    """A node other than rank 0 whose part of the training ended well waits the push hold,
+    not the grace (rank 0 may still push); then it deletes the whole cluster."""
+    headers = {"Authorization": f"Bearer {runpod_account.api_key}"}
+    body = {"name": "thinnka-test-2x-r-abc123", "type": "TRAINING", "image": "runpod/pytorch:t",
+            "compute": {"gpuTypeId": "NVIDIA H100 80GB HBM3", "gpuCountPerPod": 8,
+                        "podCount": 2}}  # fmt: skip
+    with httpx.Client(base_url=runpod_account.rest_url, headers=headers) as v2:
+        cluster = v2.post("/clusters", json=body).json()["id"]
+        pods = v2.get(f"/clusters/{cluster}/pods").json()["pods"]
+    members = [p["id"] for p in sorted(pods, key=lambda p: p["cluster"]["rank"])]
+    run_dir = _run_dir(tmp_path, cluster_id=cluster, node_rank=1, grace_s=0.3, push_hold_s=2.5)
+    _finished(run_dir, 0)
+    proc = _start(run_dir, runpod_account, members[1])
+    took = _gone_within(runpod_account, members[0], 15)
+    assert 2.4 <= took < 6.5, took  # not at the grace: rank 0 had the push hold to finish
+    assert runpod_account.pod(members[1]) is None
+    assert proc.wait(timeout=10) in (0, -signal.SIGKILL)
+    assert {_terminated_by(runpod_account, p) for p in members} == {"pod:cluster"}
+    assert json.loads((run_dir / "watchdog.verdict").read_text())["reason"] == "succeeded"

@@ -4,12 +4,13 @@ Runpod puts ``RUNPOD_POD_ID`` and a pod-scoped ``RUNPOD_API_KEY`` into every
 pod; that key may act on its own pod only. thinnka's watchdog relies on it to
 terminate its pod, so the emulator plays it:
 
-* each created pod gets a key (``rpp_...``) that may ``DELETE /v2/pods/{own}``,
+* each created pod gets a key (``rpp_...``) that may ``GET`` and ``DELETE /v2/pods/{own}``,
   ``POST /v2/pods/{own}/action`` with ``terminate``, and run a GraphQL
   ``podTerminate`` of its own pod; anything else is a 403. A member of an Instant Cluster
   may ``DELETE /v2/clusters/{its cluster}`` instead (its own pod alone is a 409, as with the
-  account key). What a pod-scoped key may call is not documented by Runpod: this is the
-  assumption thinnka's watchdog is written for;
+  account key), and reads its cluster's id from its own pod (``cluster.id``). What a
+  pod-scoped key may call is not documented by Runpod: this is the assumption thinnka's
+  watchdog and boot guard are written for;
 * the pod's env (``RUNPOD_POD_ID``, ``RUNPOD_API_KEY``, ``RUNPOD_API_BASE_URL``)
   reaches the processes the emulated pod runs: the sshd that plays every pod
   sets it for sessions of the key the pod was created with;
@@ -245,6 +246,11 @@ def handle_pod_scoped(world: World, key: str, method: str, path: str, body: Any)
     if parts[:2] == ["v2", "clusters"] and len(parts) == 3 and method == "DELETE":
         status, detail = member_deletes_cluster(world, own, parts[2])
         return (204, None, "application/json") if status == 204 else _problem(status, detail)
+    if parts == ["v2", "pods", own] and method == "GET":  # its own pod, read-only
+        view = _own_view(world, own)
+        if view is None:
+            return _problem(404, f"pod {own} not found")
+        return 200, view, "application/json"
     if _is_member(world, own) and (parts[:2] == ["v2", "pods"] or path == "/graphql"):
         return _problem(409, "pod is a cluster member: delete its cluster instead")
     if parts[:2] == ["v2", "pods"] and len(parts) == 3 and method == "DELETE":
@@ -264,6 +270,16 @@ def handle_pod_scoped(world: World, key: str, method: str, path: str, body: Any)
     if not _terminate(world, own, "pod:rest"):
         return _problem(404, f"pod {own} not found")
     return 204, None, "application/json"
+
+
+def _own_view(world: World, pod_id: str) -> dict[str, Any] | None:
+    """The pod as ``GET /v2/pods/{id}`` renders it (``cluster`` for a member)."""
+    from tests.world._runpod_clusters import member_view
+
+    try:
+        return member_view(world, world.find(pod_id)[1])
+    except KeyError:
+        return None
 
 
 def _is_member(world: World, pod_id: str) -> bool:

@@ -23,19 +23,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from thinnka.errors import CapacityError, NotFoundError, RemoteError, ThinnkaError, TransientError
+from thinnka.pod.bootguard import CLUSTER_ID_FILE
 from thinnka.pod.cluster import (
+    NodeBeats,
     NodeFacts,
-    log_tail,
     node_shell,
     nodes_of,
     read_cluster_env,
     save_node,
-    wait_for_job,
     workers_of,
 )
-from thinnka.pod.jobs import start_job
+from thinnka.pod.jobs import log_tail, start_job, wait_for_job
 from thinnka.pod.shell import open_shell
-from thinnka.pod.watchdog import touch_heartbeat
+from thinnka.pod.watchdog import Heartbeat, arm_watchdog, touch_heartbeat
 from thinnka.preflight import cluster_api
 from thinnka.rendering.nodes import node_accelerate, node_env
 from thinnka.store.models import utcnow
@@ -59,6 +59,7 @@ __all__ = [
     "cluster_files",
     "connect_workers",
     "create_cluster",
+    "delete_and_confirm",
     "delete_cluster",
     "finish_worker_setups",
     "keep_node_logs",
@@ -162,6 +163,9 @@ def connect_workers(ctx: StepContext, run_dir: str, wait_port: WaitPort) -> None
             node = next(n for n in nodes_of(ctx) if n.rank == node.rank)  # its pinned key
             shell.make_dirs(run_dir)
             touch_heartbeat(shell, run_dir)
+        # The node's boot guard deletes the cluster, not its pod (a member's own delete is a
+        # 409): Runpod's env names no cluster id, so it is written where the guard looks.
+        shell.put_text(f"{run_dir}/{CLUSTER_ID_FILE}", f"{ctx.run.cluster_id or ''}\n")
         env = read_cluster_env(shell)
         if "MASTER_ADDR" not in env or not env.get("MASTER_PORT", "").isdigit():
             raise RemoteError(
@@ -200,16 +204,23 @@ def upload_to_workers(ctx: StepContext, upload: Upload) -> None:
 
 
 def start_worker_jobs(ctx: StepContext, paths: RemotePaths, name: str, argv: list[str]) -> None:
-    """Start job ``name`` on every node but rank 0 (each once: a restart adopts it)."""
+    """Start job ``name`` on every node but rank 0 (each once: a restart adopts it), each
+    with its own watchdog armed first: a node whose job ended with nobody following, or
+    that is past the run's deadline, deletes the whole cluster even when rank 0 is gone."""
     for node in workers_of(ctx):
-        start_job(node_shell(ctx, node), paths.run_dir, name, argv)
+        shell = node_shell(ctx, node)
+        arm_watchdog(ctx, shell, pod_id=node.pod_id, rank=node.rank)
+        start_job(shell, paths.run_dir, name, argv)
 
 
 def finish_worker_setups(ctx: StepContext, paths: RemotePaths, name: str) -> None:
-    """Wait for job ``name`` on every other node; a node whose job failed fails the step."""
+    """Wait for job ``name`` on every other node; a node whose job failed fails the step.
+    Every node's heartbeat (rank 0's too, idle between its jobs) is touched meanwhile."""
+    primary = open_shell(ctx)
+    heartbeat = Heartbeat(primary, paths.run_dir, ctx.run.options.watchdog_grace, NodeBeats(ctx))
     for node in workers_of(ctx):
         shell = node_shell(ctx, node)
-        code = wait_for_job(ctx, shell, paths.run_dir, name)
+        code = wait_for_job(ctx, shell, paths.run_dir, name, beat=heartbeat.beat)
         if code != 0:
             tail = log_tail(shell, paths.run_dir, name)
             raise RemoteError(
@@ -265,7 +276,11 @@ def run_cluster_id(ctx: StepContext) -> str | None:
 
 def delete_cluster(ctx: StepContext, cluster_id: str, deadline: float) -> None:
     """Delete the cluster (and with it every node) and wait until reading it shows it gone."""
-    clusters = cluster_api(ctx.services)
+    delete_and_confirm(cluster_api(ctx.services), cluster_id, deadline)
+
+
+def delete_and_confirm(clusters: RestClusters, cluster_id: str, deadline: float) -> None:
+    """``delete_cluster`` with the cluster calls alone (no step: the database may be down)."""
     delay = 0.25
     while True:
         with contextlib.suppress(NotFoundError):

@@ -80,23 +80,35 @@ def _terminate_with_retries(ctx: StepContext, runpod: RunpodApi, pod_id: str) ->
 
 
 def terminate_without_store(
-    services: Services, run_id: str, known: Iterable[str], seconds: float = 120.0
+    services: Services,
+    run_id: str,
+    known: Iterable[str],
+    seconds: float = 120.0,
+    *,
+    clusters: Iterable[str] = (),
+    cluster_name: str | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Terminate a run's pods when nothing can be recorded (the database failed).
 
     ``known`` are the pod ids this process holds in memory; pods tagged with the run's
     id are added where the account can be read (a create whose answer was lost). Bounded
     by ``seconds`` overall (the client retries each call a bounded number of times).
+    A ``--nodes`` run's cluster (``clusters`` in memory, else found by ``cluster_name``) is
+    deleted whole: its member pods cannot be terminated one by one (409).
     Returns (terminated, {pod id: why it is left}).
     """
     deadline = time.monotonic() + seconds
     pods = list(dict.fromkeys(known))
-    with contextlib.suppress(ThinnkaError):  # the installation id may need the database
-        tagged = find_run_pods(services.runpod.list_pods(), run_id, services.owner)
-        pods += [pod.id for pod in tagged if pod.id not in pods]
     close_shells(services)
     done: list[str] = []
     left: dict[str, str] = {}
+    if cluster_name is not None or clusters:
+        members = _delete_clusters(services, list(clusters), cluster_name, deadline, left)
+        done += [pod for pod in members if pod not in left]
+        pods = [pod for pod in pods if pod not in members]
+    with contextlib.suppress(ThinnkaError):  # the installation id may need the database
+        tagged = find_run_pods(services.runpod.list_pods(), run_id, services.owner)
+        pods += [pod.id for pod in tagged if pod.id not in pods and pod.id not in done]
     for pod_id in pods:
         try:
             terminate_and_confirm(services.runpod, pod_id, deadline)
@@ -105,6 +117,38 @@ def terminate_without_store(
         else:
             done.append(pod_id)
     return done, left
+
+
+def _delete_clusters(
+    services: Services,
+    known: list[str],
+    name: str | None,
+    deadline: float,
+    left: dict[str, str],
+) -> list[str]:
+    """Delete the run's clusters; their member pod ids (a member left gets why in ``left``)."""
+    from thinnka.handlers.cluster import delete_and_confirm
+    from thinnka.preflight import cluster_api
+
+    members: list[str] = []
+    try:
+        api = cluster_api(services)
+        ids = list(dict.fromkeys(known))
+        if name is not None:  # a create whose answer was lost: the name holds the run id
+            with contextlib.suppress(ThinnkaError):
+                ids += [c.id for c in api.list_clusters() if c.name == name and c.id not in ids]
+    except ThinnkaError:
+        return members
+    for cluster_id in ids:
+        nodes: list[str] = []
+        with contextlib.suppress(ThinnkaError):
+            nodes = [node.pod.id for node in api.nodes(cluster_id)]
+        members += nodes
+        try:
+            delete_and_confirm(api, cluster_id, deadline)
+        except ThinnkaError as exc:
+            left.update(dict.fromkeys(nodes, f"cluster {cluster_id}: {exc.message}"))
+    return members
 
 
 class TerminateHandler:

@@ -26,9 +26,14 @@ if TYPE_CHECKING:
 
     from thinnka.options import RunOptions
 
-__all__ = ["GUARD_MARGIN_S", "START_COMMAND", "START_SCRIPTS", "boot_guard_env"]
+__all__ = ["CLUSTER_ID_FILE", "GUARD_MARGIN_S", "START_COMMAND", "START_SCRIPTS", "boot_guard_env"]
 
 SCRIPT = "thinnka_boot_guard.sh"
+# A node of an Instant Cluster cannot be deleted alone (409): its guard deletes the cluster.
+# Runpod's env names no cluster id and a cluster's env is fixed before its id exists, so
+# thinnka writes it into the run folder on first contact; before that the guard asks the API
+# for its own pod, whose ``cluster.id`` names it.
+CLUSTER_ID_FILE = "cluster.id"
 # The images' own start scripts (their CMD), in the order tried: thinnka's image first,
 # since it is built on a Runpod image and has that image's /start.sh too.
 START_SCRIPTS = ("/opt/thinnka/start.sh", "/start.sh")

@@ -14,25 +14,25 @@ env.
 
 from __future__ import annotations
 
-import shlex
 import time
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from thinnka.clients.ssh import PodShell
-from thinnka.errors import RemoteError
+from thinnka.errors import RemoteError, ThinnkaError
 from thinnka.pod.shell import shell_to
+from thinnka.pod.watchdog import touch_heartbeat
 
 if TYPE_CHECKING:
     from thinnka.step import StepContext
 
 __all__ = [
     "CLUSTER_VARS",
+    "NodeBeats",
     "NodeFacts",
     "node_shell",
     "nodes_of",
     "read_cluster_env",
-    "wait_for_job",
     "workers_of",
 ]
 
@@ -106,22 +106,25 @@ def read_cluster_env(shell: PodShell) -> dict[str, str]:
     return {k: v for k, v in values.items() if v}
 
 
-def wait_for_job(
-    ctx: StepContext, shell: PodShell, run_dir: str, name: str, *, poll: float = 1.0
-) -> int:
-    """The exit code of job ``name`` on a worker node, waiting (within the step's deadline)."""
-    from thinnka.pod.jobs import job_exit_code
+class NodeBeats:
+    """Touches the heartbeat of every node but rank 0 (each node's watchdog reads its own
+    disk's). Called at the heartbeat's cadence while rank 0 is followed: one small SFTP
+    write per node over its pooled connection. A node that cannot be reached is left out
+    for ``retry_s``: a lost node must not stall following rank 0 (its loss fails the run
+    another way), and its watchdog is gone with it anyway."""
 
-    while True:
-        ctx.check_cancelled()
-        code = job_exit_code(shell, run_dir, name)
-        if code is not None:
-            return code
-        ctx.check_deadline(f"The {name} job on a cluster node")
-        time.sleep(poll)
+    def __init__(self, ctx: StepContext, *, retry_s: float = 60.0) -> None:
+        self.ctx, self.retry_s = ctx, retry_s
+        self._skip_until: dict[int, float] = {}
 
-
-def log_tail(shell: PodShell, run_dir: str, name: str, lines: int = 30) -> str:
-    """The last lines of a job's log on a node (for an error message)."""
-    path = shlex.quote(f"{run_dir}/{name}.log")
-    return shell.run(f"tail -n {lines} {path} 2>/dev/null || true", timeout=30).stdout
+    def __call__(self) -> None:
+        run_dir = self.ctx.run.remote.run_dir
+        if run_dir is None:
+            return
+        for node in workers_of(self.ctx):
+            if time.monotonic() < self._skip_until.get(node.rank, 0.0):
+                continue
+            try:
+                touch_heartbeat(node_shell(self.ctx, node, timeout=10.0), run_dir)
+            except (ThinnkaError, OSError):
+                self._skip_until[node.rank] = time.monotonic() + self.retry_s

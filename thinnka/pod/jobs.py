@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 from thinnka.clients.ssh import PodShell
 from thinnka.errors import RemoteError, StateConflict, TransientError
 from thinnka.options.limits import orphan_grace_s, run_limit
+from thinnka.pod.alive import LostNodes, pod_gone
+from thinnka.pod.cluster import NodeBeats
 from thinnka.pod.shell import close_shells, open_shell
 from thinnka.pod.watchdog import Heartbeat, arm_watchdog
 from thinnka.reasons import Reason
@@ -37,21 +39,23 @@ from thinnka.store.models import utcnow
 from thinnka.store.records import LogPosition
 
 if TYPE_CHECKING:
-    from thinnka.clients.runpod import RunpodApi
+    from collections.abc import Callable
+
 
 __all__ = [
     "JobOutcome",
     "PodGone",
     "check_run_limit",
     "follow_job",
+    "log_tail",
     "pod_gone",
     "pod_is_gone",
     "require_pod",
     "start_job",
+    "wait_for_job",
 ]
 
 _RECONNECTS = 5
-_GONE_STATUSES = frozenset({"EXITED", "TERMINATED", "DEAD"})
 _LIMIT_REASONS = frozenset({"max_duration", "max_cost"})
 
 
@@ -59,15 +63,6 @@ class PodGone(RemoteError):
     """The pod no longer exists (or stopped): nothing on it can be followed any more."""
 
     reason = Reason.pod_lost
-
-
-def pod_gone(runpod: RunpodApi, pod_id: str | None) -> bool:
-    """Ask the API (one read, bounded by the client) whether ``pod_id`` is gone or stopped;
-    False when there is no pod yet."""
-    if pod_id is None:
-        return False
-    pod = runpod.get_pod(pod_id)
-    return pod is None or pod.desired_status in _GONE_STATUSES
 
 
 def pod_is_gone(ctx: StepContext) -> bool:
@@ -128,6 +123,34 @@ def start_job(shell: PodShell, run_dir: str, name: str, argv: list[str]) -> int:
     if not result.ok or not result.stdout.strip().isdigit():
         raise RemoteError(f"Could not start {name} on the pod: {result.stderr.strip()[-500:]}")
     return int(result.stdout.strip())
+
+
+def wait_for_job(
+    ctx: StepContext,
+    shell: PodShell,
+    run_dir: str,
+    name: str,
+    *,
+    poll: float = 1.0,
+    beat: Callable[[], None] | None = None,
+) -> int:
+    """The exit code of job ``name`` on a worker node, waiting (within the step's deadline);
+    ``beat`` is called at each poll (the nodes' heartbeats: nobody follows a log meanwhile)."""
+    while True:
+        ctx.check_cancelled()
+        if beat is not None:
+            beat()
+        code = job_exit_code(shell, run_dir, name)
+        if code is not None:
+            return code
+        ctx.check_deadline(f"The {name} job on a cluster node")
+        time.sleep(poll)
+
+
+def log_tail(shell: PodShell, run_dir: str, name: str, lines: int = 30) -> str:
+    """The last lines of a job's log on a node (for an error message)."""
+    path = shlex.quote(f"{run_dir}/{name}.log")
+    return shell.run(f"tail -n {lines} {path} 2>/dev/null || true", timeout=30).stdout
 
 
 def job_exit_code(shell: PodShell, run_dir: str, name: str) -> int | None:
@@ -230,7 +253,10 @@ def _follow_once(
     ctx: StepContext, shell: PodShell, follower: _Follower, start: list[str] | None
 ) -> JobOutcome:
     run_dir, name = ctx.run.remote.run_dir or "", follower.name
-    heartbeat = Heartbeat(shell, run_dir, ctx.run.options.watchdog_grace)
+    # A cluster: every node's watchdog waits on its own heartbeat while rank 0 is followed.
+    others = NodeBeats(ctx) if ctx.run.cluster_nodes else None
+    heartbeat = Heartbeat(shell, run_dir, ctx.run.options.watchdog_grace, others)
+    lost = LostNodes(ctx) if ctx.run.cluster_nodes else None  # a lost node fails it at once
     heartbeat.beat(force=True)
     d, n = shlex.quote(run_dir), shlex.quote(name)
     # tail streams the log; the loop ends it once the exit file shows (or the job is
@@ -247,13 +273,13 @@ def _follow_once(
         "kill $t 2>/dev/null; wait $t 2>/dev/null; exit 0"
     )
     for chunk in shell.stream(tail):
-        _between_reads(ctx, heartbeat, name)
+        _between_reads(ctx, heartbeat, name, lost)
         if chunk:
             follower.feed(chunk, final=False)
     log = f"{run_dir}/{name}.log"
     while (exit_code := job_exit_code(shell, run_dir, name)) is None:
         # tail ended but the job runs on (tail died on the pod): follow by polling.
-        _between_reads(ctx, heartbeat, name)
+        _between_reads(ctx, heartbeat, name, lost)
         follower.reread(shell.read_from(log, follower.offset, _READ_LIMIT), final=False)
         time.sleep(0.5)
     while True:  # whatever tail may have missed, to the last byte
@@ -265,11 +291,15 @@ def _follow_once(
     return JobOutcome(exit_code=exit_code, tail=follower.tail)
 
 
-def _between_reads(ctx: StepContext, heartbeat: Heartbeat, name: str) -> None:
+def _between_reads(
+    ctx: StepContext, heartbeat: Heartbeat, name: str, lost: LostNodes | None
+) -> None:
     ctx.check_cancelled()
     ctx.check_deadline(f"The {name} job")
     check_run_limit(ctx, f"The {name} job")
     heartbeat.beat()
+    if lost is not None:
+        lost(name)
 
 
 class _Follower:
