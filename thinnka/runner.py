@@ -30,7 +30,6 @@ from thinnka.errors import (
     ThinnkaError,
 )
 from thinnka.handlers.base import Handler
-from thinnka.handlers.terminate import terminate_without_store
 from thinnka.lease import (
     DEFAULT_LEASE_SECONDS,
     LeaseKeeper,
@@ -109,7 +108,7 @@ class Runner:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.handlers = dict(handlers)
+        self.handlers = handlers  # read only; default_handlers() makes each on first use
         self.output = output
         self.services: Services = services or LiveServices(settings, store)
         self.owner = owner or make_owner_id()
@@ -284,6 +283,8 @@ class Runner:
         else:
             for pod_id in sorted(self._pods):
                 self.output.event("cleanup_start", f"Terminating pod {pod_id}.")
+            from thinnka.handlers.terminate import terminate_without_store
+
             done, left = terminate_without_store(self.services, run.id, sorted(self._pods))
         write_stop_note(
             self.settings.state_dir, run.id, self.owner, why=f"the database was unavailable "

@@ -15,10 +15,13 @@ from __future__ import annotations
 # GateFacts moved to thinnka.planning.facts (planner and remote both need it); re-exported here.
 from thinnka.planning.facts import GateFacts
 from thinnka.preflight.choice import (
+    KEPT_CHOICE_S,
     Choice,
     choose_candidates,
     choose_gpus,
     cluster_api,
+    kept_candidates,
+    kept_choice_json,
     memory_estimate,
     offer_json,
     training_plan,
@@ -26,6 +29,7 @@ from thinnka.preflight.choice import (
 from thinnka.preflight.gate import check_gate, default_hub_model_id
 from thinnka.preflight.plan import Plan, checkpoints_json, evaluation_json, make_plan, volume_json
 from thinnka.preflight.run_checks import (
+    Checked,
     RunChecks,
     begin_run_checks,
     check_run_credentials,
@@ -33,6 +37,8 @@ from thinnka.preflight.run_checks import (
 )
 
 __all__ = [
+    "KEPT_CHOICE_S",
+    "Checked",
     "Choice",
     "GateFacts",
     "Plan",
@@ -46,6 +52,8 @@ __all__ = [
     "cluster_api",
     "default_hub_model_id",
     "evaluation_json",
+    "kept_candidates",
+    "kept_choice_json",
     "make_plan",
     "memory_estimate",
     "offer_json",

@@ -3,6 +3,8 @@ hold it, from Runpod's catalog."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +23,13 @@ if TYPE_CHECKING:
     from thinnka.services import Services
 
 __all__ = [
+    "KEPT_CHOICE_S",
     "Choice",
     "choose_candidates",
     "choose_gpus",
     "cluster_api",
+    "kept_candidates",
+    "kept_choice_json",
     "memory_estimate",
     "offer_json",
     "training_plan",
@@ -163,3 +168,29 @@ def _nodes_hint(
 
 def offer_json(offer: GpuOffer) -> dict[str, Any]:
     return PlanCandidate.from_offer(offer).to_json()
+
+
+# How long the choice ``run`` made from the catalog just before it created the row stands in
+# for the estimate step's own read. That step follows within a second; a run resumed later
+# (its process died in between) reads the catalog again, as prices and stock move.
+KEPT_CHOICE_S = 600.0
+
+
+def kept_choice_json(choice: Choice, asked_at: dt.datetime) -> dict[str, Any]:
+    """The choice as ``run`` keeps it in ``runs.plan["kept_choice"]`` for the estimate step."""
+    return {
+        "candidates": [offer_json(offer) for offer in choice.candidates],
+        "asked_at": asked_at.isoformat(),
+    }
+
+
+def kept_candidates(plan: Mapping[str, Any], now: dt.datetime) -> list[PlanCandidate] | None:
+    """The candidates kept in ``plan`` when they were chosen less than ``KEPT_CHOICE_S`` ago
+    from the catalog (None: none kept, or too old: ask the catalog again)."""
+    kept = plan.get("kept_choice")
+    if not kept or not kept.get("candidates"):
+        return None
+    asked_at = dt.datetime.fromisoformat(kept["asked_at"])
+    if not 0 <= (now - asked_at).total_seconds() < KEPT_CHOICE_S:
+        return None
+    return [PlanCandidate.from_json(c) for c in kept["candidates"]]

@@ -3,6 +3,7 @@ created) happens here, before any pod exists."""
 
 from __future__ import annotations
 
+import datetime as dt
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 from thinnka.errors import ConfigError, RefusedChoice, ThinnkaError
 from thinnka.options import RunOptions, validate_for_settings
 from thinnka.planning.facts import GateFacts
-from thinnka.preflight.choice import choose_candidates, memory_estimate
+from thinnka.preflight.choice import Choice, choose_candidates, memory_estimate
 from thinnka.preflight.gate import check_gate
 
 if TYPE_CHECKING:
@@ -18,10 +19,26 @@ if TYPE_CHECKING:
     from thinnka.services import Services
     from thinnka.settings import Settings
 
-__all__ = ["RunChecks", "begin_run_checks", "check_run_credentials", "refuse_impossible_choices"]
+__all__ = [
+    "Checked",
+    "RunChecks",
+    "begin_run_checks",
+    "check_run_credentials",
+    "refuse_impossible_choices",
+]
 
 
-def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFacts | None:
+@dataclass(frozen=True)
+class Checked:
+    """What ``run`` asked before it created the row: the gate's facts, and the GPU choice made
+    from the catalog (kept for the estimate step, ``kept_choice_json``)."""
+
+    gate: GateFacts
+    choice: Choice
+    asked_at: dt.datetime  # when the catalog was read
+
+
+def refuse_impossible_choices(services: Services, options: RunOptions) -> Checked | None:
     """The gate and the GPU choice, asked before ``run`` creates a row.
 
     A refusal of the user's own choice (a namespace the token cannot write, a
@@ -31,11 +48,13 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
     ``ConfigError``: exit 2 with nothing created, as ``plan`` refuses them. Every other failure
     (a gated model, the Hub or Runpod unreachable) returns ``None`` and is met
     again by the handlers, so the failed run is recorded with its reason. The
-    gate's facts are returned for the gate step to keep: it need not ask twice.
+    gate's facts and the choice are returned for the gate and estimate steps to keep: they
+    need not ask twice.
     """
     try:
         # The catalog does not depend on the gate's answers: Runpod is asked while the Hub is.
         runpod = services.runpod
+        asked_at = dt.datetime.now(dt.UTC)
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
         asked_offers = (
             None  # a cluster's catalog is asked by choose_candidates
@@ -46,12 +65,12 @@ def refuse_impossible_choices(services: Services, options: RunOptions) -> GateFa
         gate = check_gate(services, options, require_write=True)
         need = memory_estimate(options, gate)
         offers = None if asked_offers is None else asked_offers.result()
-        choose_candidates(services, options, gate, need, offers)
+        choice = choose_candidates(services, options, gate, need, offers)
     except (RefusedChoice, ConfigError):
         raise  # the user's own choice or input cannot work: exit 2, nothing created
     except ThinnkaError:
         return None
-    return gate
+    return Checked(gate, choice, asked_at)
 
 
 def check_run_credentials(settings: Settings, options: RunOptions) -> None:
@@ -72,12 +91,17 @@ class RunChecks:
     """A run's options, validated, and ``refuse_impossible_choices`` under way for them."""
 
     options: RunOptions  # --set merged, every rule checked
-    refusal: Future[GateFacts | None]
+    refusal: Future[Checked | None]
     data: tuple[LocalData, ...] = ()  # local data sets, read and checked
 
-    def gate(self) -> GateFacts | None:
+    def checked(self) -> Checked | None:
         """Waits for the Hub and Runpod reads; raises what they refused (exit 2)."""
         return self.refusal.result()
+
+    def gate(self) -> GateFacts | None:
+        """The gate's facts (``checked``), or None when the reads failed."""
+        checked = self.checked()
+        return None if checked is None else checked.gate
 
 
 def begin_run_checks(services: Services, options: RunOptions) -> RunChecks:
