@@ -98,11 +98,6 @@ class RunChecks:
         """Waits for the Hub and Runpod reads; raises what they refused (exit 2)."""
         return self.refusal.result()
 
-    def gate(self) -> GateFacts | None:
-        """The gate's facts (``checked``), or None when the reads failed."""
-        checked = self.checked()
-        return None if checked is None else checked.gate
-
 
 def begin_run_checks(services: Services, options: RunOptions) -> RunChecks:
     """Check what needs no service now (invalid options: exit 2, nothing created), then
