@@ -24,22 +24,30 @@ _HANDLERS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+# The steps up to the pod's create request: every run takes them, so they are made at once
+# (``run`` makes them while the Hub and Runpod answer its checks).
+_BEFORE_THE_POD = ("check_gate", "estimate", "provision")
+
+
 class _Handlers(Mapping[str, Handler]):
-    """The handlers, each made (its module imported) when its step first comes: the steps
-    after the pod's create request (SSH, uploads, training, push) import theirs while the
-    pod boots rather than before the request, which is what a run waits on first."""
+    """The handlers; those after the pod's create request (SSH, uploads, training, push)
+    are made (their modules imported) when their step first comes, while the pod boots,
+    rather than before the request, which is what a run waits on first."""
 
     def __init__(self) -> None:
         self._made: dict[str, Handler] = {}
+        for trigger in _BEFORE_THE_POD:
+            self._make(trigger)
+
+    def _make(self, trigger: str) -> Handler:
+        module, name, argument = _HANDLERS[trigger]
+        cls = getattr(importlib.import_module(f"thinnka.handlers.{module}"), name)
+        handler: Handler = cls() if argument is None else cls(argument)
+        self._made[trigger] = handler
+        return handler
 
     def __getitem__(self, trigger: str) -> Handler:
-        handler = self._made.get(trigger)
-        if handler is None:
-            module, name, argument = _HANDLERS[trigger]
-            cls = getattr(importlib.import_module(f"thinnka.handlers.{module}"), name)
-            handler = cls() if argument is None else cls(argument)
-            self._made[trigger] = handler
-        return handler
+        return self._made.get(trigger) or self._make(trigger)
 
     def __iter__(self) -> Iterator[str]:
         return iter(_HANDLERS)
