@@ -13,8 +13,9 @@ Runpod emulator received it (goal: under 0.5 s): all that comes before any money
 Run: python bench/control_plane.py [--runs N] [--vs CHECKOUT]
 
 With ``--vs``, runs of this checkout (A) and of CHECKOUT (B, another thinnka tree, e.g.
-made with ``git worktree add``) take turns in one emulated world, A B A B ..., so both
-figures come from one invocation under the same load; each pair's A − B is reported too.
+made with ``git worktree add``) take turns in one emulated world, A B B A A B ..., so both
+figures come from one invocation under the same load; each pair's A − B is reported too. Each
+checkout goes first in every other pair (A B, B A, ...).
 """
 
 from __future__ import annotations
@@ -97,7 +98,10 @@ def main() -> None:
         for label, checkout in checkouts.items():
             measure(emulated, venv, f"warmup-{label}", checkout)  # installs into the pod venv
         for attempt in range(args.runs):
-            for label, checkout in checkouts.items():
+            # Each checkout goes first in every other pair: on a loaded machine the first of a
+            # pair was seen to start slower (A B, B A, A B ...).
+            order = list(checkouts.items())
+            for label, checkout in order if attempt % 2 == 0 else order[::-1]:
                 samples[label].append(measure(emulated, venv, f"{label}{attempt}", checkout))
     for label, checkout in checkouts.items():
         prefix = f"{label} ({checkout}) " if args.vs else ""

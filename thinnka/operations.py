@@ -130,7 +130,12 @@ def start_run(
 
         checks = begin_run_checks(session.get_services(), options)
     options = checks.options
-    gate = checks.gate()  # a refused choice: exit 2, no row
+    if session.handlers is None:  # their imports overlap the Hub's and Runpod's answers
+        from thinnka.handlers import default_handlers
+
+        session.handlers = default_handlers()
+    checked = checks.checked()  # a refused choice: exit 2, no row
+    gate = checked.gate if checked else None
     data = checks.data
     notifier = notifier_for(session.settings, options, output, session.store)
     runner = session.runner(notifier)
@@ -140,6 +145,10 @@ def start_run(
     # push check's marker (this run's id) still keeps another run's push from counting.
     hub_model_id = gate.hub_model_id if gate else options.hub_model_id
     plan: dict[str, Any] = {"gate": gate.to_json()} if gate else {}
+    if checked:  # the estimate step chooses from this catalog read rather than a second one
+        from thinnka.preflight import kept_choice_json
+
+        plan["kept_choice"] = kept_choice_json(checked.choice, checked.asked_at)
     if data:  # their files and hashes: the upload skips what the pod holds already
         plan["data"] = [item.to_json() for item in data]
     run = runner.create(options, plan=plan or None, hub_model_id=hub_model_id)

@@ -30,7 +30,6 @@ from thinnka.errors import (
     ThinnkaError,
 )
 from thinnka.handlers.base import Handler
-from thinnka.handlers.terminate import terminate_without_store
 from thinnka.lease import (
     DEFAULT_LEASE_SECONDS,
     LeaseKeeper,
@@ -109,7 +108,7 @@ class Runner:
     ) -> None:
         self.store = store
         self.settings = settings
-        self.handlers = dict(handlers)
+        self.handlers = handlers  # read only; default_handlers() makes each on first use
         self.output = output
         self.services: Services = services or LiveServices(settings, store)
         self.owner = owner or make_owner_id()
@@ -288,6 +287,8 @@ class Runner:
         else:
             for pod_id in sorted(self._pods):
                 self.output.event("cleanup_start", f"Terminating pod {pod_id}.")
+            from thinnka.handlers.terminate import terminate_without_store
+
             cluster = run.options.multi_node  # its nodes go with their cluster, whole
             done, left = terminate_without_store(
                 self.services, run.id, sorted(self._pods),
