@@ -245,6 +245,7 @@ def test_plan_prints_rows_columns_and_lengths(world: World, tmp_path: Path) -> N
     assert "on 0.05 of the training rows held out (seed 42, at most 200 rows): 2 rows" in (
         result.stdout
     )
+    assert "before, 4 times during and after training" in result.stdout  # --eval-points 4
     no_eval = world.thinnka("plan", "--repo-id", world.hub.models.chat, "--sft", "--dataset-path",
                             str(path), "--eval-fraction", "0", "--json", *CPU)  # fmt: skip
     planned = json.loads(no_eval.stdout)

@@ -207,9 +207,14 @@ def print_plan_data(data: dict[str, Any]) -> None:
         if evaluation["rows"] is not None
         else "rows known on the pod"
     )
+    points = int(evaluation.get("points") or 0)
+    when = (
+        f"before, {points} times during and after training"
+        if points
+        else "before and after training"
+    )
     _console.print(
-        f"  evaluation  {evaluation['metrics']} before and after training, on "
-        f"{evaluation['split']}: {rows}",
+        f"  evaluation  {evaluation['metrics']} {when}, on {evaluation['split']}: {rows}",
         markup=False,
     )
 

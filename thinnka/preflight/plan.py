@@ -158,7 +158,7 @@ def evaluation_json(options: RunOptions, data: tuple[LocalData, ...]) -> dict[st
             f"{options.dataset_seed}, at most {EVAL_MAX_ROWS} rows)"
         )
     metrics = "eval loss and perplexity" if options.sft else "mean of each reward function"
-    return {"split": split, "rows": held, "metrics": metrics}
+    return {"split": split, "rows": held, "metrics": metrics, "points": options.eval_points}
 
 
 def checkpoints_json(
