@@ -155,7 +155,7 @@ def test_an_interrupt_between_two_steps_still_cancels_and_cleans_up(
 ) -> None:
     """A signal lands wherever the main thread is: here right after the provision step
     was written, while the loop checks its lease before the next step."""
-    from thinnka import runner as runner_module
+    from thinnka.runner import drive as runner_module
 
     class InterruptedBetweenSteps(runner_module.LeaseKeeper):
         reads = 0

@@ -19,7 +19,9 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,7 @@ __all__ = [
     "read_stop_note",
     "reserve_stop_note",
     "take_lease",
+    "take_lease_waiting",
     "write_stop_note",
 ]
 
@@ -178,3 +181,38 @@ def read_stop_note(state_dir: Path, run_id: str) -> dict[str, Any] | None:
         if isinstance(note, dict) and note.get("run_id") == run_id:
             return note
     return None
+
+
+def take_lease_waiting(
+    store: Store,
+    run_id: str,
+    owner: str,
+    *,
+    seconds: float,
+    wait: bool,
+    say: Callable[[str], None],
+) -> RunRecord:
+    """``take_lease``; with ``wait`` (``resume``), a holder on another host, whose
+    processes this one cannot see, is first given until its lease expires.
+
+    Only its lease tells: wait (at most one default lease period) until it expires, then
+    take it. A live holder renews it meanwhile, and then the second attempt raises
+    ``LeaseHeld`` like the first. A holder on this host is alive (its lease is renewed
+    for as long as it lives): ``LeaseHeld`` at once.
+    """
+    try:
+        return take_lease(store, run_id, owner, seconds=seconds)
+    except LeaseHeld as held:
+        if not wait or owner_host(held.holder) == host_name():
+            raise
+        expires = store.get(run_id).lease_expires_at
+        if expires is not None:
+            remaining = (expires - dt.datetime.now(dt.UTC)).total_seconds()
+            if remaining > max(seconds, DEFAULT_LEASE_SECONDS) + 5:
+                raise  # not a lease this thinnka would have written: do not sit on it
+            say(
+                f"Run {run_id} is held by {held.holder} on another host; waiting "
+                f"{max(remaining, 0):.0f} s for its lease to expire."
+            )
+            time.sleep(max(remaining, 0) + 0.2)
+        return store.acquire_lease(run_id, owner, seconds=seconds)

@@ -1,19 +1,7 @@
-"""Drives a run through its state machine; the only place transitions fire.
-
-For each step the runner takes the forward edge out of the run's state,
-gives its handler a deadline-bound context, and, when the handler succeeds,
-fires the trigger on a strict ``transitions`` machine and persists the move
-with a guarded write (state + facts + event row in one transaction). A
-failing step moves the run to ``failed`` with the error recorded; cleanup then
-moves it to ``terminated``. The driving process holds a lease, renewed by a
-heartbeat thread, so ``resume`` and ``recover`` never drive a live run twice.
-"""
+"""``Runner``: creates runs and drives them, step by step, through their state machine."""
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import signal
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -22,10 +10,8 @@ import structlog
 
 from thinnka.errors import (
     Cancelled,
-    LeaseHeld,
     PodHeld,
     StateConflict,
-    StepTimeout,
     StoreError,
     ThinnkaError,
 )
@@ -33,12 +19,9 @@ from thinnka.handlers.base import Handler
 from thinnka.lease import (
     DEFAULT_LEASE_SECONDS,
     LeaseKeeper,
-    host_name,
     make_owner_id,
-    owner_host,
     reserve_stop_note,
-    take_lease,
-    write_stop_note,
+    take_lease_waiting,
 )
 from thinnka.logs import redact
 from thinnka.machine import (
@@ -50,40 +33,17 @@ from thinnka.machine import (
     next_transition,
 )
 from thinnka.options import RunOptions
-from thinnka.reasons import STEP_TIMEOUTS, Reason
+from thinnka.reasons import Reason
+from thinnka.runner.failure import crash_point, failure_reason
+from thinnka.runner.store_down import StoppedRun, stop_without_store
 from thinnka.services import LiveServices, Services
 from thinnka.settings import Settings
 from thinnka.step import Output, StepContext
 from thinnka.store import RunRecord, Store
 
-__all__ = ["Runner", "crash_point", "failure_reason"]
+__all__ = ["Runner"]
 
 logger = structlog.get_logger(__name__)
-
-
-def crash_point(trigger: str, phase: str) -> None:
-    """Test hook for the crash matrix: ``THINNKA_CRASH_AT=<trigger>:<phase>`` SIGKILLs
-    this process at that point (phases: before, after_call, after_write)."""
-    if os.environ.get("THINNKA_CRASH_AT") == f"{trigger}:{phase}":
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def failure_reason(run: RunRecord, error: ThinnkaError) -> Reason:
-    """The failure code a run stores for ``error`` raised in the step out of its state.
-
-    A deadline says what was being waited for only together with the step
-    (no SSH, no trainer, --max-hours); other errors know their own code.
-    """
-    if isinstance(error, StepTimeout):
-        step = next_transition(run.state)
-        if step is not None and step.trigger in STEP_TIMEOUTS:
-            return STEP_TIMEOUTS[step.trigger]
-    try:
-        # Reason() again: a subclass may still set a plain string as its class default.
-        return Reason(error.reason).failure
-    except ValueError:  # the failure path must not fail: record it, cleanup follows
-        logger.warning("unknown reason code", reason=str(error.reason))
-        return Reason.internal
 
 
 class _Model:
@@ -272,76 +232,19 @@ class Runner:
         )
 
     def _without_store(self, error: StoreError) -> StoreError:
-        """The database failed: nothing about the run can be recorded, so no step can go
-        on. The pods this process knows of (in memory: a create whose id could not be
-        written included) are terminated now, unless their training runs (then the
-        pod's watchdog ends it, as after Ctrl-C); a note in the state folder tells
-        ``recover`` why the run stopped. Returns the one line to show."""
-        run = self._run
-        assert run is not None  # set by drive before anything can fail
-        following = run.state in (RunState.training, RunState.pushed)
-        done: list[str] = []
-        left: dict[str, str] = {}
-        if following:
-            left = dict.fromkeys(sorted(self._pods), "left to its watchdog")
-        else:
-            for pod_id in sorted(self._pods):
-                self.output.event("cleanup_start", f"Terminating pod {pod_id}.")
-            from thinnka.handlers.terminate import terminate_without_store
-
-            cluster = run.options.multi_node  # its nodes go with their cluster, whole
-            done, left = terminate_without_store(
-                self.services, run.id, sorted(self._pods),
-                clusters=sorted(self._clusters), cluster_name=run.pod_name if cluster else None,
-            )  # fmt: skip
-        write_stop_note(
-            self.settings.state_dir, run.id, self.owner, why=f"the database was unavailable "
-            f"({error.cause})", state=run.state.value, terminated=done, left=left,
+        """The database failed: see ``stop_without_store``. Returns the one line to show."""
+        assert self._run is not None  # set by drive before anything can fail
+        return stop_without_store(
+            StoppedRun(self._run, sorted(self._pods), sorted(self._clusters)),
+            error, services=self.services, settings=self.settings, output=self.output,
+            owner=self.owner,
         )  # fmt: skip
-        said = [f"{error.message} Run {run.id} stopped"]
-        if following:
-            said.append(f"following its training; the pod's watchdog ends pod "
-                        f"{', '.join(left)} once the training has ended")  # fmt: skip
-        else:
-            if done:
-                said.append(f"pod {', '.join(done)} terminated")
-            said += [f"pod {pod_id} could not be terminated ({why}): run `thinnka reap`"
-                     for pod_id, why in left.items()]  # fmt: skip
-            if not done and not left:
-                said.append("before any pod existed")
-        then = f"`thinnka resume {run.id}`" if following else "`thinnka recover`"
-        return StoreError(
-            "; ".join(said) + f". Once the database works again, {then} records the run.",
-            cause=error.cause,
-        )
 
     def _acquire(self, run_id: str, *, wait: bool = False) -> RunRecord:
-        try:
-            return take_lease(self.store, run_id, self.owner, seconds=self.lease_seconds)
-        except LeaseHeld as held:
-            if not wait or owner_host(held.holder) == host_name():
-                raise  # a live process here: its lease is renewed for as long as it lives
-            return self._wait_for_expiry(run_id, held)
-
-    def _wait_for_expiry(self, run_id: str, held: LeaseHeld) -> RunRecord:
-        """The holder is on another host, whose processes this one cannot see.
-
-        Only its lease tells: wait (at most one default lease period) until it
-        expires, then take it. A live holder renews it meanwhile, and then the
-        second attempt raises ``LeaseHeld`` like the first.
-        """
-        expires = self.store.get(run_id).lease_expires_at
-        if expires is not None:
-            remaining = (expires - dt.datetime.now(dt.UTC)).total_seconds()
-            if remaining > max(self.lease_seconds, DEFAULT_LEASE_SECONDS) + 5:
-                raise held  # not a lease this thinnka would have written: do not sit on it
-            self.output.event(
-                "lease_wait",
-                f"Run {run_id} is held by {held.holder} on another host; waiting "
-                f"{max(remaining, 0):.0f} s for its lease to expire.",
-            )
-            time.sleep(max(remaining, 0) + 0.2)
-        return self.store.acquire_lease(run_id, self.owner, seconds=self.lease_seconds)
+        return take_lease_waiting(
+            self.store, run_id, self.owner, seconds=self.lease_seconds, wait=wait,
+            say=lambda message: self.output.event("lease_wait", message),
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ steps
     def _step(self, run: RunRecord, heartbeat: LeaseKeeper) -> RunRecord:
