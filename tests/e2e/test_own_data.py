@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_pipeline import CPU, GRPO_SMALL, _process_arguments, _run_id
+from tests.e2e.test_pipeline import CPU, GRPO_SMALL, _run_id
 from tests.plugins.thinnka_world import World
 from tests.world.tiny import grpo_rows, sft_rows
 from tests.world.webhook import WebhookReceiver
@@ -47,17 +47,18 @@ def _grpo_file(folder: Path, rows: int = 40) -> Path:
 
 
 class ArgumentWatch:
-    """Every process's command line on this machine (the pod's processes run here too),
-    sampled while a run goes on."""
+    """The command line of every process of the world (the pod's processes run on this
+    machine too), sampled while a run goes on."""
 
-    def __init__(self) -> None:
+    def __init__(self, world: World) -> None:
+        self.world = world
         self.seen: set[str] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
         while not self._stop.is_set():
-            self.seen.update(_process_arguments().splitlines())
+            self.seen.update(self.world.process_arguments().splitlines())
             self._stop.wait(0.5)
 
     def __enter__(self) -> ArgumentWatch:
@@ -78,7 +79,7 @@ def test_sft_from_a_local_jsonl_is_scored_before_and_after(world: World, tmp_pat
     with (
         WebhookReceiver() as hook,
         WebhookReceiver(f"/api/webhooks/42/{DISCORD_TOKEN}") as discord,
-        ArgumentWatch() as watch,
+        ArgumentWatch(world) as watch,
     ):
         world.write_dotenv(PROGRESS_WEBHOOK_URL=hook.url, DISCORD_WEBHOOK_URL=discord.url)
         result = world.thinnka(

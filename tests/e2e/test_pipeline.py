@@ -157,16 +157,6 @@ def _expected_lines(log: bytes) -> list[str]:
     return [text for text, progress in items if not progress and text.strip()]
 
 
-def _process_arguments() -> str:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            found.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-        except OSError:
-            continue
-    return "\n".join(found)
-
-
 @BOTH_TRANSPORTS
 def test_kill_9_while_training_then_resume_reattaches(world: World, runpod_api: str) -> None:
     proc = world.spawn(
@@ -188,7 +178,7 @@ def test_kill_9_while_training_then_resume_reattaches(world: World, runpod_api: 
     assert before["state"] == "training"
     run_dir = Path(before["remote"]["run_dir"])
     assert not (run_dir / "train.exit").exists(), "training ended before the kill: make it longer"
-    arguments = _process_arguments()  # the pod's processes run on this machine
+    arguments = world.process_arguments()  # the pod's processes run on this machine
     proc.kill()
     proc.wait(timeout=30)
     reader.join(timeout=30)

@@ -99,15 +99,27 @@ class PostgresServer:
     def start(self) -> PostgresServer:
         self._check(str(self.bin_dir / "initdb"), "-D", str(self.data_dir), "-U", _USER,
                     "--auth=trust", "--encoding=UTF8", "--no-sync")  # fmt: skip
-        # Throwaway data: no fsync. No Unix socket: nothing outside this folder.
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories='' "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
         log = self.data_dir / "server.log"
-        self._check(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l", str(log),
-                    "-o", options, "-w", "-t", "60", "start")  # fmt: skip
-        return self
+        # A free port can be taken between probing and binding (by another pytest-xdist
+        # worker's server, say): then a new port, a few times.
+        for attempt in range(5):
+            if attempt:
+                self.port = _free_port()
+            # Throwaway data: no fsync. No Unix socket: nothing outside this folder.
+            options = (
+                f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+                "-c unix_socket_directories='' -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c max_connections=200"
+            )
+            try:
+                self._check(str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-l",
+                            str(log), "-o", options, "-w", "-t", "60", "start")  # fmt: skip
+                return self
+            except subprocess.CalledProcessError:
+                said = log.read_text(errors="replace") if log.exists() else ""
+                if "could not bind" not in said and "already in use" not in said:
+                    raise
+        raise RuntimeError(f"no free port for PostgreSQL: {log.read_text(errors='replace')}")
 
     def stop(self) -> None:
         """Immediate shutdown (SIGQUIT to the postmaster): the data is thrown away anyway."""
@@ -128,8 +140,9 @@ class PostgresServer:
         subprocess.run(self._command(*args), check=True, capture_output=True, timeout=120)
 
 
-def start_postgres_server() -> tuple[PostgresServer, Path]:
-    """A private server in a new temporary folder (the caller stops it and removes the folder)."""
+def start_postgres_server(port: int | None = None) -> tuple[PostgresServer, Path]:
+    """A private server in a new temporary folder (the caller stops it and removes the folder),
+    on ``port`` if it is free, else on a free one."""
     bin_dir = _bin_dir()
     if bin_dir is None:
         raise RuntimeError("no PostgreSQL server binaries (apt-get install postgresql)")
@@ -141,7 +154,7 @@ def start_postgres_server() -> tuple[PostgresServer, Path]:
         os.chmod(root, 0o755)
         os.chown(root, entry.pw_uid, entry.pw_gid)
     data_dir = root / "data"
-    server = PostgresServer(bin_dir, data_dir, _free_port(), run_as)
+    server = PostgresServer(bin_dir, data_dir, port or _free_port(), run_as)
     try:
         server.start()
     except (OSError, KeyError, subprocess.SubprocessError) as exc:

@@ -36,6 +36,7 @@ import pytest
 from tests.plugins.hub_world import hub_environment
 from tests.world.hub import FakeHub
 from tests.world.images import POD_PATH
+from tests.world.processes import process_arguments
 from tests.world.runpod import FakeRunpod
 from tests.world.sshd import FakeSshd, generate_key
 
@@ -149,6 +150,13 @@ class World:
             stderr=subprocess.PIPE,
             text=True,
         )
+
+    def process_arguments(self) -> str:
+        """The command lines of this world's processes, one a line: what thinnka started
+        (its HOME is this world's), the pods' (their env names one of this test's pods) and
+        this test's descendants; never another pytest-xdist worker's (tests/world/processes.py)."""
+        pods = [f"RUNPOD_POD_ID={entry.pod_id}" for entry in self.runpod.ledger()]
+        return process_arguments([f"HOME={self.env['HOME']}", *pods])
 
     def show(self, run_id: str) -> dict[str, Any]:
         result = self.thinnka("show", run_id, "--json")

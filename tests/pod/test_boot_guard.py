@@ -24,6 +24,10 @@ from thinnka.pod.bootguard import START_COMMAND, START_SCRIPTS, boot_guard_env
 from thinnka.resources import resource_dir
 
 SCRIPT = resource_dir("recipes") / "scripts" / "thinnka_boot_guard.sh"
+# Room after a bound for the guard's terminate call (a python3 that starts, then an HTTP
+# DELETE): seconds when pytest-xdist workers share two cores. "Not before the bound" is
+# exact; the guard polls at most every second here.
+_BUSY = 3
 
 
 def _guard(
@@ -65,8 +69,8 @@ def test_nobody_connects_the_pod_ends_after_the_boot_limit(
     pod_id = runpod_account.add_foreign_pod("thinnka-test-1x-r-abc123")
     key = runpod_account.pod_env(pod_id)["RUNPOD_API_KEY"]
     proc = _guard(runpod_account, pod_id, tmp_path / "run", boot_s=2, orphan_s=4, deadline=0)
-    took = _gone_within(runpod_account, pod_id, 10)
-    assert 1.5 <= took < 5, took  # not before the limit, not long after it
+    took = _gone_within(runpod_account, pod_id, 15)
+    assert 1.5 <= took < 5 + _BUSY, took  # not before the limit, not long after it
     assert _terminated_by(runpod_account, pod_id) == "pod:rest"
     said = _said(proc)  # its last words: the pod's processes die with the pod
     assert "terminating the pod: nobody connected within" in said
@@ -87,8 +91,8 @@ def test_after_contact_the_first_job_gets_the_orphan_grace_and_a_heartbeat_holds
         heartbeat.write_text("now\n")  # a live orchestrator follows
         assert runpod_account.pod(pod_id) is not None
         time.sleep(0.5)
-    took = _gone_within(runpod_account, pod_id, 10)
-    assert 2 <= took < 6, took
+    took = _gone_within(runpod_account, pod_id, 15)
+    assert 2 <= took < 6 + _BUSY, took
     assert "thinnka connected, then no job started" in _said(proc)
 
 
@@ -104,8 +108,8 @@ def test_once_a_job_started_the_watchdog_guards_and_only_the_deadline_is_left(
     assert runpod_account.pod(pod_id) is not None
     proc = _guard(runpod_account, pod_id, run_dir, boot_s=1, orphan_s=1,
                   deadline=time.time() + 3)  # fmt: skip
-    took = _gone_within(runpod_account, pod_id, 10)
-    assert 1.5 <= took < 6, took
+    took = _gone_within(runpod_account, pod_id, 15)
+    assert 1.5 <= took < 6 + _BUSY, took
     assert "the run's deadline passed" in _said(proc)
 
 

@@ -233,7 +233,7 @@ def test_a_heartbeat_holds_a_pod_idle_between_jobs(
         heartbeat.write_text(f"{time.time()}\n")
         assert runpod_account.pod(pod_id) is not None
         time.sleep(0.1)
-    _gone_within(runpod_account, pod_id, 5)  # once nobody follows, the orphan grace runs out
+    _gone_within(runpod_account, pod_id, 15)  # once nobody follows, the orphan grace runs out
     assert proc.wait(timeout=10) in (0, -signal.SIGKILL)
 
 
@@ -285,7 +285,7 @@ def test_a_following_heartbeat_holds_the_watchdog_and_one_instance_runs(
     finally:
         following.set()
         follower.join()
-    _gone_within(runpod_account, pod_id, 5)  # once nobody follows, the grace runs out
+    _gone_within(runpod_account, pod_id, 15)  # once nobody follows, the grace runs out
     assert proc.wait(timeout=10) in (0, -signal.SIGKILL)
     assert json.loads((run_dir / "watchdog.verdict").read_text())["reason"] == "job_failed"
 
