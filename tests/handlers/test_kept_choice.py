@@ -11,59 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.handlers.test_provision import Recorder, live_session
 from tests.plugins.hub_world import HubEnv
 from tests.world.runpod import FakeRunpod
-from tests.world.sshd import generate_key
-from thinnka.clients.runpod.rest import RestRunpod
-from thinnka.handlers import default_handlers
 from thinnka.machine import RunState
-from thinnka.operations import Session, start_run
+from thinnka.operations import start_run
 from thinnka.options import RunOptions
 from thinnka.preflight import KEPT_CHOICE_S, check_gate, kept_candidates
-from thinnka.services import LiveServices
-from thinnka.settings import load_settings
-from thinnka.store import open_store
 
 pytestmark = pytest.mark.timeout(120)
 
 CATALOG = ("GET", "/v2/catalog/gpus")
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class Recorder:
-    events: list[tuple[str, str]] = field(default_factory=list)
-
-    def event(self, name: str, message: str, **fields: Any) -> None:
-        self.events.append((name, message))
-
-    def line(self, stage: str, text: str) -> None:
-        pass
-
-
-def _session(tmp_path: Path, fake: FakeRunpod, hub_env: HubEnv) -> Session:
-    keys = generate_key(tmp_path / "id_ed25519", "kept-choice-test")
-    settings = load_settings(
-        environ={
-            "THINNKA_STATE_DIR": str(tmp_path / "state"),
-            "HF_TOKEN": hub_env.hub.tokens.write,
-            "HF_ENDPOINT": hub_env.hub.endpoint,
-            "SSH_PUBLIC_KEY": keys.public_key,
-            "SSH_PRIVATE_KEY_PATH": str(keys.private_key_path),
-            **fake.client_env(),
-        },
-        cwd=tmp_path,
-    )
-    store = open_store(settings)
-    services = LiveServices(settings, store)
-    services.__dict__["runpod"] = RestRunpod(fake.base_url, fake.api_key, backoff_max=0.05)
-    return Session(settings, store, services, default_handlers())
 
 
 def _catalog_reads(fake: FakeRunpod) -> int:
@@ -77,7 +40,7 @@ def _options(hub_env: HubEnv) -> RunOptions:
 def test_run_reads_the_catalog_once_before_the_create_request(
     tmp_path: Path, runpod_account: FakeRunpod, hub_env: HubEnv
 ) -> None:
-    session = _session(tmp_path, runpod_account, hub_env)
+    session = live_session(tmp_path, runpod_account, hub_env)
     services = session.get_services()
     services.runpod.gpu_offers(1, "ALL")  # what one read of the catalog costs
     one_read = _catalog_reads(runpod_account)
@@ -102,7 +65,7 @@ def test_run_reads_the_catalog_once_before_the_create_request(
 def test_an_old_kept_choice_is_read_again_from_the_catalog(
     tmp_path: Path, runpod_account: FakeRunpod, hub_env: HubEnv
 ) -> None:
-    session = _session(tmp_path, runpod_account, hub_env)
+    session = live_session(tmp_path, runpod_account, hub_env)
     options = _options(hub_env)
     gate = check_gate(session.get_services(), options)
     runner = session.runner(Recorder())

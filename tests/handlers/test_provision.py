@@ -21,6 +21,7 @@ from thinnka.clients.runpod.graphql import GraphQLRunpod
 from thinnka.clients.runpod.rest import RestRunpod
 from thinnka.handlers import default_handlers
 from thinnka.machine import RunState
+from thinnka.operations import Session
 from thinnka.options import RunOptions
 from thinnka.runner import Runner
 from thinnka.services import LiveServices
@@ -45,8 +46,10 @@ class Recorder:
         pass
 
 
-def _runner(tmp_path: Path, fake: FakeRunpod, hub_env: HubEnv, api: str) -> tuple[Runner, Recorder]:
-    keys = generate_key(tmp_path / "id_ed25519", "provision-test")
+def live_session(tmp_path: Path, fake: FakeRunpod, hub_env: HubEnv, api: str = "rest") -> Session:
+    """Real settings, store and Services against the emulated Hub and Runpod (``api``'s
+    transport, with test-sized backoff), and the real handlers."""
+    keys = generate_key(tmp_path / "id_ed25519", "handlers-test")
     settings = load_settings(
         environ={
             "THINNKA_STATE_DIR": str(tmp_path / "state"),
@@ -61,12 +64,15 @@ def _runner(tmp_path: Path, fake: FakeRunpod, hub_env: HubEnv, api: str) -> tupl
     )
     store = open_store(settings)
     services = LiveServices(settings, store)
-    # The real transport, with test-sized backoff.
     client = RestRunpod if api == "rest" else GraphQLRunpod
     services.__dict__["runpod"] = client(fake.base_url, fake.api_key, backoff_max=0.05)
+    return Session(settings, store, services, default_handlers())
+
+
+def _runner(tmp_path: Path, fake: FakeRunpod, hub_env: HubEnv, api: str) -> tuple[Runner, Recorder]:
+    session = live_session(tmp_path, fake, hub_env, api)
     output = Recorder()
-    runner = Runner(store, settings, handlers=default_handlers(), output=output, services=services)
-    return runner, output
+    return session.runner(output), output
 
 
 def _start(runner: Runner, hub_env: HubEnv, **options: Any) -> str:
