@@ -201,3 +201,20 @@ def test_show_json_has_the_documented_fields(
                 "repo_id", "hub_model_id", "error", "events"):  # fmt: skip
         assert key in data
     assert data["events"][0].keys() >= {"at", "from", "to", "message"}
+
+
+def test_parsing_the_run_options_imports_no_pydantic(tmp_path: Path) -> None:
+    """typer 0.29 built a pydantic TypeAdapter per option on every invocation (about 70 ms
+    before a run could start); the pinned typer parses with its vendored click alone."""
+    script = (
+        "import sys\n"
+        "from thinnka.cli import app\n"
+        "from thinnka.cli.exit_codes import run_app\n"
+        "code = run_app(app, ['run', '--repo-id', 'not a repo', '--max-steps', '3', '--sft'])\n"
+        "print(code, 'pydantic' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.stdout.split() == ["2", "False"], result.stderr
+    assert "is not a valid Hub repo id" in result.stderr
