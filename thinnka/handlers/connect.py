@@ -26,9 +26,12 @@ from thinnka.store.models import utcnow
 
 __all__ = ["ConnectHandler", "wait_for_ssh_port"]
 
-# The poll's first and longest waits (growing by half in between): the port is noticed at
-# most half the boot time plus 0.1 s late in the first seconds, and a second late after that.
-_FIRST_POLL_S = 0.1
+# The poll: every 0.1 s in the first second (a pod from a cached image, or a resumed one, is
+# up in about a second, and each late poll of it is billed), then waits growing by half up
+# to 1 s: a cold pod takes from 20 s to minutes, and Runpod's API allows about a request a
+# second per key (its documented example policy: 60 a minute).
+_QUICK_POLL_S = 0.1
+_QUICK_POLLS = 10
 _LAST_POLL_S = 1.0
 
 
@@ -42,13 +45,14 @@ def wait_for_ssh_port(
 ) -> Pod:
     """Poll the pod until its public 22/tcp mapping shows.
 
-    Quick at first (a resumed or cached pod is up in moments), then once a
-    second: a booting pod costs money every second, so noticing its port late
-    costs more than the extra requests. ``while_waiting`` runs once, in the
+    Quick in the first second (a resumed or cached pod is up in moments), then
+    backing off to once a second: a booting pod costs money every second, so
+    noticing its port late costs more than the extra requests. ``while_waiting`` runs once, in the
     first wait, which it shortens by the time it took (work the next step
     needs anyway, done while the pod boots).
     """
-    delay = _FIRST_POLL_S
+    delay = _QUICK_POLL_S
+    polls = 0
     while True:
         ctx.check_cancelled()
         pod = ctx.services.runpod.get_pod(pod_id)
@@ -68,7 +72,9 @@ def wait_for_ssh_port(
             while_waiting()
             while_waiting = None
         sleep(max(0.0, delay - (time.monotonic() - started)))
-        delay = min(delay * 1.5, _LAST_POLL_S)
+        polls += 1
+        if polls >= _QUICK_POLLS:
+            delay = min(delay * 1.5, _LAST_POLL_S)
 
 
 class ConnectHandler:
