@@ -6,7 +6,11 @@ the step's deadline. The pod's host key is recorded at the first connect and
 every later connect refuses a different one. Keepalives keep long reads of a
 training log from dying behind NAT.
 
-Every exception of paramiko, invoke (fabric's runner) and the socket below is
+fabric holds the connection (reconnecting after a drop) and SFTP; commands run on a
+paramiko channel of its transport, read in the caller's thread, not through fabric's
+runner (invoke's reader threads and their polling cost ~0.1 s a command).
+
+Every exception of paramiko, invoke (fabric's) and the socket below is
 translated here (``translate_ssh_error``): a refused key is an ``AuthError``, a
 dropped connection or a broken channel a ``TransientError``, a remote command
 past its timeout a ``StepTimeout``.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import base64
 import shlex
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,6 +143,51 @@ class _PinningPolicy:
         self.seen = offered
 
 
+_CHUNK = 1 << 16
+
+
+def _read_to_exit(channel: Any, deadline: float) -> tuple[int, bytes, bytes] | None:
+    """The exit status, stdout and stderr of the command on ``channel``; None when
+    ``deadline`` passes first.
+
+    Both streams are read as they come: they share the channel's window, which only
+    reading reopens, so a command writing megabytes to stderr before its stdout would
+    otherwise block for good. ``fileno`` is a pipe paramiko makes readable while either
+    stream holds data and once the channel ends (EOF, or closed with the connection).
+    """
+    import select
+
+    stdout, stderr = bytearray(), bytearray()
+    ready = channel.fileno()
+    while True:
+        ended = channel.eof_received or channel.closed  # before reading: no byte left behind
+        while channel.recv_ready():
+            stdout += channel.recv(_CHUNK)
+        while channel.recv_stderr_ready():
+            stderr += channel.recv_stderr(_CHUNK)
+        if ended:
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        select.select([ready], [], [], remaining)
+    # sshd sends the exit status beside the end of output; a closed channel has none (-1).
+    if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+        return None
+    return channel.exit_status, bytes(stdout), bytes(stderr)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _tune(transport: Any) -> None:
+    """Keepalives (a long read must not die behind NAT) and no Nagle delay (many small
+    request/response packets: it would add ~40 ms to each)."""
+    transport.set_keepalive(15)
+    transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class PodShell:
     """An open SSH session to the pod."""
 
@@ -163,23 +213,39 @@ class PodShell:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _session(self, what: str) -> Any:
+        """A new channel on the connection, reconnecting first after a drop."""
+        with _ssh_errors(what):
+            transport = self._connection.transport
+            self._connection.open()  # a no-op while connected
+            if self._connection.transport is not transport:  # reconnected: a new socket
+                _tune(self._connection.transport)
+            return self._connection.transport.open_session()
+
     def run(self, script: str, *, timeout: float = 600.0) -> CommandResult:
-        """Run a bash script on the pod; never raises for a non-zero exit."""
-        with _ssh_errors("Running a command on the pod"):
-            result = self._connection.run(
-                _bash(script),
-                hide=True,
-                warn=True,
-                in_stream=False,
-                timeout=timeout,
-            )
+        """Run a bash script on the pod; never raises for a non-zero exit.
+
+        One channel, read in this thread (fabric's runner would start reader threads
+        and poll them: ~100 ms a command). A command past ``timeout`` has its channel
+        closed and raises ``StepTimeout``; the connection stays open for the next one.
+        """
+        what = "Running a command on the pod"
+        channel = self._session(what)
+        try:
+            with _ssh_errors(what):
+                channel.exec_command(_bash(script))
+                channel.shutdown_write()  # no input: a command reading stdin sees its end
+                finished = _read_to_exit(channel, time.monotonic() + timeout)
+        finally:
+            channel.close()
+        if finished is None:
+            raise StepTimeout(f"{what}: the remote command ran past {timeout:g} s.")
+        exit_code, stdout, stderr = finished
         # paramiko reports -1 when no exit status came: the command died by a signal, or
         # the connection dropped under it. Only the first is the command's own result.
-        if result.exited == -1 and not self.is_active():
-            raise TransientError(
-                "Running a command on the pod: the SSH connection dropped before it finished."
-            )
-        return CommandResult(result.exited, result.stdout, result.stderr)
+        if exit_code == -1 and not self.is_active():
+            raise TransientError(f"{what}: the SSH connection dropped before it finished.")
+        return CommandResult(exit_code, _text(stdout), _text(stderr))
 
     def stream(self, script: str, *, poll: float = 1.0) -> Iterator[bytes | None]:
         """Run a bash script and yield its stdout as it comes.
@@ -188,10 +254,8 @@ class PodShell:
         check deadlines and cancellation; ends when the command exits.
         """
         what = "Streaming from the pod"
-        with _ssh_errors(what):
-            self._connection.open()  # reconnects after a drop, as ``run`` does (no-op if open)
-            transport = self._connection.client.get_transport()
-            channel = transport.open_session()
+        channel = self._session(what)  # reconnects after a drop, as ``run`` does
+        transport = channel.get_transport()
         try:
             with _ssh_errors(what):
                 channel.settimeout(poll)
@@ -219,26 +283,42 @@ class PodShell:
         return self._sftp
 
     def make_dirs(self, *paths: str) -> None:
-        """``mkdir -p`` over SFTP (no new process on the pod)."""
-        sftp = self.sftp()
+        """``mkdir -p`` over SFTP (no new process on the pod).
+
+        One ``stat`` of a path that exists (the usual case: a step run again, a folder
+        made by an earlier step); only a missing one is walked component by component.
+        """
         for path in paths:
-            parts = [p for p in path.split("/") if p]
-            current = "" if path.startswith("/") else "."
-            for part in parts:
-                current = f"{current}/{part}"
+            if not self._is_dir(path):
+                self._make_path(path)
+
+    def _is_dir(self, path: str) -> bool:
+        """Whether ``path`` is a folder (anything else there goes the component walk)."""
+        try:
+            attributes = self.sftp().stat(path)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise translate_ssh_error(exc, f"Creating {path} on the pod") from exc
+        return stat.S_ISDIR(attributes.st_mode or 0)
+
+    def _make_path(self, path: str) -> None:
+        sftp = self.sftp()
+        parts = [p for p in path.split("/") if p]
+        current = "" if path.startswith("/") else "."
+        for part in parts:
+            current = f"{current}/{part}"
+            try:
+                sftp.stat(current)
+            except FileNotFoundError:
                 try:
-                    sftp.stat(current)
-                except FileNotFoundError:
-                    try:
-                        sftp.mkdir(current)
-                    except OSError as exc:  # permission, a file in the way: not transient
-                        raise RemoteError(
-                            f"Could not create {current} on the pod ({exc})."
-                        ) from exc
-                    except Exception as exc:
-                        raise translate_ssh_error(exc, f"Creating {current} on the pod") from exc
+                    sftp.mkdir(current)
+                except OSError as exc:  # permission, a file in the way: not transient
+                    raise RemoteError(f"Could not create {current} on the pod ({exc}).") from exc
                 except Exception as exc:
                     raise translate_ssh_error(exc, f"Creating {current} on the pod") from exc
+            except Exception as exc:
+                raise translate_ssh_error(exc, f"Creating {current} on the pod") from exc
 
     def put_text(self, path: str, text: str, *, mode: int = 0o644) -> None:
         """Write a file on the pod; a secret file is created 0600 before any byte lands."""
@@ -304,10 +384,7 @@ def connect(target: SshTarget, *, deadline: float, first_delay: float = 0.25) ->
         connection.client.set_missing_host_key_policy(policy)
         try:
             connection.open()
-            connection.transport.set_keepalive(15)
-            # Many small request/response packets: Nagle's algorithm would add
-            # ~40 ms to each of them.
-            connection.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _tune(connection.transport)
             host_key = policy.seen or _host_key_of(connection)
             policy.pinned = host_key  # fabric reconnects on its own: only to this key
             return PodShell(connection, host_key)
