@@ -19,6 +19,7 @@ past its timeout a ``StepTimeout``.
 from __future__ import annotations
 
 import base64
+import posixpath
 import shlex
 import socket
 import stat
@@ -285,15 +286,15 @@ class PodShell:
     def make_dirs(self, *paths: str) -> None:
         """``mkdir -p`` over SFTP (no new process on the pod).
 
-        One ``stat`` of a path that exists (the usual case: a step run again, a folder
-        made by an earlier step); only a missing one is walked component by component.
+        Each request is a round trip to the pod: a folder that exists costs one ``stat``;
+        a missing one a ``mkdir``, and its missing parents one more each (never a request
+        for each parent that exists, as a walk from the root would).
         """
         for path in paths:
             if not self._is_dir(path):
-                self._make_path(path)
+                self._make_path(path.rstrip("/") or path)
 
     def _is_dir(self, path: str) -> bool:
-        """Whether ``path`` is a folder (anything else there goes the component walk)."""
         try:
             attributes = self.sftp().stat(path)
         except FileNotFoundError:
@@ -302,23 +303,24 @@ class PodShell:
             raise translate_ssh_error(exc, f"Creating {path} on the pod") from exc
         return stat.S_ISDIR(attributes.st_mode or 0)
 
-    def _make_path(self, path: str) -> None:
+    def _make_path(self, path: str, *, parents: bool = True) -> None:
+        """``mkdir path``, making its missing parents first when the pod says they are."""
         sftp = self.sftp()
-        parts = [p for p in path.split("/") if p]
-        current = "" if path.startswith("/") else "."
-        for part in parts:
-            current = f"{current}/{part}"
-            try:
-                sftp.stat(current)
-            except FileNotFoundError:
-                try:
-                    sftp.mkdir(current)
-                except OSError as exc:  # permission, a file in the way: not transient
-                    raise RemoteError(f"Could not create {current} on the pod ({exc}).") from exc
-                except Exception as exc:
-                    raise translate_ssh_error(exc, f"Creating {current} on the pod") from exc
-            except Exception as exc:
-                raise translate_ssh_error(exc, f"Creating {current} on the pod") from exc
+        try:
+            sftp.mkdir(path)
+            return
+        except FileNotFoundError:  # a parent is missing too
+            parent = posixpath.dirname(path)
+            if not parents or parent in ("", "/", path):
+                raise RemoteError(f"Could not create {path} on the pod (no such folder).") from None
+        except OSError as exc:  # permission, a file in the way, or made meanwhile
+            if self._is_dir(path):
+                return
+            raise RemoteError(f"Could not create {path} on the pod ({exc}).") from exc
+        except Exception as exc:
+            raise translate_ssh_error(exc, f"Creating {path} on the pod") from exc
+        self._make_path(parent)
+        self._make_path(path, parents=False)
 
     def put_text(self, path: str, text: str, *, mode: int = 0o644) -> None:
         """Write a file on the pod; a secret file is created 0600 before any byte lands."""
