@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import threading
 import time
@@ -150,3 +151,17 @@ def test_make_dirs_of_a_relative_path_is_under_the_login_folder(shell: PodShell)
         for folder in (home / name / "inner", home / name):
             if folder.is_dir():
                 folder.rmdir()
+
+
+def test_the_hash_of_a_missing_file_starts_no_command(
+    shell: PodShell, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    present = tmp_path / "data.jsonl"
+    present.write_text('{"a": 1}\n')
+    expected = hashlib.sha256(present.read_bytes()).hexdigest()
+    assert shell.sha256_of(str(present)) == expected
+    commands: list[str] = []
+    monkeypatch.setattr(shell, "run", lambda script, **_: commands.append(script))
+    # Before: a sha256sum on the pod for every file of a first upload (a process each).
+    assert shell.sha256_of(str(tmp_path / "missing.jsonl")) is None
+    assert commands == []

@@ -342,7 +342,17 @@ class PodShell:
             sftp.posix_rename(temporary, path)
 
     def sha256_of(self, path: str) -> str | None:
-        """The sha256 of a file on the pod (``sha256sum``, coreutils), None when absent."""
+        """The sha256 of a file on the pod (``sha256sum``, coreutils), None when absent.
+
+        Whether it exists is asked over SFTP first: an upload to a new pod (the usual
+        case) starts no process there for a file it does not hold.
+        """
+        try:
+            self.sftp().stat(path)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise translate_ssh_error(exc, f"Reading {path} on the pod") from exc
         result = self.run(f"sha256sum -- {shlex.quote(path)} 2>/dev/null", timeout=600.0)
         found = result.stdout.split()
         return found[0] if result.ok and found else None
