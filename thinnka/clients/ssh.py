@@ -11,7 +11,7 @@ paramiko channel of its transport, read in the caller's thread, not through fabr
 runner (invoke's reader threads and their polling cost ~0.1 s a command).
 
 Every exception of paramiko, invoke (fabric's) and the socket below is
-translated here (``translate_ssh_error``): a refused key is an ``AuthError``, a
+translated here (rules in ``ssh_errors``): a refused key is an ``AuthError``, a
 dropped connection or a broken channel a ``TransientError``, a remote command
 past its timeout a ``StepTimeout``.
 """
@@ -27,18 +27,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from thinnka.errors import (
-    AuthError,
-    ConfigError,
-    RemoteError,
-    StepTimeout,
-    ThinnkaError,
-    TransientError,
-    first_line,
-)
+from thinnka.clients.ssh_errors import ssh_errors, translate_ssh_error
+from thinnka.errors import RemoteError, StepTimeout, TransientError
 
 __all__ = ["CommandResult", "SshTarget", "connect", "load_ssh_client", "translate_ssh_error"]
 
@@ -58,53 +50,6 @@ def _bash(script: str) -> str:
     What the first one exported is inherited all the same.
     """
     return f"bash --norc -c {shlex.quote(script)}"
-
-
-def translate_ssh_error(exc: BaseException, what: str) -> ThinnkaError:
-    """The thinnka error for ``exc``, raised by paramiko, invoke or a socket during ``what``."""
-    if isinstance(exc, ThinnkaError):
-        return exc
-    import paramiko
-    from invoke.exceptions import AuthFailure, CommandTimedOut, ThreadException
-
-    detail = f"{type(exc).__name__}: {first_line(exc)}"
-    if isinstance(exc, CommandTimedOut):
-        return StepTimeout(f"{what}: the remote command ran past {getattr(exc, 'timeout', '?')} s.")
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return RemoteError(
-            f"{what}: the pod's host key changed ({detail}).", reason="host_key_changed"
-        )
-    if isinstance(exc, paramiko.PasswordRequiredException):
-        return ConfigError(f"{what}: the SSH private key needs a passphrase; use one without.")
-    if isinstance(exc, paramiko.AuthenticationException | AuthFailure):
-        return AuthError(f"{what}: the pod refused the SSH key ({detail}).")
-    if isinstance(exc, paramiko.IncompatiblePeer):
-        return RemoteError(f"{what}: the pod's sshd speaks no common algorithm ({detail}).")
-    if isinstance(exc, paramiko.SFTPError):
-        return RemoteError(f"{what}: the pod's SFTP server refused ({detail}).")
-    if isinstance(exc, paramiko.SSHException | ThreadException | EOFError | OSError):
-        return TransientError(f"{what}: the SSH connection to the pod broke ({detail}).")
-    return RemoteError(f"{what} failed ({detail}).")
-
-
-class _ssh_errors:
-    """Raise the thinnka error for any exception of the block (context manager)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or not isinstance(exc, Exception) or isinstance(exc, ThinnkaError):
-            return  # KeyboardInterrupt and thinnka's own errors pass untouched
-        raise translate_ssh_error(exc, self.what) from exc
 
 
 @dataclass(frozen=True)
@@ -216,7 +161,7 @@ class PodShell:
 
     def _session(self, what: str) -> Any:
         """A new channel on the connection, reconnecting first after a drop."""
-        with _ssh_errors(what):
+        with ssh_errors(what):
             transport = self._connection.transport
             self._connection.open()  # a no-op while connected
             if self._connection.transport is not transport:  # reconnected: a new socket
@@ -233,7 +178,7 @@ class PodShell:
         what = "Running a command on the pod"
         channel = self._session(what)
         try:
-            with _ssh_errors(what):
+            with ssh_errors(what):
                 channel.exec_command(_bash(script))
                 channel.shutdown_write()  # no input: a command reading stdin sees its end
                 finished = _read_to_exit(channel, time.monotonic() + timeout)
@@ -258,7 +203,7 @@ class PodShell:
         channel = self._session(what)  # reconnects after a drop, as ``run`` does
         transport = channel.get_transport()
         try:
-            with _ssh_errors(what):
+            with ssh_errors(what):
                 channel.settimeout(poll)
                 channel.exec_command(_bash(script))
             while True:
@@ -279,7 +224,7 @@ class PodShell:
 
     def sftp(self) -> Any:
         if self._sftp is None:
-            with _ssh_errors("Opening SFTP to the pod"):
+            with ssh_errors("Opening SFTP to the pod"):
                 self._sftp = self._connection.sftp()
         return self._sftp
 
@@ -326,7 +271,7 @@ class PodShell:
         """Write a file on the pod; a secret file is created 0600 before any byte lands."""
         sftp = self.sftp()
         temporary = f"{path}.tmp-{int(time.time() * 1000)}"
-        with _ssh_errors(f"Writing {path} on the pod"):
+        with ssh_errors(f"Writing {path} on the pod"):
             with sftp.open(temporary, "w") as handle:
                 handle.chmod(mode)
                 handle.write(text.encode("utf-8"))
@@ -336,7 +281,7 @@ class PodShell:
         """Copy a local file to the pod over SFTP; it appears whole or not at all."""
         sftp = self.sftp()
         temporary = f"{path}.tmp-{int(time.time() * 1000)}"
-        with _ssh_errors(f"Uploading {path} to the pod"):
+        with ssh_errors(f"Uploading {path} to the pod"):
             sftp.put(local, temporary, confirm=True)
             sftp.chmod(temporary, mode)
             sftp.posix_rename(temporary, path)
