@@ -6,8 +6,12 @@ the step's deadline. The pod's host key is recorded at the first connect and
 every later connect refuses a different one. Keepalives keep long reads of a
 training log from dying behind NAT.
 
-Every exception of paramiko, invoke (fabric's runner) and the socket below is
-translated here (``translate_ssh_error``): a refused key is an ``AuthError``, a
+fabric holds the connection (reconnecting after a drop) and SFTP; commands run on a
+paramiko channel of its transport, read in the caller's thread, not through fabric's
+runner (invoke's reader threads and their polling cost ~0.1 s a command).
+
+Every exception of paramiko, invoke (fabric's) and the socket below is
+translated here (rules in ``ssh_errors``): a refused key is an ``AuthError``, a
 dropped connection or a broken channel a ``TransientError``, a remote command
 past its timeout a ``StepTimeout``.
 """
@@ -15,24 +19,18 @@ past its timeout a ``StepTimeout``.
 from __future__ import annotations
 
 import base64
+import posixpath
 import shlex
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from thinnka.errors import (
-    AuthError,
-    ConfigError,
-    RemoteError,
-    StepTimeout,
-    ThinnkaError,
-    TransientError,
-    first_line,
-)
+from thinnka.clients.ssh_errors import ssh_errors, translate_ssh_error
+from thinnka.errors import RemoteError, StepTimeout, TransientError
 
 __all__ = ["CommandResult", "SshTarget", "connect", "load_ssh_client", "translate_ssh_error"]
 
@@ -52,53 +50,6 @@ def _bash(script: str) -> str:
     What the first one exported is inherited all the same.
     """
     return f"bash --norc -c {shlex.quote(script)}"
-
-
-def translate_ssh_error(exc: BaseException, what: str) -> ThinnkaError:
-    """The thinnka error for ``exc``, raised by paramiko, invoke or a socket during ``what``."""
-    if isinstance(exc, ThinnkaError):
-        return exc
-    import paramiko
-    from invoke.exceptions import AuthFailure, CommandTimedOut, ThreadException
-
-    detail = f"{type(exc).__name__}: {first_line(exc)}"
-    if isinstance(exc, CommandTimedOut):
-        return StepTimeout(f"{what}: the remote command ran past {getattr(exc, 'timeout', '?')} s.")
-    if isinstance(exc, paramiko.BadHostKeyException):
-        return RemoteError(
-            f"{what}: the pod's host key changed ({detail}).", reason="host_key_changed"
-        )
-    if isinstance(exc, paramiko.PasswordRequiredException):
-        return ConfigError(f"{what}: the SSH private key needs a passphrase; use one without.")
-    if isinstance(exc, paramiko.AuthenticationException | AuthFailure):
-        return AuthError(f"{what}: the pod refused the SSH key ({detail}).")
-    if isinstance(exc, paramiko.IncompatiblePeer):
-        return RemoteError(f"{what}: the pod's sshd speaks no common algorithm ({detail}).")
-    if isinstance(exc, paramiko.SFTPError):
-        return RemoteError(f"{what}: the pod's SFTP server refused ({detail}).")
-    if isinstance(exc, paramiko.SSHException | ThreadException | EOFError | OSError):
-        return TransientError(f"{what}: the SSH connection to the pod broke ({detail}).")
-    return RemoteError(f"{what} failed ({detail}).")
-
-
-class _ssh_errors:
-    """Raise the thinnka error for any exception of the block (context manager)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or not isinstance(exc, Exception) or isinstance(exc, ThinnkaError):
-            return  # KeyboardInterrupt and thinnka's own errors pass untouched
-        raise translate_ssh_error(exc, self.what) from exc
 
 
 @dataclass(frozen=True)
@@ -138,6 +89,51 @@ class _PinningPolicy:
         self.seen = offered
 
 
+_CHUNK = 1 << 16
+
+
+def _read_to_exit(channel: Any, deadline: float) -> tuple[int, bytes, bytes] | None:
+    """The exit status, stdout and stderr of the command on ``channel``; None when
+    ``deadline`` passes first.
+
+    Both streams are read as they come: they share the channel's window, which only
+    reading reopens, so a command writing megabytes to stderr before its stdout would
+    otherwise block for good. ``fileno`` is a pipe paramiko makes readable while either
+    stream holds data and once the channel ends (EOF, or closed with the connection).
+    """
+    import select
+
+    stdout, stderr = bytearray(), bytearray()
+    ready = channel.fileno()
+    while True:
+        ended = channel.eof_received or channel.closed  # before reading: no byte left behind
+        while channel.recv_ready():
+            stdout += channel.recv(_CHUNK)
+        while channel.recv_stderr_ready():
+            stderr += channel.recv_stderr(_CHUNK)
+        if ended:
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        select.select([ready], [], [], remaining)
+    # sshd sends the exit status beside the end of output; a closed channel has none (-1).
+    if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+        return None
+    return channel.exit_status, bytes(stdout), bytes(stderr)
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+def _tune(transport: Any) -> None:
+    """Keepalives (a long read must not die behind NAT) and no Nagle delay (many small
+    request/response packets: it would add ~40 ms to each)."""
+    transport.set_keepalive(15)
+    transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class PodShell:
     """An open SSH session to the pod."""
 
@@ -163,23 +159,39 @@ class PodShell:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _session(self, what: str) -> Any:
+        """A new channel on the connection, reconnecting first after a drop."""
+        with ssh_errors(what):
+            transport = self._connection.transport
+            self._connection.open()  # a no-op while connected
+            if self._connection.transport is not transport:  # reconnected: a new socket
+                _tune(self._connection.transport)
+            return self._connection.transport.open_session()
+
     def run(self, script: str, *, timeout: float = 600.0) -> CommandResult:
-        """Run a bash script on the pod; never raises for a non-zero exit."""
-        with _ssh_errors("Running a command on the pod"):
-            result = self._connection.run(
-                _bash(script),
-                hide=True,
-                warn=True,
-                in_stream=False,
-                timeout=timeout,
-            )
+        """Run a bash script on the pod; never raises for a non-zero exit.
+
+        One channel, read in this thread (fabric's runner would start reader threads
+        and poll them: ~100 ms a command). A command past ``timeout`` has its channel
+        closed and raises ``StepTimeout``; the connection stays open for the next one.
+        """
+        what = "Running a command on the pod"
+        channel = self._session(what)
+        try:
+            with ssh_errors(what):
+                channel.exec_command(_bash(script))
+                channel.shutdown_write()  # no input: a command reading stdin sees its end
+                finished = _read_to_exit(channel, time.monotonic() + timeout)
+        finally:
+            channel.close()
+        if finished is None:
+            raise StepTimeout(f"{what}: the remote command ran past {timeout:g} s.")
+        exit_code, stdout, stderr = finished
         # paramiko reports -1 when no exit status came: the command died by a signal, or
         # the connection dropped under it. Only the first is the command's own result.
-        if result.exited == -1 and not self.is_active():
-            raise TransientError(
-                "Running a command on the pod: the SSH connection dropped before it finished."
-            )
-        return CommandResult(result.exited, result.stdout, result.stderr)
+        if exit_code == -1 and not self.is_active():
+            raise TransientError(f"{what}: the SSH connection dropped before it finished.")
+        return CommandResult(exit_code, _text(stdout), _text(stderr))
 
     def stream(self, script: str, *, poll: float = 1.0) -> Iterator[bytes | None]:
         """Run a bash script and yield its stdout as it comes.
@@ -188,12 +200,10 @@ class PodShell:
         check deadlines and cancellation; ends when the command exits.
         """
         what = "Streaming from the pod"
-        with _ssh_errors(what):
-            self._connection.open()  # reconnects after a drop, as ``run`` does (no-op if open)
-            transport = self._connection.client.get_transport()
-            channel = transport.open_session()
+        channel = self._session(what)  # reconnects after a drop, as ``run`` does
+        transport = channel.get_transport()
         try:
-            with _ssh_errors(what):
+            with ssh_errors(what):
                 channel.settimeout(poll)
                 channel.exec_command(_bash(script))
             while True:
@@ -214,37 +224,54 @@ class PodShell:
 
     def sftp(self) -> Any:
         if self._sftp is None:
-            with _ssh_errors("Opening SFTP to the pod"):
+            with ssh_errors("Opening SFTP to the pod"):
                 self._sftp = self._connection.sftp()
         return self._sftp
 
     def make_dirs(self, *paths: str) -> None:
-        """``mkdir -p`` over SFTP (no new process on the pod)."""
-        sftp = self.sftp()
+        """``mkdir -p`` over SFTP (no new process on the pod).
+
+        Each request is a round trip to the pod: a folder that exists costs one ``stat``;
+        a missing one a ``mkdir``, and its missing parents one more each (never a request
+        for each parent that exists, as a walk from the root would).
+        """
         for path in paths:
-            parts = [p for p in path.split("/") if p]
-            current = "" if path.startswith("/") else "."
-            for part in parts:
-                current = f"{current}/{part}"
-                try:
-                    sftp.stat(current)
-                except FileNotFoundError:
-                    try:
-                        sftp.mkdir(current)
-                    except OSError as exc:  # permission, a file in the way: not transient
-                        raise RemoteError(
-                            f"Could not create {current} on the pod ({exc})."
-                        ) from exc
-                    except Exception as exc:
-                        raise translate_ssh_error(exc, f"Creating {current} on the pod") from exc
-                except Exception as exc:
-                    raise translate_ssh_error(exc, f"Creating {current} on the pod") from exc
+            if not self._is_dir(path):
+                self._make_path(path.rstrip("/") or path)
+
+    def _is_dir(self, path: str) -> bool:
+        try:
+            attributes = self.sftp().stat(path)
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            raise translate_ssh_error(exc, f"Creating {path} on the pod") from exc
+        return stat.S_ISDIR(attributes.st_mode or 0)
+
+    def _make_path(self, path: str, *, parents: bool = True) -> None:
+        """``mkdir path``, making its missing parents first when the pod says they are."""
+        sftp = self.sftp()
+        try:
+            sftp.mkdir(path)
+            return
+        except FileNotFoundError:  # a parent is missing too
+            parent = posixpath.dirname(path)
+            if not parents or parent in ("", "/", path):
+                raise RemoteError(f"Could not create {path} on the pod (no such folder).") from None
+        except OSError as exc:  # permission, a file in the way, or made meanwhile
+            if self._is_dir(path):
+                return
+            raise RemoteError(f"Could not create {path} on the pod ({exc}).") from exc
+        except Exception as exc:
+            raise translate_ssh_error(exc, f"Creating {path} on the pod") from exc
+        self._make_path(parent)
+        self._make_path(path, parents=False)
 
     def put_text(self, path: str, text: str, *, mode: int = 0o644) -> None:
         """Write a file on the pod; a secret file is created 0600 before any byte lands."""
         sftp = self.sftp()
         temporary = f"{path}.tmp-{int(time.time() * 1000)}"
-        with _ssh_errors(f"Writing {path} on the pod"):
+        with ssh_errors(f"Writing {path} on the pod"):
             with sftp.open(temporary, "w") as handle:
                 handle.chmod(mode)
                 handle.write(text.encode("utf-8"))
@@ -254,13 +281,23 @@ class PodShell:
         """Copy a local file to the pod over SFTP; it appears whole or not at all."""
         sftp = self.sftp()
         temporary = f"{path}.tmp-{int(time.time() * 1000)}"
-        with _ssh_errors(f"Uploading {path} to the pod"):
+        with ssh_errors(f"Uploading {path} to the pod"):
             sftp.put(local, temporary, confirm=True)
             sftp.chmod(temporary, mode)
             sftp.posix_rename(temporary, path)
 
     def sha256_of(self, path: str) -> str | None:
-        """The sha256 of a file on the pod (``sha256sum``, coreutils), None when absent."""
+        """The sha256 of a file on the pod (``sha256sum``, coreutils), None when absent.
+
+        Whether it exists is asked over SFTP first: an upload to a new pod (the usual
+        case) starts no process there for a file it does not hold.
+        """
+        try:
+            self.sftp().stat(path)
+        except FileNotFoundError:
+            return None
+        except Exception as exc:
+            raise translate_ssh_error(exc, f"Reading {path} on the pod") from exc
         result = self.run(f"sha256sum -- {shlex.quote(path)} 2>/dev/null", timeout=600.0)
         found = result.stdout.split()
         return found[0] if result.ok and found else None
@@ -304,10 +341,7 @@ def connect(target: SshTarget, *, deadline: float, first_delay: float = 0.25) ->
         connection.client.set_missing_host_key_policy(policy)
         try:
             connection.open()
-            connection.transport.set_keepalive(15)
-            # Many small request/response packets: Nagle's algorithm would add
-            # ~40 ms to each of them.
-            connection.transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            _tune(connection.transport)
             host_key = policy.seen or _host_key_of(connection)
             policy.pinned = host_key  # fabric reconnects on its own: only to this key
             return PodShell(connection, host_key)

@@ -224,8 +224,8 @@ def follow_job(
     local = ctx.settings.remote_log(ctx.run.id)
     _align_local_copy(local, position.local)
     follower = _Follower(ctx, name, stage, local, position)
-    if start is not None:
-        arm_watchdog(ctx, shell)
+    if start is not None:  # the first beat of ``_follow_once`` touches its heartbeat
+        arm_watchdog(ctx, shell, touch=False)
     reconnects = 0
     while True:
         try:

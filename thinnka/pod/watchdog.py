@@ -75,17 +75,24 @@ def job_chain(merge: bool) -> list[str]:
 
 
 def arm_watchdog(
-    ctx: StepContext, shell: PodShell, *, pod_id: str | None = None, rank: int = 0
+    ctx: StepContext,
+    shell: PodShell,
+    *,
+    pod_id: str | None = None,
+    rank: int = 0,
+    touch: bool = True,
 ) -> None:
     """Upload the script and its config; ``job.sh`` starts it with the next job. A cluster
-    node other than rank 0 (``pod_id``, ``rank``) gets one of its own, on its own disk."""
+    node other than rank 0 (``pod_id``, ``rank``) gets one of its own, on its own disk.
+    ``touch=False`` leaves the heartbeat to a caller that touches it right after."""
     run_dir = ctx.run.remote.run_dir or ""
     script = (resource_dir("recipes") / "scripts" / SCRIPT).read_text()
     shell.put_text(f"{run_dir}/{SCRIPT}", script, mode=0o755)
     chain = job_chain(ctx.run.options.merge_model)
     config = watchdog_config(ctx.run, chain, pod_id=pod_id, rank=rank)
     shell.put_text(f"{run_dir}/watchdog.json", json.dumps(config, indent=1) + "\n")
-    touch_heartbeat(shell, run_dir)
+    if touch:
+        touch_heartbeat(shell, run_dir)
 
 
 def touch_heartbeat(shell: PodShell, run_dir: str) -> None:
