@@ -46,7 +46,7 @@ def test_a_command_reads_the_pods_bashrc_once(tmp_path: Path) -> None:
     home.mkdir()
     (home / ".bashrc").write_text(f"echo read >> {home / 'reads'}\nexport FROM_BASHRC=yes\n")
     with (
-        FakeSshd(tmp_path / "sshd", extra_config=[f"SetEnv HOME={home}"]) as sshd,
+        FakeSshd(tmp_path / "sshd", home=home) as sshd,
         connect(_target(sshd), deadline=time.monotonic() + 20) as shell,
     ):
         assert shell.run('echo "$FROM_BASHRC"').stdout == "yes\n"  # still exported

@@ -7,7 +7,11 @@ config, host key, pid file and authorized_keys in a private directory, never tou
 machine's sshd. The fake Runpod maps each pod's public port 22 to it.
 
 The `ssh`/`sftp` user is the current user (root in CI), because sshd can only log in as an
-existing account. Commands therefore run on this machine, not in an isolated pod.
+existing account. Commands therefore run on this machine, not in an isolated pod. Their HOME,
+though, is the pod's own (``home``, a folder of the daemon's), as an image's /root is: its
+``.bashrc`` is the stock Debian/Ubuntu one, which stops at once in a non-interactive shell. This
+machine's own ~/.bashrc (CI's initialises pyenv: about 0.1 s) is no pod's, and sshd's login
+shell would otherwise read it before every command thinnka runs.
 """
 
 from __future__ import annotations
@@ -32,6 +36,20 @@ __all__ = ["FakeSshd", "SshKeyPair", "SshdUnavailable", "find_sshd", "generate_k
 
 _SSHD_CANDIDATES = ("/usr/sbin/sshd", "/usr/local/sbin/sshd", "/sbin/sshd")
 _PRIVSEP_DIR = Path("/run/sshd")  # Debian/Ubuntu sshd refuses to start as root without it
+
+# The head of the stock ~/.bashrc of Debian and Ubuntu images (/etc/skel/.bashrc, which the
+# CUDA and Runpod images keep for root): a shell that is not interactive stops right there.
+IMAGE_BASHRC = """\
+# ~/.bashrc: executed by bash(1) for non-login shells.
+
+# If not running interactively, don't do anything
+case $- in
+    *i*) ;;
+      *) return;;
+esac
+
+HISTCONTROL=ignoreboth
+"""
 
 
 class SshdUnavailable(RuntimeError):
@@ -85,8 +103,11 @@ class FakeSshd:
         port: int = 0,
         sshd_path: str | None = None,
         user: str | None = None,
+        home: str | os.PathLike[str] | None = None,
         extra_config: Sequence[str] = (),
     ) -> None:
+        """``home``: the sessions' HOME (default: a folder of the daemon's with the image's
+        stock ``.bashrc``; a given one is used as it is)."""
         self.host = host
         self.user = user or pwd.getpwuid(os.geteuid()).pw_name
         self._wanted_port = port
@@ -96,6 +117,8 @@ class FakeSshd:
         self.workdir = (
             Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="fake-sshd-"))
         )
+        self._own_home = home is None
+        self.home = Path(home) if home is not None else self.workdir / "home"
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self.client_key: SshKeyPair | None = None
@@ -188,6 +211,9 @@ class FakeSshd:
         if sshd is None:
             raise SshdUnavailable("sshd is not installed (apt-get install -y openssh-server)")
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self._own_home:
+            self.home.mkdir(mode=0o700, exist_ok=True)
+            (self.home / ".bashrc").write_text(IMAGE_BASHRC)
         self.host_key = generate_key(self.workdir / "ssh_host_ed25519_key", "fake-pod-host")
         self.client_key = generate_key(self.workdir / "id_ed25519", "thinnka-test-client")
         self.reset_authorized_keys()
@@ -252,6 +278,8 @@ class FakeSshd:
             "PubkeyAuthentication yes",
             "AuthenticationMethods publickey",
             "AcceptEnv *",
+            # The pod's home, not this machine's (module docstring).
+            f"SetEnv HOME={self.home}",
             # A pod's env for its key's sessions (authorize): what Runpod sets, and what an
             # emulated image's ENV does (FakeRunpod.set_image_env): PATH, and pyenv's
             # PYENV_VERSION=system so this machine's pyenv shims (a root bashrc may put them

@@ -54,6 +54,17 @@ def test_openssh_client_runs_a_command(sshd: FakeSshd) -> None:
     assert (done.returncode, done.stdout) == (0, "hi\n"), done.stderr
 
 
+def test_a_session_has_the_pods_home_not_this_machines(sshd: FakeSshd) -> None:
+    """HOME is the pod's, with an image's stock bashrc: this machine's own ~/.bashrc (CI's
+    initialises pyenv) is never read by the emulated pod's shells."""
+    script = 'echo "$HOME"; case $- in *i*) echo interactive;; esac; echo "${PYENV_ROOT-unset}"'
+    out = subprocess.run(
+        sshd.ssh_command(script), capture_output=True, text=True, timeout=30, check=True
+    ).stdout.split()
+    assert out == [str(sshd.home), "unset"]
+    assert "*) return;;" in (sshd.home / ".bashrc").read_text()
+
+
 def test_host_key_can_be_pinned(sshd: FakeSshd, tmp_path: Path) -> None:
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text(sshd.known_hosts_line + "\n")
