@@ -151,6 +151,15 @@ def test_the_reads_send_the_token_only_as_a_header_and_read_the_listed_commit(
                                                 "tokenizer_config.json")]  # fmt: skip
 
 
+def test_the_real_hubs_redirect_of_a_small_file_is_followed(hub: FakeHub) -> None:
+    hub.state.resolve_redirects = True
+    model = client(hub).model(hub.models.chat)
+    assert model.config is not None and model.has_chat_template
+    statuses = {r.status for r in hub.requests() if "/resolve/" in r.path}
+    cached = [r for r in hub.requests() if r.path.startswith("/api/resolve-cache/")]
+    assert statuses == {307} and len(cached) == 2 and {r.user for r in cached} == {hub.user}
+
+
 def test_a_file_read_that_fails_is_retried_then_a_transient_error(hub: FakeHub) -> None:
     resolve = f"/{hub.models.chat}/resolve/"
     hub.inject_fault(resolve, 502, times=1)
