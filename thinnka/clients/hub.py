@@ -285,8 +285,9 @@ def _token_info(data: dict[str, Any]) -> TokenInfo:
 def _bound_session_timeout(seconds: float) -> None:
     """Give huggingface_hub's shared HTTP client a timeout (it has none by default).
 
-    Calls such as ``whoami`` take no timeout argument and would otherwise wait
-    forever on a Hub that accepts the connection but never answers.
+    ``HfApi`` calls such as ``list_repo_commits`` take no timeout argument and would
+    otherwise wait forever on a Hub that accepts the connection but never answers (the
+    reads of ``hub_reads`` pass theirs with each request).
     """
     from huggingface_hub import get_session
 
