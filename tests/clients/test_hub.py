@@ -7,14 +7,16 @@ Runs without torch/transformers (the emulator serves metadata-only stand-ins, se
 from __future__ import annotations
 
 import inspect
+import json
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.plugins.hub_world import patch_imported_clients
+from tests.plugins.hub_world import hub_environment, patch_imported_clients
 from tests.world._hub_light import LIGHT_PARAMETERS, light_artifacts
 from tests.world.hub import FakeHub
 from thinnka.clients.hub import HubClient
@@ -30,6 +32,7 @@ from thinnka.errors import (
 )
 
 pytestmark = pytest.mark.timeout(60)
+ROOT = Path(__file__).resolve().parents[2]
 MODEL_INFO = "/api/models/"
 
 
@@ -63,6 +66,12 @@ def attempts(hub: FakeHub, path: str) -> list[int]:
     return [r.status for r in hub.requests() if r.path.startswith(path)]
 
 
+def main_commit(hub: FakeHub, repo_id: str) -> str:
+    repo = hub.state.find_repo("model", repo_id)
+    assert repo is not None
+    return repo.resolve("main").oid
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -77,6 +86,103 @@ def test_model_facts_and_token_come_from_the_hub(hub: FakeHub) -> None:
     assert model.has_chat_template and model.model_type == "qwen2"
     assert hub_client.whoami().may_write(hub.user)
     assert hub_client.last_commit_at("thinnka-tester/absent") is None
+
+
+# What a fresh process imports and gets from the preflight's two reads.
+_FRESH_READS = """
+import json, sys
+from pathlib import Path
+from thinnka.clients.hub import HubClient
+endpoint, token, repo, home = sys.argv[1:5]
+client = HubClient(endpoint=endpoint, token=token)
+model, me = client.model(repo), client.whoami()
+heavy = ("huggingface_hub.hf_api", "huggingface_hub.file_download", "tqdm", "filelock")
+print(json.dumps({
+    "files": dict(model.files), "total": model.safetensors_total, "sha": model.sha,
+    "template": model.has_chat_template, "type": model.model_type, "gated": model.gated,
+    "config": model.config, "user": me.user, "role": me.role, "may_write": me.may_write(me.user),
+    "loaded": [name for name in heavy if name in sys.modules],
+    "cached": sorted(str(p.relative_to(home)) for p in Path(home).rglob("*") if p.is_file()),
+}))
+"""
+
+
+def test_the_preflight_reads_leave_hfapi_downloads_and_the_cache_alone(
+    hub: FakeHub, tmp_path: Path
+) -> None:
+    # The run's path to the pod's create imports neither HfApi nor the download machinery
+    # (0.14 s of CPU, issue 26), and writes nothing into the user's Hugging Face cache (where
+    # a lone tokenizer_config.json once made `thinnka plan` count with a tokenizer that had
+    # no vocabulary).
+    home = tmp_path / "fresh-hf"
+    env = {**hub_environment(hub, home), "PYTHONPATH": str(ROOT)}
+    env.pop("HF_HUB_DISABLE_TELEMETRY")  # as a user has it: telemetry on
+    result = subprocess.run(
+        [sys.executable, "-c", _FRESH_READS, hub.endpoint, hub.tokens.write, hub.models.chat,
+         str(home)],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    got = json.loads(result.stdout)
+    assert got["loaded"] == [] and got["cached"] == []
+    listed = {path: len(data) for path, data in hub.files(hub.models.chat).items()}
+    assert got["files"] == listed and got["total"] == LIGHT_PARAMETERS
+    assert got["sha"] == main_commit(hub, hub.models.chat)
+    assert got["template"] and got["type"] == "qwen2" and got["gated"] is False
+    assert got["config"]["vocab_size"] == 512  # the file itself, not the Hub's extract of it
+    assert (got["user"], got["role"], got["may_write"]) == (hub.user, "write", True)
+
+
+def test_the_reads_send_the_token_only_as_a_header_and_read_the_listed_commit(
+    hub: FakeHub,
+) -> None:
+    hub.clear_requests()
+    model = client(hub).model(hub.models.chat_jinja)  # its template is a file of its own
+    assert model.has_chat_template
+    seen = hub.requests()
+    assert {r.user for r in seen} == {hub.user}  # every read authenticated...
+    assert not any(hub.tokens.write in f"{r.path}?{r.query}" for r in seen)  # ...by header
+    info = [r for r in seen if r.path.startswith(MODEL_INFO)]
+    assert len(info) == 1 and "blobs=true" in info[0].query  # the files' sizes
+    files = sorted(r.path for r in seen if "/resolve/" in r.path)
+    assert model.sha == main_commit(hub, hub.models.chat_jinja)
+    prefix = f"/{hub.models.chat_jinja}/resolve/{model.sha}/"
+    assert files == [prefix + name for name in ("chat_template.jinja", "config.json",
+                                                "tokenizer_config.json")]  # fmt: skip
+
+
+def test_the_real_hubs_redirect_of_a_small_file_is_followed(hub: FakeHub) -> None:
+    hub.state.resolve_redirects = True
+    model = client(hub).model(hub.models.chat)
+    assert model.config is not None and model.has_chat_template
+    statuses = {r.status for r in hub.requests() if "/resolve/" in r.path}
+    cached = [r for r in hub.requests() if r.path.startswith("/api/resolve-cache/")]
+    assert statuses == {307} and len(cached) == 2 and {r.user for r in cached} == {hub.user}
+
+
+def test_a_file_read_that_fails_is_retried_then_a_transient_error(hub: FakeHub) -> None:
+    resolve = f"/{hub.models.chat}/resolve/"
+    hub.inject_fault(resolve, 502, times=1)
+    assert client(hub).model(hub.models.chat).config is not None
+    hub.clear_requests()
+    hub.inject_fault(resolve, 503, times=50)
+    with pytest.raises(TransientError, match="HTTP 503"):
+        client(hub, attempts=2).model(hub.models.chat)
+    assert attempts(hub, MODEL_INFO) == [200, 200]
+
+
+def test_a_malformed_repo_id_is_a_config_error_before_any_request(hub: FakeHub) -> None:
+    hub.clear_requests()
+    with pytest.raises(ConfigError, match="repo id"):
+        client(hub).model("a/b/c")
+    assert hub.requests() == []
+
+
+def test_a_model_info_that_is_no_json_names_hf_endpoint(hub: FakeHub) -> None:
+    hub.inject_fault(MODEL_INFO, 200, times=10)
+    with pytest.raises(RemoteError, match="HF_ENDPOINT") as caught:
+        client(hub).model(hub.models.chat)
+    assert not isinstance(caught.value, TransientError)
 
 
 @pytest.mark.parametrize("status", [429, 500, 503])

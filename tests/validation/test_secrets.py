@@ -48,12 +48,19 @@ def test_an_internal_error_shows_no_secret_anywhere(
             SSH_PRIVATE_KEY_PATH=str(keys.private_key_path),
         )
 
-        def crashing_whoami(self: Any, token: Any = None, **_: Any) -> Any:
-            # A library frame holding the token, and an error text quoting it (as h11 does).
-            bearer = f"Bearer {token}".encode()
-            raise RuntimeError(f"Illegal header value {bearer!r}")
+        real_session = huggingface_hub.get_session
 
-        monkeypatch.setattr(huggingface_hub.HfApi, "whoami", crashing_whoami)
+        class CrashingWhoami:
+            """huggingface_hub's HTTP session, failing on whoami in a frame that holds the
+            token, with an error text quoting it (as h11 does)."""
+
+            def get(self, url: str, *, headers: dict[str, str], **options: Any) -> Any:
+                if url.endswith("/api/whoami-v2"):
+                    bearer = headers["authorization"].encode()
+                    raise RuntimeError(f"Illegal header value {bearer!r}")
+                return real_session().get(url, headers=headers, **options)
+
+        monkeypatch.setattr(huggingface_hub, "get_session", CrashingWhoami)
         args = ["run", "--repo-id", plan_world.model, "--sft", "--report-to", "wandb"]
         result = plan_world.cli(*args, *(["--log-json"] if log_json else []))
     assert result.code == 1, result.err

@@ -3,8 +3,9 @@
 Follows the Hub's transport rules (docs/hub.md): HTTP/1.1 keep-alive with an exact
 `Content-Length` on every answer (HEAD included), the request body always read first (also on
 errors, or the next request on the connection is corrupted), chunked request bodies accepted,
-no redirects, no compression. A bug inside the fake answers 501, which huggingface_hub does not
-retry (a 500 would make the client back off for ~23 s), and is kept in `errors`.
+no redirects (unless a test asks for the real Hub's on `resolve`), no compression. A bug inside
+the fake answers 501, which huggingface_hub does not retry (a 500 would make the client back
+off for ~23 s), and is kept in `errors`.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ def _api(state: HubState, req: Request, segs: list[str]) -> Response:
         return read.whoami(state, req)
     if route == ("GET", "agent-harnesses"):
         return json_response({"standardEnvVars": [], "harnesses": {}})
+    if route[:2] in (("GET", "resolve-cache"), ("HEAD", "resolve-cache")):
+        return _resolve_cache(state, req, segs[1:])
     if route == ("POST", "validate-yaml"):
         return write.validate_yaml(state, req)
     if route == ("POST", "repos", "create"):
@@ -123,6 +126,15 @@ def _api(state: HubState, req: Request, segs: list[str]) -> Response:
     if verb[1] in ("xet-read-token", "xet-write-token"):
         raise HubError(404, "Xet is not enabled on this fake Hub: set HF_HUB_DISABLE_XET=1")
     raise HubError(404, f"Sorry, the fake Hub does not implement {req.method} {req.raw_path}")
+
+
+def _resolve_cache(state: HubState, req: Request, segs: list[str]) -> Response:
+    """`/api/resolve-cache/{type}s/{ns}/{name}/{commit}/{path}`: where the real Hub's
+    resolve redirects a small file (two-segment repo ids only)."""
+    if len(segs) < 5 or segs[0] not in REPO_TYPES:
+        raise HubError(404, f"Sorry, the fake Hub does not implement {req.raw_path}")
+    repo = state.visible_repo(req.token, REPO_TYPES[segs[0]], f"{segs[1]}/{segs[2]}")
+    return read.resolve(state, req, repo, segs[3], "/".join(segs[4:]), cached=True)
 
 
 def _web(state: HubState, req: Request, segs: list[str]) -> Response:

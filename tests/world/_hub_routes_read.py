@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from tests.world._hub_model import (
     HubError,
@@ -323,12 +323,17 @@ def auth_check(state: HubState, req: Request, repo: Repo, write: bool) -> Respon
     return json_response({})
 
 
-def resolve(state: HubState, req: Request, repo: Repo, revision: str, path: str) -> Response:
+def resolve(
+    state: HubState, req: Request, repo: Repo, revision: str, path: str, *, cached: bool = False
+) -> Response:
     """`HEAD`/`GET /{[datasets/]}{repo}/resolve/{rev}/{path}`: bytes plus hub metadata headers.
 
-    Always answers directly (no redirect): `X-Repo-Commit`, `ETag` (git sha1, or the content
-    sha256 for LFS files, mirrored in `X-Linked-Etag`/`X-Linked-Size`), exact `Content-Length`,
-    and `Range` support (206 / 416) for HfFileSystem's partial reads.
+    Answers directly: `X-Repo-Commit`, `ETag` (git sha1, or the content sha256 for LFS files,
+    mirrored in `X-Linked-Etag`/`X-Linked-Size`), exact `Content-Length`, and `Range` support
+    (206 / 416) for HfFileSystem's partial reads. With `state.resolve_redirects`, a non-LFS
+    file is first redirected as the real Hub does: a 307 with a relative `Location` on
+    `/api/resolve-cache/...` (`cached`: this is that route), carrying `X-Repo-Commit` and
+    `X-Linked-Etag`.
     """
     token: Token | None = req.token
     state.check_file_access(token, repo)
@@ -341,13 +346,25 @@ def resolve(state: HubState, req: Request, repo: Repo, revision: str, path: str)
             code="EntryNotFound",
             headers={"X-Repo-Commit": snap.oid},
         )
+    lfs = is_lfs_path(path, len(data), snap.files.get(".gitattributes"))
+    if state.resolve_redirects and not cached and not lfs:
+        prefix = {"model": "models", "dataset": "datasets", "space": "spaces"}[repo.repo_type]
+        location = f"/api/resolve-cache/{prefix}/{repo.repo_id}/{snap.oid}/{quote(path)}"
+        return Response(
+            307,
+            {
+                "Location": f"{location}?etag=%22{git_blob_sha1(data)}%22",
+                "X-Repo-Commit": snap.oid,
+                "X-Linked-Etag": f'"{git_blob_sha1(data)}"',
+            },
+        )
     headers = {
         "X-Repo-Commit": snap.oid,
         "Accept-Ranges": "bytes",
         "Content-Type": "application/octet-stream",
         "Content-Disposition": f'inline; filename="{path.rsplit("/", 1)[-1]}"',
     }
-    if is_lfs_path(path, len(data), snap.files.get(".gitattributes")):
+    if lfs:
         etag = hashlib.sha256(data).hexdigest()
         headers.update({"X-Linked-Etag": f'"{etag}"', "X-Linked-Size": str(len(data))})
     else:

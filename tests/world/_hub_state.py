@@ -115,6 +115,9 @@ class HubState:
         # LFS-pattern files (exercising the LFS batch path) instead of `regular` for all.
         self.tree_page_size = 1000
         self.lfs_uploads = False
+        # Whether `resolve` answers as the real Hub does for a small file: a 307 to the
+        # cache route (off by default: docs/hub.md, "Transport rules").
+        self.resolve_redirects = False
         self.lfs_blobs: dict[str, bytes] = {}
         self._counter = itertools.count(1)
 

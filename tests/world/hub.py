@@ -199,6 +199,7 @@ class FakeHub:
             state.lfs_blobs.clear()
             state.tree_page_size = 1000
             state.lfs_uploads = False
+            state.resolve_redirects = False
             state.create_repo("model", MODELS.chat, files=trees["chat"])
             state.create_repo("model", MODELS.chat_jinja, files=trees["chat_jinja"])
             state.create_repo("model", MODELS.no_template, files=trees["no_template"])

@@ -154,6 +154,20 @@ def test_hf_hub_download_then_cache_hit(hub_env: HubEnv, filename: str) -> None:
     assert calls(hub) == [f"HEAD {url} 200"]
 
 
+def test_resolve_redirects_a_small_file_as_the_real_hub_does(hub_env: HubEnv) -> None:
+    hub = hub_env.hub
+    hub.state.resolve_redirects = True
+    kwargs = {"endpoint": hub.endpoint, "token": hub.tokens.read, "cache_dir": hub_env.home}
+    path = hf_hub_download(hub.models.chat, "config.json", **kwargs)
+    assert Path(path).read_bytes() == hub.files(hub.models.chat)["config.json"]
+    seen = calls(hub)
+    assert seen[0] == f"HEAD /{hub.models.chat}/resolve/main/config.json 307"
+    assert seen[1].startswith("HEAD /api/resolve-cache/models/") and seen[1].endswith(" 200")
+    assert seen[2].startswith("GET /api/resolve-cache/models/") and seen[2].endswith(" 200")
+    with pytest.raises(GatedRepoError):  # the redirect comes after the access check
+        hf_hub_download(hub.models.gated_denied, "config.json", **kwargs)
+
+
 def test_gated_downloads(hub_env: HubEnv) -> None:
     hub = hub_env.hub
     kwargs = {"endpoint": hub.endpoint, "cache_dir": hub_env.home}

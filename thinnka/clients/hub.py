@@ -8,6 +8,10 @@ refused token ``AuthError``, an unreachable Hub, a 429 or a 5xx
 has a timeout: huggingface_hub's shared HTTP client has none by default. The
 token is always passed explicitly (``False`` when there is none), so a token
 cached on this machine is never used by accident.
+
+The reads before a run's pod exists (``model``, ``whoami``) are plain requests
+(``hub_reads``), so ``HfApi`` and the download machinery are not imported on that
+path; the calls after it (commits, ``json_at_head``) use them, imported when first used.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenacity import (
     retry,
@@ -31,7 +36,11 @@ from tenacity import (
 
 from thinnka import __version__
 from thinnka.clients.hub_errors import translate_hub_error
+from thinnka.clients.hub_reads import HubReads, parse_listing
 from thinnka.errors import AuthError, NotFoundError, TransientError
+
+if TYPE_CHECKING:
+    from huggingface_hub import HfApi
 
 T = TypeVar("T")
 
@@ -88,24 +97,30 @@ class HubClient:
         max_delay: float = 30.0,
         backoff_max: float = 4.0,
     ) -> None:
-        from huggingface_hub import HfApi
-
         self.endpoint = (endpoint or "https://huggingface.co").rstrip("/")
         self.timeout = timeout
         self._token: str | bool = token or False
-        # "thinnka/<version>" in the User-Agent, as on the Runpod clients: the Hub (and the
-        # emulator's fault injection) can tell the orchestrator's requests from a trainer's.
-        self._api = HfApi(
-            endpoint=self.endpoint,
-            token=self._token,
-            library_name="thinnka",
-            library_version=__version__,
-        )
+        # The preflight's reads, without HfApi (hub_reads says why).
+        self._reads = HubReads(self.endpoint, token or None, timeout)
         self._retrying = retry(
             retry=retry_if_exception_type(TransientError),
             stop=stop_after_attempt(attempts) | stop_after_delay(max_delay),
             wait=wait_random_exponential(multiplier=0.5, max=backoff_max),
             reraise=True,
+        )
+
+    @cached_property
+    def _api(self) -> HfApi:
+        """For the calls after the pod exists (commits, pushes): imported when first used."""
+        from huggingface_hub import HfApi
+
+        # "thinnka/<version>" in the User-Agent, as on the Runpod clients: the Hub (and the
+        # emulator's fault injection) can tell the orchestrator's requests from a trainer's.
+        return HfApi(
+            endpoint=self.endpoint,
+            token=self._token,
+            library_name="thinnka",
+            library_version=__version__,
         )
 
     # ------------------------------------------------------------ reads
@@ -115,17 +130,15 @@ class HubClient:
 
     def _model_once(self, repo_id: str) -> HubModel:
         with _translate(repo_id, self.endpoint):
-            _bound_session_timeout(self.timeout)
-            info = self._api.model_info(
-                repo_id, files_metadata=True, token=self._token, timeout=self.timeout
-            )
-        files = tuple((s.rfilename, int(s.size or 0)) for s in (info.siblings or []))
-        names = {name for name, _ in files}
+            listing = parse_listing(self._reads.model_info(repo_id))
+        names = {name for name, _ in listing.files}
+        # The files of the commit the listing describes, even if main moves meanwhile.
+        revision = listing.sha or "main"
         # Metadata of gated repos is public: fetching config.json proves read access.
         # Both small files are fetched at once.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hub") as pool:
             asked = {
-                name: pool.submit(self._json_file, repo_id, name)
+                name: pool.submit(self._json_file, repo_id, name, revision)
                 for name in ("config.json", "tokenizer_config.json")
                 if name in names
             }
@@ -135,21 +148,20 @@ class HubClient:
         )
         template = _template_text(tokenizer_config)
         if template is None and "chat_template.jinja" in names:
-            template = self._text_file(repo_id, "chat_template.jinja")
-        safetensors = getattr(info, "safetensors", None)
+            template = self._text_file(repo_id, "chat_template.jinja", revision)
         return HubModel(
             repo_id=repo_id,
-            gated=info.gated or False,
-            private=bool(info.private),
-            files=files,
-            safetensors_total=getattr(safetensors, "total", None),
-            safetensors_parameters=dict(getattr(safetensors, "parameters", None) or {}) or None,
+            gated=listing.gated,
+            private=listing.private,
+            files=listing.files,
+            safetensors_total=listing.safetensors_total,
+            safetensors_parameters=listing.safetensors_parameters,
             config=config,
             has_chat_template=template is not None,
             system_role_supported=template is None or "System role not supported" not in template,
             transformers_version=(config or {}).get("transformers_version"),
             model_type=(config or {}).get("model_type"),
-            sha=info.sha,
+            sha=listing.sha,
         )
 
     def whoami(self) -> TokenInfo:
@@ -158,8 +170,7 @@ class HubClient:
 
         def once() -> dict[str, Any]:
             with _translate(None, self.endpoint):
-                _bound_session_timeout(self.timeout)
-                return self._api.whoami(token=self._token)
+                return self._reads.whoami()
 
         return _token_info(self._retried(once))
 
@@ -227,34 +238,19 @@ class HubClient:
     def _retried(self, call: Callable[[], T]) -> T:
         return self._retrying(call)()
 
-    def _download(self, repo_id: str, filename: str) -> str:
-        from huggingface_hub import hf_hub_download
-
+    def _json_file(self, repo_id: str, filename: str, revision: str) -> dict[str, Any] | None:
         with _translate(repo_id, self.endpoint):
-            return hf_hub_download(
-                repo_id,
-                filename,
-                token=self._token,
-                endpoint=self.endpoint,
-                etag_timeout=self.timeout,
-                library_name="thinnka",
-                library_version=__version__,
-            )
-
-    def _read(self, repo_id: str, filename: str) -> str:
-        path = self._download(repo_id, filename)
-        with _translate(repo_id, self.endpoint), open(path, encoding="utf-8") as handle:
-            return handle.read()
-
-    def _json_file(self, repo_id: str, filename: str) -> dict[str, Any] | None:
+            raw = self._reads.file(repo_id, filename, revision)
         try:
-            data = json.loads(self._read(repo_id, filename))
+            data = json.loads(raw.decode("utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None
         return data if isinstance(data, dict) else None
 
-    def _text_file(self, repo_id: str, filename: str) -> str:
-        return self._read(repo_id, filename)
+    def _text_file(self, repo_id: str, filename: str, revision: str) -> str:
+        with _translate(repo_id, self.endpoint):
+            raw = self._reads.file(repo_id, filename, revision)
+        return raw.decode("utf-8", errors="replace")
 
 
 def _template_text(tokenizer_config: dict[str, Any] | None) -> str | None:
@@ -289,8 +285,9 @@ def _token_info(data: dict[str, Any]) -> TokenInfo:
 def _bound_session_timeout(seconds: float) -> None:
     """Give huggingface_hub's shared HTTP client a timeout (it has none by default).
 
-    Calls such as ``whoami`` take no timeout argument and would otherwise wait
-    forever on a Hub that accepts the connection but never answers.
+    ``HfApi`` calls such as ``list_repo_commits`` take no timeout argument and would
+    otherwise wait forever on a Hub that accepts the connection but never answers (the
+    reads of ``hub_reads`` pass theirs with each request).
     """
     from huggingface_hub import get_session
 
