@@ -115,8 +115,10 @@ class ConnectHandler:
 
 def _while_booting(ctx: StepContext) -> None:
     """Work the next steps need anyway, done while the pod boots: fabric's import (a fifth
-    of a second) and the run's rendering (which install, train and push then reuse)."""
+    of a second), ``HfApi``'s (the train step asks the Hub for the newest commit with it), and
+    the run's rendering (which install, train and push then reuse)."""
     load_ssh_client()
+    ctx.services.hub.prepare_later_calls()
     # Whatever rendering raises is raised again, and reported, by the step that renders.
     with contextlib.suppress(Exception):
         rendered_for_run(ctx)
