@@ -62,6 +62,18 @@ def _v2_requests(fake: FakeRunpod, method: str | None = None, path: str = "") ->
 
 
 # ---- catalog ---------------------------------------------------------------------------------
+def test_both_clouds_of_the_catalog_are_asked_at_once(runpod_account: FakeRunpod) -> None:
+    """--cloud-type ALL reads the catalog once per cloud; the two requests overlap, so a slow
+    network costs one round trip before the create, not two."""
+    runpod_account.set_latency(1.0)
+    started = time.monotonic()
+    offers = _client(runpod_account).gpu_offers(1)
+    took = time.monotonic() - started
+    assert {o.id: o for o in offers}[L40S].clouds == ("SECURE", "COMMUNITY")
+    assert len(_v2_requests(runpod_account, "GET", "/catalog/gpus")) == 2
+    assert took < 2 * 1.0, f"the clouds were asked one after the other ({took:.2f} s)"
+
+
 def test_catalog_prices_per_gpu_times_count_and_clouds_in_order(
     runpod_account: FakeRunpod,
 ) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -131,15 +132,16 @@ class RestRunpod:
         clouds = ("SECURE", "COMMUNITY") if cloud_type == "ALL" else (cloud_type,)
         if not self._has_key:
             return self._keyless_offers(gpu_count, cloud_type, clouds)
-        per_cloud = {
-            cloud: self._get(
-                "/catalog/gpus",
-                "catalog",
-                {"include": "AVAILABILITY", "product": "POD", "count": gpu_count, "cloud": cloud},
-            ).get("gpus")
-            or []
-            for cloud in clouds
-        }
+
+        def listed(cloud: str) -> list[dict[str, Any]]:
+            params = {"include": "AVAILABILITY", "product": "POD", "count": gpu_count}
+            found = self._get("/catalog/gpus", "catalog", {**params, "cloud": cloud})
+            return found.get("gpus") or []
+
+        # Both clouds at once: the catalog is read before every pod's create, and over a
+        # real network a second round trip after the first is a few tenths of a second.
+        with ThreadPoolExecutor(max_workers=len(clouds), thread_name_prefix="catalog") as pool:
+            per_cloud = dict(zip(clouds, pool.map(listed, clouds), strict=True))
         merged: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         for cloud, items in per_cloud.items():
             for item in items:
