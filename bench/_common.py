@@ -73,12 +73,13 @@ class Emulated:
 
 @contextmanager
 def emulated_world(
-    root: Path | None = None, *, boot_delay: float | None = None
+    root: Path | None = None, *, boot_delay: float | None = None, pod_home: Path | None = None
 ) -> Iterator[Emulated]:
     """Start sshd + Runpod + Hub as the tests' fixtures do; stop them (and remove a
     temporary ``root``) on the way out, whatever happened. ``root``, when given, is kept.
     ``boot_delay``: seconds from a pod's create to its SSH port showing (default: the
-    emulator's own)."""
+    emulator's own). ``pod_home``: the pods' HOME (default: a home of their own with an
+    image's stock bashrc, see tests/world/sshd.py)."""
     from tests.world.hub import FakeHub
     from tests.world.runpod import FakeRunpod
     from tests.world.sshd import FakeSshd
@@ -86,7 +87,7 @@ def emulated_world(
     folder = root if root is not None else Path(tempfile.mkdtemp(prefix="thinnka-bench-"))
     try:
         with ExitStack() as servers:
-            sshd = servers.enter_context(FakeSshd(folder / "sshd"))
+            sshd = servers.enter_context(FakeSshd(folder / "sshd", home=pod_home))
             delay = {} if boot_delay is None else {"boot_delay": boot_delay}
             runpod = servers.enter_context(
                 FakeRunpod(

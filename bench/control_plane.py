@@ -10,7 +10,11 @@ the tiny model on CPU, and the database exists already (not a first run ever).
 It also reports the time from starting `thinnka run` to the pod's create request, as the
 Runpod emulator received it (goal: under 0.5 s): all that comes before any money is spent.
 
-Run: python bench/control_plane.py [--runs N] [--vs CHECKOUT]
+Run: python bench/control_plane.py [--runs N] [--vs CHECKOUT] [--machine-home]
+
+The emulated pods have a home of their own with an image's stock bashrc. ``--machine-home``
+gives them this machine's HOME instead (what the emulator did before): on the CI machine its
+~/.bashrc initialises pyenv, which the pod's login shell then runs before every command.
 
 With ``--vs``, runs of this checkout (A) and of CHECKOUT (B, another thinnka tree, e.g.
 made with ``git worktree add``) take turns in one emulated world, A B B A A B ..., so both
@@ -90,10 +94,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="measured runs per checkout")
     parser.add_argument("--vs", type=Path, help="another thinnka checkout to pair against")
+    parser.add_argument(
+        "--machine-home", action="store_true", help="pods read this machine's ~/.bashrc"
+    )
     args = parser.parse_args()
     checkouts = {"A": ROOT} if args.vs is None else {"A": ROOT, "B": args.vs.resolve()}
     samples: dict[str, list[Sample]] = {label: [] for label in checkouts}
-    with emulated_world(boot_delay=BOOT_DELAY_S) as emulated:
+    home = Path.home() if args.machine_home else None
+    with emulated_world(boot_delay=BOOT_DELAY_S, pod_home=home) as emulated:
         venv = emulated.pod_venv()
         for label, checkout in checkouts.items():
             measure(emulated, venv, f"warmup-{label}", checkout)  # installs into the pod venv
