@@ -6,10 +6,12 @@ Both run here in turns on the same connection to the emulated pod (a real OpenSS
 127.0.0.1), the old path exactly as ``run`` called it, so a pair sees the same load. Also
 ``make_dirs`` of a folder that exists (one SFTP ``stat`` now; one per path component before).
 
-sshd's login shell reads the user's ``~/.bashrc`` before each command; where it is slow (this
-machine's initialises pyenv: 0.1-0.2 s) it hides the client's part. ``--empty-home`` gives the
-emulated pod an empty home folder, so what remains is the client's and sshd's own time.
-Run: python bench/ssh_command.py [--pairs N] [--empty-home]
+sshd's login shell reads the user's ``~/.bashrc`` before each command. The emulated pod has a
+home of its own with an image's stock bashrc (it stops at once in a non-interactive shell), so
+what is measured is the client's and sshd's own time. ``--machine-home`` gives the pod this
+machine's HOME instead; where its bashrc is slow (CI's initialises pyenv: 0.1-0.2 s) that hides
+the client's part.
+Run: python bench/ssh_command.py [--pairs N] [--machine-home]
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ from _common import report
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=40, help="old/new pairs per command")
-    parser.add_argument("--empty-home", action="store_true", help="the pod's HOME: a new folder")
+    parser.add_argument(
+        "--machine-home", action="store_true", help="the pod reads this machine's ~/.bashrc"
+    )
     args = parser.parse_args()
     pairs = args.pairs
 
@@ -39,9 +43,8 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="thinnka-bench-") as folder:
         root = Path(folder)
-        (root / "home").mkdir()
-        home = [f"SetEnv HOME={root / 'home'}"] if args.empty_home else []
-        with FakeSshd(root / "sshd", extra_config=home) as sshd:
+        home = Path.home() if args.machine_home else None
+        with FakeSshd(root / "sshd", home=home) as sshd:
             target = SshTarget(sshd.host, sshd.port, sshd.user, sshd.private_key_path)
             with connect(target, deadline=time.monotonic() + 30) as shell:
 
