@@ -130,7 +130,7 @@ class HubReads:
 
 def _validate(repo_id: str) -> None:
     """As HfApi and downloads check it: a malformed id raises ``HFValidationError``."""
-    from huggingface_hub.utils import validate_repo_id
+    from huggingface_hub.utils._validators import validate_repo_id
 
     validate_repo_id(repo_id)
 
