@@ -119,9 +119,9 @@ def test_uv_installs_and_a_new_venv_on_the_same_volume_downloads_nothing(
 
 def test_without_uv_the_setup_falls_back_to_pip(tmp_path: Path) -> None:
     """No uv on the image and none to be had from PyPI: pip installs, and says so."""
-    uv = shutil.which("uv")
+    # Every folder with a uv goes, not only the first one PATH names (a second venv's, say).
     path = os.pathsep.join(
-        p for p in os.environ["PATH"].split(os.pathsep) if not uv or Path(p) != Path(uv).parent
+        p for p in os.environ["PATH"].split(os.pathsep) if not (Path(p) / "uv").exists()
     )
     wheels, volume = tmp_path / "wheels", tmp_path / "volume" / ".cache"
     _wheel(wheels)
