@@ -25,6 +25,9 @@ huggingface_hub exception.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from types import TracebackType
+
 from thinnka.reasons import Reason
 
 __all__ = [
@@ -44,6 +47,7 @@ __all__ = [
     "StoreError",
     "ThinnkaError",
     "TransientError",
+    "translated",
 ]
 
 
@@ -180,3 +184,28 @@ def first_line(exc: BaseException) -> str:
     except Exception:  # some library errors cannot render without their full context
         text = ""
     return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+class translated:
+    """Raise ``translate(exc)`` for any exception of the block, chained to it (context
+    manager): how a client turns its library's errors into these at its boundary. An
+    exception ``translate`` returns as it is, and KeyboardInterrupt and friends, pass untouched.
+    """
+
+    def __init__(self, translate: Callable[[Exception], BaseException]) -> None:
+        self._translate = translate
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or not isinstance(exc, Exception):
+            return
+        replacement = self._translate(exc)
+        if replacement is not exc:
+            raise replacement from exc

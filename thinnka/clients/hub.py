@@ -23,7 +23,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenacity import (
@@ -37,7 +36,7 @@ from tenacity import (
 from thinnka import __version__
 from thinnka.clients.hub_errors import translate_hub_error
 from thinnka.clients.hub_reads import HubReads, parse_listing
-from thinnka.errors import AuthError, NotFoundError, TransientError
+from thinnka.errors import AuthError, NotFoundError, TransientError, translated
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
@@ -301,26 +300,10 @@ def _bound_session_timeout(seconds: float) -> None:
         session.timeout = seconds
 
 
-class _translate:
+def _translate(repo_id: str | None, endpoint: str, *, preflight: bool = True) -> translated:
     """Raise the thinnka error for any exception of the block (context manager)."""
-
-    def __init__(self, repo_id: str | None, endpoint: str, *, preflight: bool = True) -> None:
-        self.repo_id, self.endpoint, self.preflight = repo_id, endpoint, preflight
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or not isinstance(exc, Exception):
-            return  # KeyboardInterrupt and friends pass untouched
-        translated = translate_hub_error(
-            exc, endpoint=self.endpoint, repo_id=self.repo_id, preflight=self.preflight
+    return translated(
+        lambda exc: translate_hub_error(
+            exc, endpoint=endpoint, repo_id=repo_id, preflight=preflight
         )
-        if translated is exc:
-            return
-        raise translated from exc
+    )

@@ -9,8 +9,6 @@ refused key an ``AuthError``; no common algorithm, or an SFTP server that refuse
 
 from __future__ import annotations
 
-from types import TracebackType
-
 from thinnka.errors import (
     AuthError,
     ConfigError,
@@ -19,6 +17,7 @@ from thinnka.errors import (
     ThinnkaError,
     TransientError,
     first_line,
+    translated,
 )
 
 __all__ = ["ssh_errors", "translate_ssh_error"]
@@ -51,21 +50,7 @@ def translate_ssh_error(exc: BaseException, what: str) -> ThinnkaError:
     return RemoteError(f"{what} failed ({detail}).")
 
 
-class ssh_errors:
-    """Raise the thinnka error for any exception of the block (context manager)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc is None or not isinstance(exc, Exception) or isinstance(exc, ThinnkaError):
-            return  # KeyboardInterrupt and thinnka's own errors pass untouched
-        raise translate_ssh_error(exc, self.what) from exc
+def ssh_errors(what: str) -> translated:
+    """Raise the thinnka error for any exception of the block (context manager); thinnka's
+    own errors pass untouched (``translate_ssh_error`` returns them as they are)."""
+    return translated(lambda exc: translate_ssh_error(exc, what))
