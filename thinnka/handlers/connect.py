@@ -47,9 +47,9 @@ def wait_for_ssh_port(
 
     Quick in the first second (a resumed or cached pod is up in moments), then
     backing off to once a second: a booting pod costs money every second, so
-    noticing its port late costs more than the extra requests. ``while_waiting`` runs once, in the
-    first wait, which it shortens by the time it took (work the next step
-    needs anyway, done while the pod boots).
+    noticing its port late costs more than the extra requests. ``while_waiting``
+    runs once, in the first wait, which it shortens by the time it took (work the
+    next step needs anyway, done while the pod boots).
     """
     delay = _QUICK_POLL_S
     polls = 0
